@@ -1,0 +1,63 @@
+"""Atoma SDK core: `AtomaCore`, `Result`, configuration, the error tree and the models.
+
+Names load on first access (PEP 562), so `import atoma_core` is cheap and importing one
+function pulls in only what it uses.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import errors, models
+    from .config import BackoffStrategy, HookContext, Hooks, RequestOptions, RetryConfig, Timeouts
+    from .core import AtomaCore
+    from .models.meta import ResponseMeta
+    from .result import Err, Ok, Result
+
+__all__ = [
+    "AtomaCore",
+    "BackoffStrategy",
+    "Err",
+    "HookContext",
+    "Hooks",
+    "Ok",
+    "RequestOptions",
+    "ResponseMeta",
+    "Result",
+    "RetryConfig",
+    "Timeouts",
+    "__version__",
+    "errors",
+    "models",
+]
+
+_LAZY = {
+    "AtomaCore": ".core",
+    "BackoffStrategy": ".config",
+    "HookContext": ".config",
+    "Hooks": ".config",
+    "RequestOptions": ".config",
+    "RetryConfig": ".config",
+    "Timeouts": ".config",
+    "Ok": ".result",
+    "Err": ".result",
+    "Result": ".result",
+    "ResponseMeta": ".models.meta",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("errors", "models"):
+        return import_module(f".{name}", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'atoma_core' has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,157 @@
+"""Fold stream chunks into the whole response: text per choice, tool calls merged by index,
+refusal, reasoning, logprobs, finish_reason and usage. Pure data, no I/O."""
+
+from __future__ import annotations
+
+from .models.chat import (
+    ChatCompletionChoice,
+    ChatCompletionChunk,
+    ChatCompletionLogProbs,
+    ChatCompletionLogProbsContent,
+    ChatCompletionResponse,
+    ChatCompletionResponseMessage,
+    ToolCall,
+    ToolCallFunction,
+    Usage,
+)
+
+__all__ = ["ChunkAccumulator"]
+
+
+class _ToolCallState:
+    __slots__ = ("arguments", "id", "name", "type")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.type = "function"
+        self.name = ""
+        self.arguments: list[str] = []
+
+
+class _ChoiceState:
+    __slots__ = (
+        "content",
+        "finish_reason",
+        "logprobs",
+        "reasoning",
+        "refusal",
+        "role",
+        "stop_reason",
+        "tool_calls",
+    )
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, _ToolCallState] = {}
+        self.finish_reason: str | None = None
+        self.stop_reason: int | str | None = None
+        self.logprobs: list[ChatCompletionLogProbsContent] | None = None
+
+    def message(self) -> ChatCompletionResponseMessage:
+        tool_calls = [
+            ToolCall(
+                id=t.id, type=t.type, function=ToolCallFunction(name=t.name, arguments="".join(t.arguments))
+            )
+            for _, t in sorted(self.tool_calls.items())
+        ]
+        return ChatCompletionResponseMessage(
+            role=self.role,
+            content="".join(self.content) if self.content or not tool_calls else None,
+            refusal="".join(self.refusal) if self.refusal else None,
+            reasoning_content="".join(self.reasoning) if self.reasoning else None,
+            tool_calls=tool_calls or None,
+        )
+
+
+class ChunkAccumulator:
+    """Accumulates chunks; `snapshot()` builds the response `chat_create` would have returned."""
+
+    __slots__ = ("choices", "created", "id", "model", "service_tier", "system_fingerprint", "usage")
+
+    def __init__(self) -> None:
+        self.choices: dict[int, _ChoiceState] = {}
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.usage: Usage | None = None
+        self.system_fingerprint: str | None = None
+        self.service_tier: str | None = None
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        if not self.id:
+            self.id = chunk.id
+            self.model = chunk.model
+            self.created = chunk.created
+            self.system_fingerprint = chunk.system_fingerprint
+            self.service_tier = chunk.service_tier
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices:
+            state = self.choices.get(choice.index)
+            if state is None:
+                state = self.choices[choice.index] = _ChoiceState()
+            delta = choice.delta
+            if delta.content is not None:
+                state.content.append(delta.content)
+            if delta.tool_calls:
+                self._merge_tool_calls(state, delta.tool_calls)
+            if delta.reasoning_content is not None:
+                state.reasoning.append(delta.reasoning_content)
+            if delta.refusal is not None:
+                state.refusal.append(delta.refusal)
+            if delta.role is not None:
+                state.role = delta.role
+            if choice.finish_reason is not None:
+                state.finish_reason = choice.finish_reason
+            if choice.stop_reason is not None:
+                state.stop_reason = choice.stop_reason
+            if choice.logprobs is not None and choice.logprobs.content:
+                if state.logprobs is None:
+                    state.logprobs = []
+                state.logprobs.extend(choice.logprobs.content)
+
+    @staticmethod
+    def _merge_tool_calls(state: _ChoiceState, deltas: list) -> None:  # type: ignore[type-arg]
+        for delta in deltas:
+            call = state.tool_calls.get(delta.index)
+            if call is None:
+                call = state.tool_calls[delta.index] = _ToolCallState()
+            if delta.id:
+                call.id = delta.id
+            if delta.type:
+                call.type = delta.type
+            function = delta.function
+            if function is not None:
+                if function.name:
+                    call.name = function.name
+                if function.arguments:
+                    call.arguments.append(function.arguments)
+
+    def finished(self) -> bool:
+        """At least one choice arrived, and every choice got a finish_reason."""
+        return bool(self.choices) and all(c.finish_reason is not None for c in self.choices.values())
+
+    def snapshot(self) -> ChatCompletionResponse:
+        choices = [
+            ChatCompletionChoice(
+                message=state.message(),
+                index=index,
+                finish_reason=state.finish_reason,
+                logprobs=None if state.logprobs is None else ChatCompletionLogProbs(content=state.logprobs),
+                stop_reason=state.stop_reason,
+            )
+            for index, state in sorted(self.choices.items())
+        ]
+        return ChatCompletionResponse(
+            choices=choices,
+            id=self.id,
+            object="chat.completion",
+            created=self.created,
+            model=self.model,
+            usage=self.usage,
+            system_fingerprint=self.system_fingerprint,
+            service_tier=self.service_tier,
+        )

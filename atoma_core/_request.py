@@ -1,0 +1,493 @@
+"""THE request path: encode, build URL and headers, send, retry, map failures, hand over.
+
+Every operation is an `Operation` (id, path, request type, a `prepare` step and a `handle` step
+that turns a 2xx response into the value) run by `call()`, which returns a Result and never
+raises, except `asyncio.CancelledError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Mapping, TypeVar
+
+import aiohttp
+import msgspec
+
+from .config import HookContext, RequestOptions, RetryConfig, Timeouts
+from .core import check_header_value
+from .errors import (
+    APIConnectionError,
+    APIError,
+    AtomaError,
+    InvalidRequestError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+    ResponseValidationError,
+    TimeoutPhase,
+    UnexpectedClientError,
+    error_class_for,
+)
+from .models.meta import ResponseMeta
+from .result import Err, Ok, Result
+
+if TYPE_CHECKING:
+    from .config import Hook
+    from .core import AtomaCore
+
+__all__ = ["CallContext", "Operation", "call", "decode_json_body", "json_response", "read_body"]
+
+log = logging.getLogger("atoma")
+Req = TypeVar("Req", bound=msgspec.Struct)
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+class CallContext:
+    """What a `handle` step may need to know about the call that produced its response."""
+
+    __slots__ = (
+        "attempts",
+        "core",
+        "deadline",
+        "operation_id",
+        "request_id",
+        "retry",
+        "started",
+        "timeouts",
+    )
+
+    def __init__(
+        self,
+        core: AtomaCore,
+        operation_id: str,
+        retry: RetryConfig,
+        timeouts: Timeouts,
+        started: float,
+        deadline: float | None,
+    ) -> None:
+        self.core = core
+        self.operation_id = operation_id
+        self.retry = retry
+        self.timeouts = timeouts
+        self.started = started
+        self.deadline = deadline
+        self.attempts = 0
+        self.request_id: str | None = None
+
+
+class Operation(Generic[Req, T]):
+    """One API operation: how to validate and finish its request, and how to read a 2xx answer."""
+
+    __slots__ = ("accept", "handle", "operation_id", "path", "prepare", "request_type")
+
+    def __init__(
+        self,
+        operation_id: str,
+        path: str,
+        request_type: type[Req],
+        handle: Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]],
+        *,
+        prepare: Callable[[Req], Req] | None = None,
+        accept: str = "application/json",
+    ) -> None:
+        self.operation_id = operation_id
+        self.path = path
+        self.request_type = request_type
+        self.handle = handle
+        self.prepare = prepare
+        self.accept = accept
+
+
+class _AttemptFailed(Exception):
+    """One attempt's failure, with what the retry loop needs to decide."""
+
+    def __init__(self, error: AtomaError, retryable: bool, server_wait: float | None = None) -> None:
+        self.error = error
+        self.retryable = retryable
+        self.server_wait = server_wait
+
+
+def encode_request(
+    op: Operation[Req, Any], request: Req | Mapping[str, Any], extra_body: Mapping[str, Any] | None
+) -> bytes:
+    """Validate a dict (or take a Struct), apply the operation's fixes, encode to JSON bytes."""
+    try:
+        if isinstance(request, op.request_type):
+            req = request
+        elif isinstance(request, Mapping):
+            req = msgspec.convert(request, op.request_type, from_attributes=True)
+        else:
+            raise InvalidRequestError(
+                f"request must be a dict or {op.request_type.__name__}, not {type(request).__name__}"
+            )
+        if op.prepare is not None:
+            req = op.prepare(req)
+        if extra_body:
+            merged = msgspec.to_builtins(req)
+            merged.update(extra_body)
+            return _encoder.encode(merged)
+        return _encoder.encode(req)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(f"invalid request: {exc}") from None
+    except (msgspec.EncodeError, TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"request cannot be encoded: {exc}") from None
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, refusing to hold more than `limit` bytes."""
+    length = response.content_length
+    if length is not None and length > limit:
+        raise ResponseTooLargeError(f"response body of {length} bytes exceeds {limit}", limit=limit)
+    if length is not None:
+        return await response.read()
+    parts: list[bytes] = []
+    size = 0
+    async for piece in response.content.iter_any():
+        size += len(piece)
+        if size > limit:
+            raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
+        parts.append(piece)
+    return b"".join(parts)
+
+
+def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
+    """A `handle` step that reads the whole body and decodes it as `response_type`."""
+    decoder = msgspec.json.Decoder(response_type)
+
+    async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
+        raw = await read_body(response, ctx.core.max_body_size)
+        value = decode_json_body(raw, decoder, response.status)
+        if hasattr(value, "__dict__"):  # models that carry `meta` (see ResponseMeta)
+            value.__dict__["meta"] = ResponseMeta(
+                attempts=ctx.attempts,
+                request_id=ctx.request_id,
+                headers=response.headers,
+                elapsed=asyncio.get_running_loop().time() - ctx.started,
+            )
+        return value
+
+    return handle
+
+
+def decode_json_body(raw: bytes, decoder: msgspec.json.Decoder[T], status: int) -> T:
+    """Decode a 2xx body, mapping a mismatch to `ResponseValidationError` with the raw bytes."""
+    try:
+        return decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ResponseValidationError(
+            f"response does not match the schema: {exc}", raw=raw, status_code=status
+        ) from None
+
+
+def api_error_from(status: int, reason: str | None, headers: Mapping[str, str], raw: bytes) -> APIError:
+    """Build the `APIError` subclass for an error status from any body: Atoma or OpenAI
+    envelope, `{"detail": ...}`, plain text or HTML."""
+    text = raw.decode("utf-8", "replace")
+    code: str | None = None
+    message: str | None = None
+    err_type: str | None = None
+    param: str | None = None
+    try:
+        parsed = msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        err = parsed.get("error", parsed)
+        if isinstance(err, dict):
+            message = _text(err.get("message")) or _text(err.get("detail"))
+            code = _text(err.get("code"))
+            err_type = _text(err.get("type"))
+            param = _text(err.get("param"))
+        elif isinstance(err, str):
+            message = err
+        if message is None:
+            message = _text(parsed.get("message")) or _text(parsed.get("detail"))
+    if not message:
+        message = f"HTTP {status} {reason or ''}".rstrip()
+    return error_class_for(status)(
+        message,
+        status_code=status,
+        code=code,
+        body=text,
+        headers=headers,
+        request_id=headers.get("x-request-id"),
+        type=err_type,
+        param=param,
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode() if not isinstance(value, int) else str(value)
+
+
+def transport_error(exc: BaseException, timeouts: Timeouts) -> AtomaError:
+    """Map an aiohttp or socket failure to the error tree, naming the timeout phase."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return _timeout("connect", timeouts.connect)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return _timeout("read", timeouts.read)
+    if isinstance(exc, asyncio.TimeoutError):
+        return _timeout("total", timeouts.total)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InvalidRequestError(f"invalid URL: {exc}")
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        detail = str(exc) or type(exc).__name__
+        return APIConnectionError(f"connection error: {detail}")
+    error = UnexpectedClientError(f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _timeout(phase: TimeoutPhase, seconds: float | None) -> RequestTimeoutError:
+    limit = f" ({seconds:g} s)" if seconds is not None else ""
+    return RequestTimeoutError(f"{phase} timeout{limit} exceeded", phase=phase, timeout=seconds)
+
+
+async def run_hook(hook: Hook, context: HookContext) -> None:
+    """Run a user hook, sync or async; its own failure is reported, not propagated raw."""
+    try:
+        result = hook(context)
+        if result is not None:
+            await result
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = UnexpectedClientError(f"{context.operation_id} hook failed: {exc!r}")
+        raise error from exc
+
+
+_timeout_cache: dict[tuple[Timeouts, float | None], aiohttp.ClientTimeout] = {}
+
+
+def _client_timeout(timeouts: Timeouts, remaining: float | None) -> aiohttp.ClientTimeout:
+    if remaining is not None:
+        return aiohttp.ClientTimeout(total=remaining, sock_connect=timeouts.connect, sock_read=timeouts.read)
+    key = (timeouts, None)
+    cached = _timeout_cache.get(key)
+    if cached is None:
+        cached = _timeout_cache[key] = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+    return cached
+
+
+async def call(
+    core: AtomaCore,
+    op: Operation[Req, T],
+    request: Req | Mapping[str, Any],
+    options: RequestOptions | None = None,
+) -> Result[T, AtomaError]:
+    """Run one operation end to end with retries. Returns Ok(value) or Err(AtomaError)."""
+    retry: RetryConfig = core.retry_config
+    timeouts: Timeouts = core.timeouts
+    extra_headers: Mapping[str, str] | None = None
+    server_url: str | None = None
+    extra_body: Mapping[str, Any] | None = None
+    if options is not None:
+        retry = options.retries or retry
+        timeouts = options.timeouts or timeouts
+        if options.timeout_ms is not None:
+            timeouts = msgspec.structs.replace(timeouts, total=options.timeout_ms / 1000.0)
+        extra_headers = options.headers
+        server_url = options.server_url
+        extra_body = options.extra_body
+    try:
+        body = encode_request(op, request, extra_body)
+        headers = await _headers(core, op, extra_headers)
+        url = core.url(op.path, server_url)
+    except AtomaError as invalid:
+        return Err(invalid)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return Err(_unexpected(exc))
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + timeouts.total if timeouts.total is not None else None
+    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline)
+    schedule = None
+    while True:
+        ctx.attempts += 1
+        try:
+            return Ok(await _attempt(core, op, ctx, url, headers, body))
+        except _AttemptFailed as failed:
+            failure = failed.error
+            failure.attempts = ctx.attempts
+            if not (failed.retryable and retry.enabled):
+                return Err(failure)
+            now = loop.time()
+            if schedule is None:
+                from ._retries import RetrySchedule
+
+                schedule = RetrySchedule(retry, started)
+            wait = schedule.next_wait(now, failed.server_wait, deadline)
+            if wait is None:
+                return Err(failure)
+            log.debug(
+                "%s retry %d in %.3f s after attempt %d: %s",
+                op.operation_id,
+                schedule.retries,
+                wait,
+                ctx.attempts,
+                failure,
+            )
+            await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: report it, typed, with its cause
+            bug = _unexpected(exc)
+            bug.attempts = ctx.attempts
+            return Err(bug)
+
+
+def _unexpected(exc: Exception) -> AtomaError:
+    if isinstance(exc, AtomaError):
+        return exc
+    error = UnexpectedClientError(f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+async def _headers(
+    core: AtomaCore, op: Operation[Any, Any], extra: Mapping[str, str] | None
+) -> dict[str, str]:
+    headers = dict(core.headers)
+    headers["Accept"] = op.accept
+    try:
+        auth = await core.authorization()
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid bearer token: {exc}") from None
+    if auth is not None:
+        headers["Authorization"] = auth
+    if extra:
+        for name, value in extra.items():
+            try:
+                check_header_value(name, value)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+            headers[name] = value
+    return headers
+
+
+def _hook_context(ctx: CallContext, url: Any, headers: Mapping[str, str], body: bytes) -> HookContext:
+    safe = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return HookContext(
+        operation_id=ctx.operation_id,
+        attempt=ctx.attempts,
+        method="POST",
+        url=str(url),
+        request_headers=safe,
+        body=body,
+    )
+
+
+async def _attempt(
+    core: AtomaCore,
+    op: Operation[Req, T],
+    ctx: CallContext,
+    url: Any,
+    headers: dict[str, str],
+    body: bytes,
+) -> T:
+    hooks = core.hooks
+    hook_ctx = _hook_context(ctx, url, headers, body) if hooks is not None else None
+    try:
+        if hooks is not None and hooks.before_request is not None and hook_ctx is not None:
+            await run_hook(hooks.before_request, hook_ctx)
+        return await _send(core, op, ctx, url, headers, body, hook_ctx)
+    except _AttemptFailed as failed:
+        if hooks is not None and hooks.after_error is not None and hook_ctx is not None:
+            hook_ctx.error = failed.error
+            await run_hook(hooks.after_error, hook_ctx)
+        raise
+    except AtomaError as error:  # a hook failed
+        raise _AttemptFailed(error, retryable=False) from None
+
+
+async def _send(
+    core: AtomaCore,
+    op: Operation[Req, T],
+    ctx: CallContext,
+    url: Any,
+    headers: dict[str, str],
+    body: bytes,
+    hook_ctx: HookContext | None,
+) -> T:
+    timeouts = ctx.timeouts
+    remaining = None
+    if ctx.deadline is not None:
+        remaining = ctx.deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise _AttemptFailed(_timeout("total", timeouts.total), retryable=False)
+    debug = log.isEnabledFor(logging.DEBUG)
+    if debug:
+        log.debug("%s attempt %d: POST %s", op.operation_id, ctx.attempts, url)
+    session = await core.session()
+    try:
+        response = await session.post(
+            url, data=body, headers=headers, timeout=_client_timeout(timeouts, remaining)
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = transport_error(exc, timeouts)
+        retryable = isinstance(error, APIConnectionError) and (
+            not isinstance(error, RequestTimeoutError) or error.phase != "total"
+        )
+        raise _AttemptFailed(error, retryable and ctx.retry.retry_connection_errors) from None
+    status = response.status
+    ctx.request_id = response.headers.get("x-request-id")
+    if debug:
+        log.debug(
+            "%s attempt %d: HTTP %d in %.1f ms, request id %s",
+            op.operation_id,
+            ctx.attempts,
+            status,
+            (asyncio.get_running_loop().time() - ctx.started) * 1000,
+            ctx.request_id,
+        )
+    if hook_ctx is not None:
+        hook_ctx.status = status
+        hook_ctx.response_headers = response.headers
+    if status >= 300:
+        await _raise_for_status(core, response, ctx)
+    hooks = core.hooks
+    try:
+        if hooks is not None and hooks.after_success is not None and hook_ctx is not None:
+            await run_hook(hooks.after_success, hook_ctx)
+        return await op.handle(response, ctx)
+    except asyncio.CancelledError:
+        response.close()
+        raise
+    except AtomaError as error:
+        response.close()
+        raise _AttemptFailed(error, retryable=False) from None
+    except Exception as exc:
+        response.close()
+        raise _AttemptFailed(transport_error(exc, timeouts), retryable=False) from None
+
+
+async def _raise_for_status(core: AtomaCore, response: aiohttp.ClientResponse, ctx: CallContext) -> None:
+    from ._retries import server_retry_after, status_is_retryable
+
+    try:
+        raw = await read_body(response, core.max_body_size)
+    except asyncio.CancelledError:
+        response.close()
+        raise
+    except Exception:  # the status says enough; a broken error body must not hide it
+        raw = b""
+        response.close()
+    finally:
+        response.release()
+    status = response.status
+    error = api_error_from(status, response.reason, response.headers, raw)
+    retryable = status_is_retryable(ctx.retry, status, response.headers)
+    raise _AttemptFailed(error, retryable, server_retry_after(response.headers) if retryable else None)

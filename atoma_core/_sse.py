@@ -1,0 +1,169 @@
+"""The Server-Sent Events decoder: bytes in, events out, no HTTP.
+
+Follows the WHATWG event-stream rules: CR, LF and CRLF line ends (a CRLF split across reads
+included), a leading UTF-8 BOM, comments, `field:value` with one optional space, multi-line data
+joined with LF, `event`/`id`/`retry`. Works on bytes, so UTF-8 split across reads is harmless.
+
+Hot path: a message event whose block is exactly `data: <payload>` comes out as the payload bytes
+themselves, with no object built around it. Anything else comes out as an `SSEEvent`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EventTooLarge", "SSEDecoder", "SSEEvent"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class EventTooLarge(Exception):
+    """An event grew past the decoder's `max_event_size`."""
+
+
+class SSEEvent:
+    """A dispatched event that is not a plain `data:`-only message."""
+
+    __slots__ = ("data", "event", "id", "retry")
+
+    def __init__(self, event: str, data: bytes, id: str | None, retry: int | None) -> None:
+        self.event = event
+        self.data = data
+        self.id = id
+        self.retry = retry
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SSEEvent) and (self.event, self.data, self.id, self.retry) == (
+            other.event,
+            other.data,
+            other.id,
+            other.retry,
+        )
+
+    def __repr__(self) -> str:
+        return f"SSEEvent(event={self.event!r}, data={self.data!r}, id={self.id!r}, retry={self.retry!r})"
+
+
+class SSEDecoder:
+    """Incremental decoder. `feed(bytes)` returns the events completed by those bytes.
+
+    Each item is either `bytes` (the data of a message event with no other field set) or an
+    `SSEEvent`. Data is buffered as a list of pieces and joined once per event, so a huge event
+    arriving in small reads costs linear time; `max_event_size` bounds the memory it may take.
+    """
+
+    __slots__ = (
+        "_at_start",
+        "_head",
+        "_parts",
+        "_size",
+        "_skip_lf",
+        "_tail_lf",
+        "last_event_id",
+        "max_event_size",
+        "retry",
+    )
+
+    def __init__(self, max_event_size: int = 64 * 1024 * 1024) -> None:
+        self.max_event_size = max_event_size
+        self.last_event_id: str | None = None
+        self.retry: int | None = None
+        self._parts: list[bytes] = []  # bytes after the last block terminator, LF-normalised
+        self._size = 0
+        self._tail_lf = False  # the buffered bytes end with LF (half of a terminator)
+        self._skip_lf = False  # the previous read ended with CR: drop one LF at the next start
+        self._at_start = True  # a BOM may still come
+        self._head = b""
+
+    def feed(self, data: bytes) -> list[bytes | SSEEvent]:
+        if self._at_start:
+            data = self._head + data
+            if len(data) < 3 and _BOM.startswith(data):
+                self._head = data  # could still be the start of a BOM
+                return []
+            self._head = b""
+            self._at_start = False
+            if data.startswith(_BOM):
+                data = data[3:]
+        if b"\r" in data:
+            data = self._normalise(data)
+        elif self._skip_lf:
+            self._skip_lf = False
+            if data.startswith(b"\n"):
+                data = data[1:]
+        if not data:
+            return []
+        if self._parts:
+            if b"\n\n" not in data and not (self._tail_lf and data[0] == 10):
+                self._parts.append(data)
+                self._size += len(data)
+                self._tail_lf = data[-1] == 10
+                if self._size > self.max_event_size:
+                    raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+                return []
+            self._parts.append(data)
+            data = b"".join(self._parts)
+            self._parts.clear()
+        blocks = data.split(b"\n\n")
+        tail = blocks.pop()
+        if tail:
+            self._parts.append(tail)
+            self._size = len(tail)
+            self._tail_lf = tail[-1] == 10
+            if self._size > self.max_event_size:
+                raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+        else:
+            self._size = 0
+            self._tail_lf = False
+        out: list[bytes | SSEEvent] = []
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:
+                if len(block) > self.max_event_size:
+                    raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+                out.append(block[6:])
+            elif block and (block[0] != 58 or b"\n" in block):  # 58 is ":": skip lone comments
+                self._parse_block(block, out)
+        return out
+
+    def pending(self) -> bool:
+        """Whether bytes of an unfinished event are buffered (at EOF, WHATWG discards them)."""
+        return bool(self._parts)
+
+    def _normalise(self, data: bytes) -> bytes:
+        if self._skip_lf and data.startswith(b"\n"):
+            data = data[1:]
+        self._skip_lf = data.endswith(b"\r")
+        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+    def _parse_block(self, block: bytes, out: list[bytes | SSEEvent]) -> None:
+        """The general case: a block of lines, each empty line (or the block's end) dispatches."""
+        if len(block) > self.max_event_size:
+            raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+        data: list[bytes] = []
+        event = ""
+        event_id: str | None = None
+        retry: int | None = None
+        for line in [*block.split(b"\n"), b""]:
+            if not line:
+                if data:
+                    payload = b"\n".join(data)
+                    if event in ("", "message") and event_id is None and retry is None:
+                        out.append(payload)
+                    else:
+                        out.append(SSEEvent(event or "message", payload, event_id, retry))
+                data, event, event_id, retry = [], "", None, None  # no data: nothing dispatched
+                continue
+            if line[0] == 58:  # comment
+                continue
+            name, sep, value = line.partition(b":")
+            if sep and value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                event = value.decode("utf-8", "replace")
+            elif name == b"id":
+                if b"\0" not in value:
+                    event_id = value.decode("utf-8", "replace")
+                    self.last_event_id = event_id
+            elif name == b"retry" and value.isdigit():
+                retry = int(value)
+                self.retry = retry

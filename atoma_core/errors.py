@@ -1,0 +1,272 @@
+"""The SDK's error tree, written out once.
+
+Every failure a function can return (as `Err`) or a stream can raise is an `AtomaError`:
+
+    AtomaError
+    ├── APIError                      the server answered with an error (HTTP status or in-stream)
+    │   ├── BadRequestError           400
+    │   ├── AuthenticationError       401
+    │   ├── InsufficientBalanceError  402
+    │   ├── PermissionDeniedError     403
+    │   ├── NotFoundError             404
+    │   ├── UnprocessableEntityError  422
+    │   ├── LockedError               423
+    │   ├── TooEarlyError             425
+    │   ├── RateLimitError            429
+    │   └── InternalServerError       >= 500
+    ├── APIConnectionError            no usable answer: refused, reset, DNS, TLS
+    │   └── RequestTimeoutError       a deadline passed (`.phase` says which)
+    ├── InvalidRequestError           rejected before sending
+    ├── ResponseValidationError       the answer is not what the API promises (`.raw`)
+    │   └── ResponseTooLargeError     a body or an event over the configured limit
+    ├── StreamError                   a stream ended badly after it started
+    │   ├── StreamInterruptedError    the connection dropped or a frame was malformed
+    │   └── StreamTruncatedError      clean end of body, but no finish_reason
+    └── UnexpectedClientError         a bug or an unforeseen exception (see `__cause__`)
+
+`asyncio.CancelledError` is never wrapped. Messages never contain the bearer token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Mapping
+
+if TYPE_CHECKING:
+    from .models.chat import ChatCompletionResponse
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "AtomaError",
+    "AuthenticationError",
+    "BadRequestError",
+    "InsufficientBalanceError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "LockedError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseTooLargeError",
+    "ResponseValidationError",
+    "StreamError",
+    "StreamInterruptedError",
+    "StreamTruncatedError",
+    "TimeoutPhase",
+    "TooEarlyError",
+    "UnexpectedClientError",
+    "UnprocessableEntityError",
+    "error_class_for",
+]
+
+TimeoutPhase = Literal["connect", "read", "first_token", "idle", "total"]
+
+
+class AtomaError(Exception):
+    """Base of every SDK error.
+
+    `attempts` counts the HTTP attempts made (retries + 1). `partial` is what a stream had
+    accumulated when this error ended it (None outside streams).
+    """
+
+    message: str
+    attempts: int = 1
+    partial: ChatCompletionResponse | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class APIError(AtomaError):
+    """The server answered with an error status, or sent an error object inside a stream."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.body = body
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.request_id = request_id
+        self.type = type
+        self.param = param
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        rid = f" (request id {self.request_id})" if self.request_id else ""
+        return f"{self.status_code}{code}: {self.message}{rid}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+
+class BadRequestError(APIError):
+    """400: the request was malformed or refused (REQUEST_ERROR, FIAT_PAYMENTS_ONLY)."""
+
+
+class AuthenticationError(APIError):
+    """401: missing or invalid bearer token."""
+
+
+class InsufficientBalanceError(APIError):
+    """402: the account balance does not cover the request."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the token may not use this resource."""
+
+
+class NotFoundError(APIError):
+    """404: unknown path or resource."""
+
+
+class UnprocessableEntityError(APIError):
+    """422: the server understood the JSON but rejected its content."""
+
+
+class LockedError(APIError):
+    """423: the stack is locked (confidential routes)."""
+
+
+class TooEarlyError(APIError):
+    """425: the stack is unavailable (UNAVAILABLE_STACK)."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests, or Atoma could not reach a node."""
+
+
+class InternalServerError(APIError):
+    """>= 500: the server or a proxy in front of it failed."""
+
+
+class APIConnectionError(AtomaError):
+    """The request got no usable answer: refused, reset, DNS or TLS failure."""
+
+
+class RequestTimeoutError(APIConnectionError):
+    """A deadline passed. `phase` is connect, read, first_token, idle or total."""
+
+    def __init__(self, message: str, *, phase: TimeoutPhase, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.phase: TimeoutPhase = phase
+        self.timeout = timeout
+
+
+class InvalidRequestError(AtomaError):
+    """The request was rejected before anything was sent (bad fields, bad header value)."""
+
+
+class ResponseValidationError(AtomaError):
+    """A response (or a stream chunk) that is not what the API promises. `raw` holds its bytes."""
+
+    def __init__(self, message: str, *, raw: bytes = b"", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.status_code = status_code
+
+
+class ResponseTooLargeError(ResponseValidationError):
+    """A response body or a single stream event exceeded the configured maximum (`limit` bytes)."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class StreamError(AtomaError):
+    """A stream that had started ended badly; `partial` holds what arrived."""
+
+    def __init__(self, message: str, *, partial: ChatCompletionResponse | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class StreamInterruptedError(StreamError):
+    """The connection dropped mid-stream, or a frame could not be decoded."""
+
+
+class StreamTruncatedError(StreamError):
+    """The body ended cleanly but a choice never got a `finish_reason` (a failed generation)."""
+
+
+class UnexpectedClientError(AtomaError):
+    """An exception nobody foresaw; the original is `__cause__`."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientBalanceError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    423: LockedError,
+    425: TooEarlyError,
+    429: RateLimitError,
+}
+
+# In-stream errors carry no HTTP status: map Atoma codes and OpenAI types to one.
+_STATUS_BY_CODE: dict[str, int] = {
+    "REQUEST_ERROR": 400,
+    "FIAT_PAYMENTS_ONLY": 400,
+    "invalid_request_error": 400,
+    "AUTH_ERROR": 401,
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "BALANCE_ERROR": 402,
+    "insufficient_quota": 402,
+    "permission_error": 403,
+    "NOT_FOUND": 404,
+    "not_found_error": 404,
+    "LOCKED": 423,
+    "UNAVAILABLE_STACK": 425,
+    "TOO_MANY_REQUESTS": 429,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "INTERNAL_ERROR": 500,
+    "server_error": 500,
+    "api_error": 500,
+    "NOT_IMPLEMENTED": 501,
+    "SERVICE_UNAVAILABLE": 503,
+    "overloaded_error": 503,
+}
+
+
+def status_for_code(*codes: Any) -> int | None:
+    """The HTTP status that an in-stream error's code or type stands for, if known."""
+    for code in codes:
+        if isinstance(code, int) and 400 <= code <= 599:
+            return code
+        if isinstance(code, str):
+            if code.isdigit() and 400 <= int(code) <= 599:
+                return int(code)
+            status = _STATUS_BY_CODE.get(code)
+            if status is not None:
+                return status
+    return None
+
+
+def error_class_for(status: int) -> type[APIError]:
+    """The `APIError` subclass for an HTTP status."""
+    if status >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status, APIError)

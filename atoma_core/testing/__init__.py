@@ -1,0 +1,17 @@
+"""A local Atoma-like server for tests (yours and ours): `Sandbox`, plus scripted `faults`.
+
+    from atoma_core.testing import Sandbox, faults
+    async with Sandbox() as sandbox:
+        sandbox.script(faults.status(429, headers={"Retry-After": "0"}))
+        core = AtomaCore(server_url=sandbox.url)
+
+Never imported by the SDK's functions (it needs aiohttp.web).
+"""
+
+from __future__ import annotations
+
+from . import _faults as faults
+from ._faults import Fault
+from ._server import RecordedRequest, Sandbox
+
+__all__ = ["Fault", "RecordedRequest", "Sandbox", "faults"]

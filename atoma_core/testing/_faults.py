@@ -1,0 +1,161 @@
+"""Scripted misbehaviour for the sandbox: one `Fault` per request, consumed in order.
+
+Build faults with the functions below; `Sandbox.script(...)` queues them. A fault with
+`times=None` applies to every request from then on.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Mapping
+
+import msgspec
+
+__all__ = [
+    "Fault",
+    "delay",
+    "done_then_linger",
+    "error_event",
+    "hang",
+    "keepalive_forever",
+    "malformed_chunk",
+    "non_json",
+    "oversized_event",
+    "reset",
+    "stall",
+    "status",
+    "trickle",
+    "truncate",
+    "truncated_json",
+]
+
+FaultKind = Literal[
+    "status",
+    "delay",
+    "reset",
+    "hang",
+    "stall",
+    "keepalive_forever",
+    "truncate",
+    "malformed_chunk",
+    "error_event",
+    "trickle",
+    "non_json",
+    "truncated_json",
+    "oversized_event",
+    "done_then_linger",
+]
+
+
+class Fault(msgspec.Struct, frozen=True, kw_only=True):
+    """What the sandbox does instead of (or on top of) a normal answer."""
+
+    kind: FaultKind
+    status: int = 200
+    headers: Mapping[str, str] = {}
+    body: str | None = None
+    content_type: str | None = None
+    after_chunks: int | None = None
+    seconds: float = 0.0
+    size: int = 0
+    times: int | None = 1
+
+
+def status(
+    code: int,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: str | None = None,
+    content_type: str | None = None,
+    times: int | None = 1,
+) -> Fault:
+    """Answer `code`. Without `body`, the Atoma error envelope for that code is sent."""
+    return Fault(
+        kind="status", status=code, headers=headers or {}, body=body, content_type=content_type, times=times
+    )
+
+
+def delay(seconds: float, *, times: int | None = 1) -> Fault:
+    """Wait before answering normally (a stream sends keep-alive comments meanwhile)."""
+    return Fault(kind="delay", seconds=seconds, times=times)
+
+
+def reset(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
+    """Reset the TCP connection: before the headers (None) or after N stream chunks / half the body."""
+    return Fault(kind="reset", after_chunks=after_chunks, times=times)
+
+
+def hang(*, times: int | None = 1) -> Fault:
+    """Accept the request and never answer."""
+    return Fault(kind="hang", times=times)
+
+
+def stall(after_chunks: int = 0, *, times: int | None = 1) -> Fault:
+    """Send the headers (and N chunks), then nothing at all, the connection left open."""
+    return Fault(kind="stall", after_chunks=after_chunks, times=times)
+
+
+def keepalive_forever(after_chunks: int = 0, *, times: int | None = 1) -> Fault:
+    """After N chunks, only `: keep-alive` comments, for ever (a dead generation)."""
+    return Fault(kind="keepalive_forever", after_chunks=after_chunks, times=times)
+
+
+def truncate(after_chunks: int = 1, *, times: int | None = 1) -> Fault:
+    """End the body cleanly after N chunks, with no finish_reason (Atoma's failed generation)."""
+    return Fault(kind="truncate", after_chunks=after_chunks, times=times)
+
+
+def malformed_chunk(
+    after_chunks: int = 1, *, body: str = '{"id": "x", "choices": [', times: int | None = 1
+) -> Fault:
+    """After N chunks, a `data:` line that is not valid JSON."""
+    return Fault(kind="malformed_chunk", after_chunks=after_chunks, body=body, times=times)
+
+
+def error_event(
+    after_chunks: int = 0,
+    *,
+    code: str = "TOO_MANY_REQUESTS",
+    message: str = "Too many requests",
+    as_event: bool = False,
+    times: int | None = 1,
+) -> Fault:
+    """After N chunks, an error inside the stream: `data: {"error": ...}`, or `event: error` if `as_event`."""
+    return Fault(
+        kind="error_event",
+        after_chunks=after_chunks,
+        body=message,
+        content_type="event" if as_event else None,
+        headers={"code": code},
+        times=times,
+    )
+
+
+def trickle(seconds_per_byte: float = 0.01, *, times: int | None = 1) -> Fault:
+    """Send the answer one byte at a time."""
+    return Fault(kind="trickle", seconds=seconds_per_byte, times=times)
+
+
+def non_json(
+    body: str = "<html><body>Bad gateway</body></html>",
+    *,
+    status: int = 200,
+    content_type: str = "text/html",
+    times: int | None = 1,
+) -> Fault:
+    """Answer with a body that is not JSON."""
+    return Fault(kind="non_json", status=status, body=body, content_type=content_type, times=times)
+
+
+def truncated_json(*, times: int | None = 1) -> Fault:
+    """A 200 JSON body cut in half (with a matching Content-Length)."""
+    return Fault(kind="truncated_json", times=times)
+
+
+def oversized_event(size: int, *, times: int | None = 1) -> Fault:
+    """A stream whose first content chunk carries `size` bytes of text in one event."""
+    return Fault(kind="oversized_event", size=size, times=times)
+
+
+def done_then_linger(seconds: float = 30.0, *, times: int | None = 1) -> Fault:
+    """Send `data: [DONE]`, then keep the connection open without ending the body."""
+    return Fault(kind="done_then_linger", seconds=seconds, times=times)

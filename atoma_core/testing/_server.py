@@ -1,0 +1,333 @@
+"""The sandbox: an aiohttp.web server that behaves like the Atoma proxy, with scripted faults.
+
+Like the proxy (docs section 2): 415 without a JSON content type, 400 `REQUEST_ERROR` for bad
+JSON / model / messages and for null or empty message content, 401 `AUTH_ERROR`, the
+`{"error": {"code", "message"}}` envelope, `max_completion_tokens: 8192` filled in, extra
+`response_hash` / `signature` fields, and streams with `: keep-alive` comments, a usage chunk
+always, and no `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import struct
+from typing import Any
+
+from aiohttp import web
+
+from ._faults import Fault
+from ._replies import Reply
+
+__all__ = ["RecordedRequest", "Sandbox"]
+
+_ENVELOPES = {
+    400: ("REQUEST_ERROR", "Request error: bad request"),
+    401: ("AUTH_ERROR", "Authentication failed"),
+    402: ("BALANCE_ERROR", "Insufficient balance"),
+    404: ("NOT_FOUND", "Resource not found"),
+    423: ("LOCKED", "Locked"),
+    425: ("UNAVAILABLE_STACK", "Stack unavailable"),
+    429: ("TOO_MANY_REQUESTS", "Too many requests"),
+    500: ("INTERNAL_ERROR", "Internal server error occurred"),
+    501: ("NOT_IMPLEMENTED", "Endpoint not implemented"),
+    503: ("SERVICE_UNAVAILABLE", "Service unavailable"),
+}
+
+
+class RecordedRequest:
+    """A request the sandbox received: headers, raw body and parsed JSON (None if not JSON)."""
+
+    def __init__(self, path: str, headers: dict[str, str], raw: bytes) -> None:
+        self.path = path
+        self.headers = headers
+        self.raw = raw
+        try:
+            self.json: Any = json.loads(raw) if raw else None
+        except ValueError:
+            self.json = None
+
+
+def _error(status: int, message: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
+    code, default = _ENVELOPES.get(status, ("INTERNAL_ERROR", "Internal server error occurred"))
+    body = {"error": {"code": code, "message": message or default}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Abort with SO_LINGER 0, so the peer sees a TCP reset rather than a clean close."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class Sandbox:
+    """A local Atoma-like server. `async with Sandbox() as sb: AtomaCore(server_url=sb.url)`.
+
+    token: if set, requests must carry `Authorization: Bearer <token>`.
+    models: if set, other models get 400 "Model not supported".
+    line_ending / bom / send_done: stream framing variants. chunk_delay: seconds between chunks
+    (keep-alive comments every `keepalive_interval` meanwhile, as the proxy sends every 15 ms).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        models: list[str] | None = None,
+        keepalive_interval: float = 0.015,
+        chunk_delay: float = 0.0,
+        line_ending: str = "\n",
+        bom: bool = False,
+        send_done: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.token = token
+        self.models = models
+        self.keepalive_interval = keepalive_interval
+        self.chunk_delay = chunk_delay
+        self.line_ending = line_ending.encode()
+        self.bom = bom
+        self.send_done = send_done
+        self.host = host
+        self.port = port
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def script(self, *faults: Fault) -> Sandbox:
+        """Queue faults; each request takes the next one (a fault with times=None stays)."""
+        self._faults.extend(faults)
+        return self
+
+    def reset(self) -> None:
+        """Forget scripted faults and recorded requests."""
+        self._faults.clear()
+        self.requests.clear()
+
+    async def start(self) -> Sandbox:
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def close(self) -> None:
+        for task in list(self._handlers):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Sandbox:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _take_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        if fault.times is not None:
+            if fault.times <= 1:
+                self._faults.pop(0)
+            else:
+                self._faults[0] = Fault(
+                    **{**{f: getattr(fault, f) for f in fault.__struct_fields__}, "times": fault.times - 1}
+                )
+        return fault
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"message": "ok"})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            return await self._answer(request)
+        finally:
+            self._handlers.discard(task)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw))
+        fault = self._take_fault()
+        kind = fault.kind if fault is not None else None
+        if fault is not None:
+            early = await self._early_fault(request, fault)
+            if early is not None:
+                return early
+        rejected = self._validate(request, raw)
+        if isinstance(rejected, web.Response):
+            return rejected
+        body = rejected
+        reply = Reply(body, f"{next(self._ids):06d}")
+        if kind == "delay" and fault is not None and body.get("stream") is not True:
+            await asyncio.sleep(fault.seconds)
+        if body.get("stream") is True:
+            return await self._stream(request, reply, fault)
+        return await self._complete(request, reply, fault)
+
+    async def _early_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+        """Faults that act before the request is even looked at."""
+        if fault.kind == "hang":
+            await asyncio.sleep(3600)
+        if fault.kind == "reset" and fault.after_chunks is None:
+            _reset_connection(request)
+            return web.Response()
+        if fault.kind == "status":
+            if fault.body is None:
+                return _error(fault.status, headers=dict(fault.headers))
+            return web.Response(
+                status=fault.status,
+                text=fault.body,
+                headers=dict(fault.headers),
+                content_type=fault.content_type or "text/plain",
+            )
+        if fault.kind == "non_json":
+            return web.Response(
+                status=fault.status, text=fault.body or "", content_type=fault.content_type or "text/html"
+            )
+        return None
+
+    def _validate(self, request: web.Request, raw: bytes) -> web.Response | dict[str, Any]:
+        """The proxy's checks, in the proxy's order (JSON and fields before auth)."""
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return _error(400, f"Request error: Failed to parse body as JSON: {exc}")
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return _error(
+                400,
+                "Request error: Failed to parse body as chat completions request model: "
+                "Request error: Missing or invalid 'model' field",
+            )
+        if not isinstance(body.get("messages"), list):
+            return _error(
+                400,
+                "Request error: Failed to parse body as chat completions request model: "
+                "Request error: Missing or invalid 'messages' field",
+            )
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401)
+        if self.models is not None and body["model"] not in self.models:
+            return _error(400, "Request error: Model not supported")
+        for message in body["messages"]:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not (isinstance(content, str) or (isinstance(content, list) and content)):
+                return _error(400, "Request error: Missing or invalid message content")
+        if request.content_type != "application/json":
+            return web.Response(status=415, text="Expected request with `Content-Type: application/json`")
+        if "max_tokens" not in body and "max_completion_tokens" not in body:
+            body["max_completion_tokens"] = 8192
+        return body
+
+    async def _complete(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
+        data = json.dumps(reply.completion()).encode()
+        kind = fault.kind if fault is not None else None
+        if kind == "truncated_json":
+            data = data[: len(data) // 2]
+        if kind in ("reset", "stall", "trickle"):
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            resp.content_length = len(data)
+            await resp.prepare(request)
+            if kind == "reset":
+                await resp.write(data[: len(data) // 2])
+                _reset_connection(request)
+            elif kind == "stall":
+                await asyncio.sleep(3600)
+            else:
+                assert fault is not None
+                for i in range(len(data)):
+                    await resp.write(data[i : i + 1])
+                    await asyncio.sleep(fault.seconds)
+            return resp
+        return web.Response(body=data, content_type="application/json", headers={"x-request-id": reply.id})
+
+    async def _pause(self, resp: web.StreamResponse, seconds: float) -> None:
+        """Wait, sending a keep-alive comment every interval of silence, like the proxy."""
+        interval = self.keepalive_interval
+        while seconds > 0:
+            step = min(interval, seconds)
+            await asyncio.sleep(step)
+            seconds -= step
+            if step >= interval:
+                await resp.write(b": keep-alive" + self.line_ending * 2)
+
+    def _frame(self, payload: bytes, event: bytes | None = None) -> bytes:
+        end = self.line_ending
+        head = b"event: " + event + end if event else b""
+        return head + b"data: " + payload + end + end
+
+    async def _stream(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "x-request-id": reply.id,
+            }
+        )
+        await resp.prepare(request)
+        chunks = reply.chunks(include_usage=True)  # the Atoma node always forces include_usage
+        kind = fault.kind if fault is not None else None
+        if kind == "oversized_event" and fault is not None:
+            chunks.insert(1, reply._chunk({"content": "x" * fault.size}))
+        frames = [self._frame(json.dumps(c, separators=(",", ":")).encode()) for c in chunks]
+        if self.send_done or kind == "done_then_linger":
+            frames.append(self._frame(b"[DONE]"))
+        if self.bom:
+            frames[0] = b"\xef\xbb\xbf" + frames[0]
+        if kind == "trickle" and fault is not None:
+            for byte in b"".join(frames):
+                await resp.write(bytes([byte]))
+                await asyncio.sleep(fault.seconds)
+            return resp
+        if kind == "delay" and fault is not None:
+            await self._pause(resp, fault.seconds)
+        cut = fault.after_chunks if fault is not None and fault.after_chunks is not None else -1
+        for i, frame in enumerate(frames):
+            if i == cut and fault is not None:
+                await self._stream_fault(request, resp, fault)
+                return resp
+            if i and self.chunk_delay:
+                await self._pause(resp, self.chunk_delay)
+            await resp.write(frame)
+        if kind == "done_then_linger" and fault is not None:
+            await asyncio.sleep(fault.seconds)
+        return resp
+
+    async def _stream_fault(self, request: web.Request, resp: web.StreamResponse, fault: Fault) -> None:
+        """A fault that strikes after `after_chunks` chunks of a stream."""
+        if fault.kind == "reset":
+            _reset_connection(request)
+        elif fault.kind == "stall":
+            await asyncio.sleep(3600)
+        elif fault.kind == "keepalive_forever":
+            while True:
+                await self._pause(resp, 3600)
+        elif fault.kind == "malformed_chunk":
+            await resp.write(self._frame((fault.body or "").encode()))
+        elif fault.kind == "error_event":
+            code = fault.headers.get("code", "INTERNAL_ERROR")
+            error = json.dumps({"error": {"code": code, "message": fault.body}}).encode()
+            await resp.write(self._frame(error, b"error" if fault.content_type == "event" else None))
+        # "truncate": nothing more; the body ends cleanly without a finish_reason

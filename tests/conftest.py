@@ -1,0 +1,43 @@
+"""Shared fixtures: a real sandbox server on loopback and a core pointed at it."""
+
+from __future__ import annotations
+
+import gc
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from atoma_core import AtomaCore, RetryConfig
+from atoma_core.testing import Sandbox
+
+TOKEN = "sk-test-secret-token-123"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(token=TOKEN) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def core(sandbox: Sandbox) -> AsyncIterator[AtomaCore]:
+    core = AtomaCore(TOKEN, sandbox.url, retry_config=RetryConfig(backoff=_fast_backoff()))
+    yield core
+    await core.close()
+    gc.collect()  # surface ResourceWarnings of this test inside this test
+
+
+def _fast_backoff():  # type: ignore[no-untyped-def]
+    from atoma_core import BackoffStrategy
+
+    return BackoffStrategy(initial_interval=10, max_interval=50, exponent=2.0, max_elapsed_time=5_000)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CHAT = {"model": "sandbox-model", "messages": [{"role": "user", "content": "hello there"}]}
