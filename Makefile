@@ -34,7 +34,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 e2e: $(STAMP)
-	bash scripts/e2e.sh
+	bash tests/e2e/run.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

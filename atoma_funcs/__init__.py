@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .chat_completions_create import chat_create
     from .chat_completions_create_stream import chat_create_stream
+    from .sdk import AtomaSDK
 
-__all__ = ["chat_create", "chat_create_stream"]
+__all__ = ["AtomaSDK", "chat_create", "chat_create_stream"]
 
 # One module per operation, named by its operation id (a module may not share the function's
 # name: importing it would replace the function on this package).
 _LAZY = {
     "chat_create": ".chat_completions_create",
     "chat_create_stream": ".chat_completions_create_stream",
+    "AtomaSDK": ".sdk",
 }
 
 

@@ -1,0 +1,1 @@
+"""Placeholder: the bundled AtomaSDK class (being written)."""
