@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .chat import *  # noqa: F403
+    from .meta import ResponseMeta
 
 
 def __getattr__(name: str) -> Any:
-    from . import chat
-
+    if name == "ResponseMeta":
+        return import_module(".meta", __name__).ResponseMeta
+    chat = import_module(".chat", __name__)
     if name in chat.__all__:
         return getattr(chat, name)
     raise AttributeError(f"module 'atoma_core.models' has no attribute {name!r}")
