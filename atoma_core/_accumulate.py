@@ -57,9 +57,12 @@ class _ChoiceState:
             )
             for _, t in sorted(self.tool_calls.items())
         ]
+        text = "".join(self.content)
+        # As non-streamed responses do: content is null on a pure tool-call answer (whose role
+        # chunk typically carries content ""), and when no content arrived at all.
         return ChatCompletionResponseMessage(
             role=self.role,
-            content="".join(self.content) if self.content or not tool_calls else None,
+            content=text if text or (self.content and not tool_calls) else None,
             refusal="".join(self.refusal) if self.refusal else None,
             reasoning_content="".join(self.reasoning) if self.reasoning else None,
             tool_calls=tool_calls or None,

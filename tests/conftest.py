@@ -41,3 +41,15 @@ def free_port() -> int:
 
 
 CHAT = {"model": "sandbox-model", "messages": [{"role": "user", "content": "hello there"}]}
+
+
+def acquired_connections(core: AtomaCore) -> int:
+    """Connections the core's pool has handed out and not got back (aiohttp keeps no public count)."""
+    total = 0
+    for entry in core._sessions.values():
+        connector = entry.session.connector
+        total += len(connector._acquired) if connector is not None else 0  # type: ignore[attr-defined]
+    return total
+
+
+STREAM_CHAT = {**CHAT, "messages": [{"role": "user", "content": "one two three four"}]}
