@@ -9,6 +9,7 @@ task: `first_token` and `idle` are loop timers that, when they fire while we wai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
@@ -353,18 +354,24 @@ class ChatCompletionStream:
 
 
 async def open_chat_stream(response: aiohttp.ClientResponse, ctx: CallContext) -> ChatCompletionStream:
-    """The `handle` step of a streaming operation: check it is an event stream, wrap it."""
-    content_type = response.headers.get("Content-Type", "")
-    if content_type.startswith("application/json"):
-        raw = await read_body(response, ctx.core.max_body_size)
-        try:
+    """The `handle` step of a streaming operation: check it is an event stream, wrap it.
+
+    A JSON body instead (a server that ignored `stream`, or sent its error with a 200) becomes the
+    matching `APIError` or a `ResponseValidationError`; so does any other non-SSE content type.
+    """
+    content_type = response.content_type
+    if content_type in ("text/event-stream", "application/octet-stream") or not response.headers.get(
+        "Content-Type"
+    ):
+        return ChatCompletionStream(response, ctx)
+    raw = await read_body(response, ctx.core.max_body_size)
+    payload = None
+    if content_type == "application/json":
+        with contextlib.suppress(msgspec.DecodeError):
             payload = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            payload = None
-        error = _in_stream_error(payload, raw, response.headers)
-        if error is not None:
-            raise error
-        raise ResponseValidationError(
-            "expected an event stream, got a JSON body", raw=raw, status_code=response.status
-        )
-    return ChatCompletionStream(response, ctx)
+    error = _in_stream_error(payload, raw, response.headers)
+    if error is not None:
+        raise error
+    raise ResponseValidationError(
+        f"expected text/event-stream, got {content_type}", raw=raw, status_code=response.status
+    )

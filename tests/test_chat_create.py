@@ -285,7 +285,9 @@ async def test_server_url_path_prefix_and_per_call_override(sandbox: Sandbox) ->
 async def test_secret_never_leaks(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="atoma")
     seen: list[str] = []
-    hooks = Hooks(before_request=lambda ctx: seen.append(repr(ctx)), after_error=lambda ctx: seen.append(repr(ctx)))
+    hooks = Hooks(
+        before_request=lambda ctx: seen.append(repr(ctx)), after_error=lambda ctx: seen.append(repr(ctx))
+    )
     core = AtomaCore(TOKEN, sandbox.url, hooks=hooks, retry_config=RetryConfig.none())
     assert TOKEN not in repr(core) and TOKEN not in str(core.__dict__.get("headers"))
     sandbox.script(faults.status(401), faults.status(500, body="token was " + "redacted"))

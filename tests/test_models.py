@@ -96,7 +96,9 @@ def test_typed_construction_matches_the_dict_form() -> None:
         messages=[
             SystemMessage(content="s"),
             UserMessage(content=[TextContentPart(text="t"), ImageContentPart(image_url=ImageURL(url="u"))]),
-            AssistantMessage(tool_calls=[ToolCall(id="c", function=ToolCallFunction(name="f", arguments="{}"))]),
+            AssistantMessage(
+                tool_calls=[ToolCall(id="c", function=ToolCallFunction(name="f", arguments="{}"))]
+            ),
             ToolMessage(content="r", tool_call_id="c"),
         ],
         tools=[Tool(function=FunctionDefinition(name="f"))],

@@ -44,7 +44,9 @@ async def test_iterates_chunks_and_tracks_usage(core: AtomaCore, sandbox: Sandbo
 
 
 async def test_user_stream_options_are_merged(core: AtomaCore, sandbox: Sandbox) -> None:
-    stream = await open_stream(core, {**STREAM_CHAT, "stream": False, "stream_options": {"include_usage": False}})
+    stream = await open_stream(
+        core, {**STREAM_CHAT, "stream": False, "stream_options": {"include_usage": False}}
+    )
     await stream.collect()
     assert sandbox.requests[-1].json["stream_options"] == {"include_usage": True}
     assert sandbox.requests[-1].json["stream"] is True
@@ -147,8 +149,11 @@ async def test_errors_before_the_body_are_err(core: AtomaCore, sandbox: Sandbox)
     sandbox.script(faults.status(402))
     res = await chat_create_stream(core, STREAM_CHAT)
     assert isinstance(res, Err) and isinstance(res.error, errors.InsufficientBalanceError)
-    sandbox.script(faults.status(200, body='{"error": {"code": "AUTH_ERROR", "message": "no"}}',
-                                 content_type="application/json"))
+    sandbox.script(
+        faults.status(
+            200, body='{"error": {"code": "AUTH_ERROR", "message": "no"}}', content_type="application/json"
+        )
+    )
     res = await chat_create_stream(core, STREAM_CHAT)
     assert isinstance(res, Err) and isinstance(res.error, errors.AuthenticationError)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .chat import *  # noqa: F403
-    from .meta import ResponseMeta
+    from .meta import ResponseMeta as ResponseMeta
 
 
 def __getattr__(name: str) -> Any:

@@ -130,9 +130,9 @@ def error_event(
     )
 
 
-def trickle(seconds_per_byte: float = 0.01, *, times: int | None = 1) -> Fault:
-    """Send the answer one byte at a time."""
-    return Fault(kind="trickle", seconds=seconds_per_byte, times=times)
+def trickle(seconds_per_byte: float = 0.01, *, limit: int = 200, times: int | None = 1) -> Fault:
+    """Send the first `limit` bytes of the answer one at a time, then the rest at once."""
+    return Fault(kind="trickle", seconds=seconds_per_byte, size=limit, times=times)
 
 
 def non_json(
@@ -152,7 +152,7 @@ def truncated_json(*, times: int | None = 1) -> Fault:
 
 
 def oversized_event(size: int, *, times: int | None = 1) -> Fault:
-    """A stream whose first content chunk carries `size` bytes of text in one event."""
+    """A stream event (or a whole body) carrying `size` extra bytes of text."""
     return Fault(kind="oversized_event", size=size, times=times)
 
 

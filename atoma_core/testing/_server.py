@@ -242,8 +242,11 @@ class Sandbox:
         return body
 
     async def _complete(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
-        data = json.dumps(reply.completion()).encode()
+        completion = reply.completion()
         kind = fault.kind if fault is not None else None
+        if kind == "oversized_event" and fault is not None:
+            completion["choices"][0]["message"]["content"] += "x" * fault.size
+        data = json.dumps(completion).encode()
         if kind == "truncated_json":
             data = data[: len(data) // 2]
         if kind in ("reset", "stall", "trickle"):
@@ -257,11 +260,15 @@ class Sandbox:
                 await asyncio.sleep(3600)
             else:
                 assert fault is not None
-                for i in range(len(data)):
-                    await resp.write(data[i : i + 1])
-                    await asyncio.sleep(fault.seconds)
+                await self._trickle(resp, data, fault)
             return resp
         return web.Response(body=data, content_type="application/json", headers={"x-request-id": reply.id})
+
+    async def _trickle(self, resp: web.StreamResponse, data: bytes, fault: Fault) -> None:
+        for i in range(min(fault.size, len(data))):
+            await resp.write(data[i : i + 1])
+            await asyncio.sleep(fault.seconds)
+        await resp.write(data[fault.size :])
 
     async def _pause(self, resp: web.StreamResponse, seconds: float) -> None:
         """Wait, sending a keep-alive comment every interval of silence, like the proxy."""
@@ -297,9 +304,7 @@ class Sandbox:
         if self.bom:
             frames[0] = b"\xef\xbb\xbf" + frames[0]
         if kind == "trickle" and fault is not None:
-            for byte in b"".join(frames):
-                await resp.write(bytes([byte]))
-                await asyncio.sleep(fault.seconds)
+            await self._trickle(resp, b"".join(frames), fault)
             return resp
         if kind == "delay" and fault is not None:
             await self._pause(resp, fault.seconds)

@@ -1,0 +1,124 @@
+"""Every deadline phase fires as `RequestTimeoutError(phase=...)` within a small margin."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from atoma_core import AtomaCore, Err, RequestOptions, RetryConfig, Timeouts, errors
+from atoma_core.testing import Sandbox, faults
+from atoma_funcs import chat_create, chat_create_stream
+
+from .conftest import CHAT, TOKEN
+
+MARGIN = 0.6  # generous: the machine is shared; deadlines of 0.3 s must not take 0.9 s
+
+
+def core_for(url: str, **timeouts: float) -> AtomaCore:
+    return AtomaCore(TOKEN, url, timeouts=Timeouts(**timeouts), retry_config=RetryConfig.none())
+
+
+def assert_timeout(error: BaseException, phase: str, elapsed: float, limit: float) -> None:
+    assert isinstance(error, errors.RequestTimeoutError), repr(error)
+    assert error.phase == phase
+    assert limit - 0.05 <= elapsed < limit + MARGIN, elapsed
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A listening port whose backlog is full: new connections hang in SYN_SENT."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    filler = socket.create_connection(server.getsockname())
+    yield "http://{}:{}".format(*server.getsockname())
+    filler.close()
+    server.close()
+
+
+async def test_connect_timeout(blackhole: str) -> None:
+    async with core_for(blackhole, connect=0.3) as core:
+        started = time.monotonic()
+        res = await chat_create(core, CHAT)
+    assert isinstance(res, Err)
+    assert_timeout(res.error, "connect", time.monotonic() - started, 0.3)
+
+
+async def test_read_timeout_waiting_for_headers(sandbox: Sandbox) -> None:
+    sandbox.script(faults.hang(times=None))
+    async with core_for(sandbox.url, read=0.3) as core:
+        for call in (chat_create, chat_create_stream):
+            started = time.monotonic()
+            res = await call(core, CHAT)
+            assert isinstance(res, Err)
+            assert_timeout(res.error, "read", time.monotonic() - started, 0.3)
+
+
+async def test_first_token_timeout_ignores_keepalives(sandbox: Sandbox) -> None:
+    sandbox.script(faults.delay(5))  # headers now, keep-alive comments every 15 ms, no chunk
+    async with core_for(sandbox.url, first_token=0.3) as core:
+        started = time.monotonic()
+        stream = (await chat_create_stream(core, CHAT)).unwrap()
+        done = await stream.collect()
+    assert isinstance(done, Err)
+    assert_timeout(done.error, "first_token", time.monotonic() - started, 0.3)
+
+
+async def test_idle_timeout_counts_events_not_bytes(sandbox: Sandbox) -> None:
+    sandbox.script(faults.keepalive_forever(after_chunks=3))
+    async with core_for(sandbox.url, idle=0.3) as core:
+        stream = (await chat_create_stream(core, CHAT)).unwrap()
+        chunks = 0
+        with pytest.raises(errors.RequestTimeoutError) as info:
+            async for _ in stream:
+                chunks += 1
+                started = time.monotonic()
+    assert chunks == 3
+    assert_timeout(info.value, "idle", time.monotonic() - started, 0.3)
+    assert info.value.partial is not None and info.value.partial.choices[0].message.content == "You said:"
+
+
+async def test_idle_does_not_count_the_consumers_own_time() -> None:
+    async with Sandbox(chunk_delay=0.02) as sandbox, core_for(sandbox.url, idle=0.2) as core:
+        stream = (await chat_create_stream(core, CHAT)).unwrap()
+        async with stream:
+            async for _ in stream:
+                time.sleep(0.3)  # noqa: ASYNC251 - a slow consumer holding the loop; the server was not idle
+        assert stream.usage is not None
+
+
+async def test_total_deadline_non_stream(sandbox: Sandbox) -> None:
+    sandbox.script(faults.hang())
+    async with core_for(sandbox.url) as core:
+        started = time.monotonic()
+        res = await chat_create(core, CHAT, RequestOptions(timeout_ms=300))
+    assert isinstance(res, Err)
+    assert_timeout(res.error, "total", time.monotonic() - started, 0.3)
+
+
+async def test_total_deadline_spans_retries(sandbox: Sandbox) -> None:
+    sandbox.script(faults.status(503, headers={"Retry-After": "0.2"}, times=None))
+    async with AtomaCore(TOKEN, sandbox.url, timeouts=Timeouts(total=0.5)) as core:
+        started = time.monotonic()
+        res = await chat_create(core, CHAT, RequestOptions(retries=RetryConfig(max_retries=50)))
+        elapsed = time.monotonic() - started
+    assert isinstance(res, Err) and isinstance(res.error, errors.InternalServerError)
+    assert res.error.attempts == 3 and elapsed < 0.5 + MARGIN
+
+
+async def test_total_deadline_spans_stream_iteration() -> None:
+    async with Sandbox(chunk_delay=0.1) as sandbox, core_for(sandbox.url, total=0.35) as core:
+        started = time.monotonic()
+        stream = (await chat_create_stream(core, CHAT)).unwrap()
+        done = await stream.collect()
+    assert isinstance(done, Err)
+    assert_timeout(done.error, "total", time.monotonic() - started, 0.35)
+    assert done.error.partial is not None and done.error.partial.choices
+
+
+async def test_sessions_have_no_default_total_timeout(core: AtomaCore) -> None:
+    session = await core.session()
+    assert session.timeout.total is None
