@@ -1,0 +1,49 @@
+"""Tree-shaking: importing one function loads only what it needs (checked with -X importtime)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def imported_modules(statement: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True
+    )
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
+STREAM_ONLY = {"atoma_core._stream", "atoma_core._sse", "atoma_core._accumulate"}
+NEVER = {"aiohttp.web", "atoma_core.testing", "atoma_core.testing._server"}
+
+
+def test_chat_create_imports_no_stream_code_no_server() -> None:
+    modules = imported_modules("from atoma_funcs import chat_create")
+    assert "atoma_core._request" in modules and "atoma_core.models.chat" in modules
+    assert not modules & (STREAM_ONLY | NEVER), modules & (STREAM_ONLY | NEVER)
+    assert "backoff" not in modules  # loaded on the first retry only
+
+
+def test_chat_create_stream_adds_only_the_stream_modules() -> None:
+    modules = imported_modules("from atoma_funcs import chat_create_stream")
+    assert STREAM_ONLY <= modules
+    assert not modules & NEVER
+
+
+@pytest.mark.parametrize("statement", ["import atoma_core", "import atoma_funcs", "from atoma_core import errors"])
+def test_package_faces_are_cheap(statement: str) -> None:
+    modules = imported_modules(statement)
+    assert "aiohttp" not in modules and "msgspec" not in modules
+
+
+def test_lazy_names_resolve() -> None:
+    import atoma_core
+    import atoma_funcs
+
+    for name in atoma_core.__all__:
+        assert getattr(atoma_core, name) is not None
+    assert callable(atoma_funcs.chat_create) and callable(atoma_funcs.chat_create_stream)
+    with pytest.raises(AttributeError):
+        atoma_funcs.nope  # noqa: B018
