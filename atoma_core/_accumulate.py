@@ -6,6 +6,7 @@ from __future__ import annotations
 from .models.chat import (
     ChatCompletionChoice,
     ChatCompletionChunk,
+    ChatCompletionChunkDeltaToolCall,
     ChatCompletionLogProbs,
     ChatCompletionLogProbsContent,
     ChatCompletionResponse,
@@ -117,7 +118,7 @@ class ChunkAccumulator:
                 state.logprobs.extend(choice.logprobs.content)
 
     @staticmethod
-    def _merge_tool_calls(state: _ChoiceState, deltas: list) -> None:  # type: ignore[type-arg]
+    def _merge_tool_calls(state: _ChoiceState, deltas: list[ChatCompletionChunkDeltaToolCall]) -> None:
         for delta in deltas:
             call = state.tool_calls.get(delta.index)
             if call is None:

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-__all__ = ["Reply", "make_reply"]
+__all__ = ["Reply"]
 
 _SIGNATURE = "sandbox-signature"
 
@@ -109,7 +109,7 @@ class Reply:
             }
         )
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return self._signed(
             {
                 "id": self.id,
@@ -131,11 +131,11 @@ class Reply:
 
     def chunks(self, include_usage: bool) -> list[dict[str, Any]]:
         """Role chunk, content or tool-call chunks, the finish chunk, then the usage chunk."""
-        out = [self._chunk({"role": "assistant", "content": ""})]
+        out = [self.chunk({"role": "assistant", "content": ""})]
         if self.tool_call:
             fn = self.tool_call["function"]
             out.append(
-                self._chunk(
+                self.chunk(
                     {
                         "tool_calls": [
                             {
@@ -151,11 +151,11 @@ class Reply:
             args = fn["arguments"]
             for i in range(0, len(args), 8):
                 out.append(
-                    self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 8]}}]})
+                    self.chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 8]}}]})
                 )
         else:
-            out.extend(self._chunk({"content": token}) for token in self.tokens)
-        out.append(self._chunk({}, self.finish_reason))
+            out.extend(self.chunk({"content": token}) for token in self.tokens)
+        out.append(self.chunk({}, self.finish_reason))
         if include_usage:
             out.append(
                 self._signed(
@@ -170,7 +170,3 @@ class Reply:
                 )
             )
         return out
-
-
-def make_reply(body: dict[str, Any], request_id: str) -> Reply:
-    return Reply(body, request_id)

@@ -16,6 +16,7 @@ import socket
 import struct
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ._faults import Fault
@@ -150,9 +151,7 @@ class Sandbox:
             if fault.times <= 1:
                 self._faults.pop(0)
             else:
-                self._faults[0] = Fault(
-                    **{**{f: getattr(fault, f) for f in fault.__struct_fields__}, "times": fault.times - 1}
-                )
+                self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
         return fault
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -171,20 +170,18 @@ class Sandbox:
         raw = await request.read()
         self.requests.append(RecordedRequest(request.path, dict(request.headers), raw))
         fault = self._take_fault()
-        kind = fault.kind if fault is not None else None
         if fault is not None:
             early = await self._early_fault(request, fault)
             if early is not None:
                 return early
-        rejected = self._validate(request, raw)
-        if isinstance(rejected, web.Response):
-            return rejected
-        body = rejected
-        reply = Reply(body, f"{next(self._ids):06d}")
-        if kind == "delay" and fault is not None and body.get("stream") is not True:
-            await asyncio.sleep(fault.seconds)
-        if body.get("stream") is True:
+        checked = self._validate(request, raw)
+        if isinstance(checked, web.Response):
+            return checked
+        reply = Reply(checked, f"{next(self._ids):06d}")
+        if checked.get("stream") is True:
             return await self._stream(request, reply, fault)
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
         return await self._complete(request, reply, fault)
 
     async def _early_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
@@ -297,7 +294,7 @@ class Sandbox:
         chunks = reply.chunks(include_usage=True)  # the Atoma node always forces include_usage
         kind = fault.kind if fault is not None else None
         if kind == "oversized_event" and fault is not None:
-            chunks.insert(1, reply._chunk({"content": "x" * fault.size}))
+            chunks.insert(1, reply.chunk({"content": "x" * fault.size}))
         frames = [self._frame(json.dumps(c, separators=(",", ":")).encode()) for c in chunks]
         if self.send_done or kind == "done_then_linger":
             frames.append(self._frame(b"[DONE]"))
