@@ -313,3 +313,10 @@ async def test_cancellation_propagates(sandbox: Sandbox, core: AtomaCore) -> Non
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_every_request_field_reaches_the_server_unchanged(core: AtomaCore, sandbox: Sandbox) -> None:
+    from .test_models import FULL_REQUEST
+
+    assert (await chat_create(core, FULL_REQUEST)).ok
+    assert sandbox.requests[-1].json == {**FULL_REQUEST, "stream": False}
