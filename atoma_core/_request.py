@@ -14,28 +14,24 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Mapping, Ty
 import aiohttp
 import msgspec
 
+from ._body import read_body
+from ._errormap import api_error_from, timeout_error, transport_error
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts
 from .core import check_header_value
 from .errors import (
     APIConnectionError,
-    APIError,
     AtomaError,
     InvalidRequestError,
     RequestTimeoutError,
-    ResponseTooLargeError,
-    ResponseValidationError,
-    TimeoutPhase,
     UnexpectedClientError,
-    error_class_for,
 )
-from .models.meta import ResponseMeta
 from .result import Err, Ok, Result
 
 if TYPE_CHECKING:
     from .config import Hook
     from .core import AtomaCore
 
-__all__ = ["CallContext", "Operation", "call", "decode_json_body", "json_response", "read_body"]
+__all__ = ["CallContext", "Operation", "call"]
 
 log = logging.getLogger("atoma")
 Req = TypeVar("Req", bound=msgspec.Struct)
@@ -133,120 +129,6 @@ def encode_request(
         raise InvalidRequestError(f"invalid request: {exc}") from None
     except (msgspec.EncodeError, TypeError, ValueError) as exc:
         raise InvalidRequestError(f"request cannot be encoded: {exc}") from None
-
-
-async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, refusing to hold more than `limit` bytes."""
-    length = response.content_length
-    if length is not None and length > limit:
-        raise ResponseTooLargeError(f"response body of {length} bytes exceeds {limit}", limit=limit)
-    if length is not None:
-        return await response.read()
-    parts: list[bytes] = []
-    size = 0
-    async for piece in response.content.iter_any():
-        size += len(piece)
-        if size > limit:
-            raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
-        parts.append(piece)
-    return b"".join(parts)
-
-
-def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
-    """A `handle` step that reads the whole body and decodes it as `response_type`."""
-    decoder = msgspec.json.Decoder(response_type)
-
-    async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
-        raw = await read_body(response, ctx.core.max_body_size)
-        value = decode_json_body(raw, decoder, response.status)
-        if hasattr(value, "__dict__"):  # models that carry `meta` (see ResponseMeta)
-            value.__dict__["meta"] = ResponseMeta(
-                attempts=ctx.attempts,
-                request_id=ctx.request_id,
-                headers=response.headers,
-                elapsed=asyncio.get_running_loop().time() - ctx.started,
-            )
-        return value
-
-    return handle
-
-
-def decode_json_body(raw: bytes, decoder: msgspec.json.Decoder[T], status: int) -> T:
-    """Decode a 2xx body, mapping a mismatch to `ResponseValidationError` with the raw bytes."""
-    try:
-        return decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ResponseValidationError(
-            f"response does not match the schema: {exc}", raw=raw, status_code=status
-        ) from None
-
-
-def api_error_from(status: int, reason: str | None, headers: Mapping[str, str], raw: bytes) -> APIError:
-    """Build the `APIError` subclass for an error status from any body: Atoma or OpenAI
-    envelope, `{"detail": ...}`, plain text or HTML."""
-    text = raw.decode("utf-8", "replace")
-    code: str | None = None
-    message: str | None = None
-    err_type: str | None = None
-    param: str | None = None
-    try:
-        parsed = msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError:
-        parsed = None
-    if isinstance(parsed, dict):
-        err = parsed.get("error", parsed)
-        if isinstance(err, dict):
-            message = _text(err.get("message")) or _text(err.get("detail"))
-            code = _text(err.get("code"))
-            err_type = _text(err.get("type"))
-            param = _text(err.get("param"))
-        elif isinstance(err, str):
-            message = err
-        if message is None:
-            message = _text(parsed.get("message")) or _text(parsed.get("detail"))
-    if not message:
-        message = f"HTTP {status} {reason or ''}".rstrip()
-    return error_class_for(status)(
-        message,
-        status_code=status,
-        code=code,
-        body=text,
-        headers=headers,
-        request_id=headers.get("x-request-id"),
-        type=err_type,
-        param=param,
-    )
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return msgspec.json.encode(value).decode() if not isinstance(value, int) else str(value)
-
-
-def transport_error(exc: BaseException, timeouts: Timeouts) -> AtomaError:
-    """Map an aiohttp or socket failure to the error tree, naming the timeout phase."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return _timeout("connect", timeouts.connect)
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return _timeout("read", timeouts.read)
-    if isinstance(exc, asyncio.TimeoutError):
-        return _timeout("total", timeouts.total)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return APIConnectionError(f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return InvalidRequestError(f"invalid URL: {exc}")
-    if isinstance(exc, (aiohttp.ClientError, OSError)):
-        detail = str(exc) or type(exc).__name__
-        return APIConnectionError(f"connection error: {detail}")
-    error = UnexpectedClientError(f"unexpected {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
-def _timeout(phase: TimeoutPhase, seconds: float | None) -> RequestTimeoutError:
-    limit = f" ({seconds:g} s)" if seconds is not None else ""
-    return RequestTimeoutError(f"{phase} timeout{limit} exceeded", phase=phase, timeout=seconds)
 
 
 async def run_hook(hook: Hook, context: HookContext) -> None:
@@ -425,7 +307,7 @@ async def _send(
     if ctx.deadline is not None:
         remaining = ctx.deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
-            raise _AttemptFailed(_timeout("total", timeouts.total), retryable=False)
+            raise _AttemptFailed(timeout_error("total", timeouts.total), retryable=False)
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
         log.debug("%s attempt %d: POST %s", op.operation_id, ctx.attempts, url)

@@ -17,10 +17,10 @@ import aiohttp
 import msgspec
 
 from ._accumulate import ChunkAccumulator
-from ._request import api_error_from, read_body, transport_error
+from ._body import read_body
+from ._errormap import in_stream_error, transport_error
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
 from .errors import (
-    APIError,
     AtomaError,
     RequestTimeoutError,
     ResponseTooLargeError,
@@ -28,7 +28,6 @@ from .errors import (
     StreamInterruptedError,
     StreamTruncatedError,
     error_class_for,
-    status_for_code,
 )
 from .models.chat import ChatCompletionChunk, ChatCompletionResponse, Usage
 from .models.meta import ResponseMeta
@@ -55,17 +54,6 @@ class StreamMetrics(msgspec.Struct, gc=False):
     elapsed: float
     completion_tokens: int | None
     tokens_per_second: float | None
-
-
-def _in_stream_error(payload: Any, raw: bytes, headers: Mapping[str, str]) -> APIError | None:
-    """An `{"error": ...}` object inside a stream, as the matching `APIError` subclass."""
-    if not isinstance(payload, dict) or "error" not in payload:
-        return None
-    err = payload["error"]
-    codes = (err.get("status"), err.get("code"), err.get("type")) if isinstance(err, dict) else ()
-    status = status_for_code(*codes) or 500
-    error = api_error_from(status, None, headers, raw)
-    return error
 
 
 class ChatCompletionStream:
@@ -164,7 +152,7 @@ class ChatCompletionStream:
 
     def _not_a_chunk(self, data: bytes, exc: Exception) -> AtomaError:
         payload = msgspec.json.decode(data)
-        error = _in_stream_error(payload, data, self.headers)
+        error = in_stream_error(payload, data, self.headers)
         if error is not None:
             return error
         return ResponseValidationError(f"stream event is not a chat completion chunk: {exc}", raw=data)
@@ -176,7 +164,7 @@ class ChatCompletionStream:
                 payload = msgspec.json.decode(event.data)
             except msgspec.DecodeError:
                 payload = None
-            error = _in_stream_error(payload, event.data, self.headers)
+            error = in_stream_error(payload, event.data, self.headers)
             if error is None:
                 message = event.data.decode("utf-8", "replace") or "error event"
                 error = error_class_for(500)(message, status_code=500, body=message, headers=self.headers)
@@ -369,7 +357,7 @@ async def open_chat_stream(response: aiohttp.ClientResponse, ctx: CallContext) -
     if content_type == "application/json":
         with contextlib.suppress(msgspec.DecodeError):
             payload = msgspec.json.decode(raw)
-    error = _in_stream_error(payload, raw, response.headers)
+    error = in_stream_error(payload, raw, response.headers)
     if error is not None:
         raise error
     raise ResponseValidationError(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from atoma_core._request import Operation, call, json_response
+from atoma_core._body import json_response
+from atoma_core._request import Operation, call
 from atoma_core.config import RequestOptions
 from atoma_core.core import AtomaCore
 from atoma_core.errors import AtomaError

@@ -1,0 +1,65 @@
+"""Reading a response body: bounded in size, decoded with msgspec, stamped with `meta`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+
+import aiohttp
+import msgspec
+
+from .errors import ResponseTooLargeError, ResponseValidationError
+from .models.meta import ResponseMeta
+
+if TYPE_CHECKING:
+    from ._request import CallContext
+
+__all__ = ["decode_json_body", "json_response", "read_body"]
+
+T = TypeVar("T")
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, refusing to hold more than `limit` bytes."""
+    length = response.content_length
+    if length is not None and length > limit:
+        raise ResponseTooLargeError(f"response body of {length} bytes exceeds {limit}", limit=limit)
+    if length is not None:
+        return await response.read()
+    parts: list[bytes] = []
+    size = 0
+    async for piece in response.content.iter_any():
+        size += len(piece)
+        if size > limit:
+            raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
+        parts.append(piece)
+    return b"".join(parts)
+
+
+def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
+    """A `handle` step that reads the whole body and decodes it as `response_type`."""
+    decoder = msgspec.json.Decoder(response_type)
+
+    async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
+        raw = await read_body(response, ctx.core.max_body_size)
+        value = decode_json_body(raw, decoder, response.status)
+        if hasattr(value, "__dict__"):  # models that carry `meta` (see ResponseMeta)
+            value.__dict__["meta"] = ResponseMeta(
+                attempts=ctx.attempts,
+                request_id=ctx.request_id,
+                headers=response.headers,
+                elapsed=asyncio.get_running_loop().time() - ctx.started,
+            )
+        return value
+
+    return handle
+
+
+def decode_json_body(raw: bytes, decoder: msgspec.json.Decoder[T], status: int) -> T:
+    """Decode a 2xx body, mapping a mismatch to `ResponseValidationError` with the raw bytes."""
+    try:
+        return decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ResponseValidationError(
+            f"response does not match the schema: {exc}", raw=raw, status_code=status
+        ) from None
