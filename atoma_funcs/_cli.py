@@ -222,6 +222,11 @@ def _stream_stats(usage: Usage | None, metrics: StreamMetrics) -> str:
     return " | ".join(parts)
 
 
+def _note_cut(response: ChatCompletionResponse, ui: _Output) -> None:
+    if response.choices and response.choices[0].finish_reason == "length":
+        ui.note("atoma: note: the answer was cut at the token limit (finish_reason=length)")
+
+
 async def _chat_stream(
     core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: _Output
 ) -> int:
@@ -253,9 +258,7 @@ async def _chat_stream(
     response = collected.value
     if args.json:
         ui.json(response)
-    finish = response.choices[0].finish_reason if response.choices else None
-    if finish == "length":
-        ui.note("atoma: note: the answer was cut at the token limit (finish_reason=length)")
+    _note_cut(response, ui)
     ui.note(_stream_stats(stream.usage, stream.metrics))
     return EXIT_OK
 
@@ -275,6 +278,7 @@ async def _chat_once(core: AtomaCore, request: dict[str, Any], args: argparse.Na
     elif response.choices:
         ui.text(response.choices[0].message.content or "")
         ui.end_line()
+    _note_cut(response, ui)
     parts = [_usage(response.usage)]
     meta = response.meta
     if meta is not None:
