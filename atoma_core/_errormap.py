@@ -22,7 +22,17 @@ from .errors import (
     status_for_code,
 )
 
-__all__ = ["api_error_from", "in_stream_error", "timeout_error", "transport_error"]
+__all__ = ["RetryableError", "api_error_from", "in_stream_error", "timeout_error", "transport_error"]
+
+
+class RetryableError(Exception):
+    """Raised by an operation's `handle` step for a failure that reached no user code (a stream's
+    first event is an error, or the connection dropped before it): the request path may retry it,
+    by the same rules as an HTTP status or a connection error."""
+
+    def __init__(self, error: AtomaError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def api_error_from(status: int, reason: str | None, headers: Mapping[str, str], raw: bytes) -> APIError:

@@ -15,11 +15,12 @@ import aiohttp
 import msgspec
 
 from ._body import read_body
-from ._errormap import api_error_from, timeout_error, transport_error
+from ._errormap import RetryableError, api_error_from, timeout_error, transport_error
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts
 from .core import check_header_value
 from .errors import (
     APIConnectionError,
+    APIError,
     AtomaError,
     InvalidRequestError,
     RequestTimeoutError,
@@ -348,12 +349,24 @@ async def _send(
     except asyncio.CancelledError:
         response.close()
         raise
+    except RetryableError as early:
+        response.close()
+        raise _AttemptFailed(early.error, _retryable(ctx.retry, early.error)) from None
     except AtomaError as error:
         response.close()
         raise _AttemptFailed(error, retryable=False) from None
     except Exception as exc:
         response.close()
         raise _AttemptFailed(transport_error(exc, timeouts), retryable=False) from None
+
+
+def _retryable(retry: RetryConfig, error: AtomaError) -> bool:
+    """Whether a failure that reached no user code may be retried under this policy."""
+    from ._retries import status_is_retryable
+
+    if isinstance(error, APIError):
+        return status_is_retryable(retry, error.status_code, error.headers)
+    return isinstance(error, APIConnectionError) and retry.retry_connection_errors
 
 
 async def _raise_for_status(core: AtomaCore, response: aiohttp.ClientResponse, ctx: CallContext) -> None:

@@ -18,9 +18,11 @@ import msgspec
 
 from ._accumulate import ChunkAccumulator
 from ._body import read_body
-from ._errormap import in_stream_error, transport_error
+from ._errormap import RetryableError, in_stream_error, transport_error
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
 from .errors import (
+    APIConnectionError,
+    APIError,
     AtomaError,
     RequestTimeoutError,
     ResponseTooLargeError,
@@ -114,26 +116,62 @@ class ChatCompletionStream:
                 continue
             if self._closed:
                 raise StopAsyncIteration
-            self._waiting = True
-            try:
-                data = await self._content.readany()
-            except asyncio.CancelledError:
-                self._close()
-                raise
-            except Exception as exc:
-                raise self._fail(self._read_error(exc)) from None
-            finally:
-                self._waiting = False
+            data = await self._read()
             if not data:
                 self._end_of_body()
                 raise StopAsyncIteration
-            try:
-                self._batch = self._decoder.feed(data)
-            except EventTooLarge as exc:
-                raise self._fail(
-                    ResponseTooLargeError(str(exc), limit=self._decoder.max_event_size)
-                ) from None
-            self._pos = 0
+            self._feed(data)
+
+    async def _read(self) -> bytes:
+        self._waiting = True
+        try:
+            return await self._content.readany()
+        except asyncio.CancelledError:
+            self._close()
+            raise
+        except Exception as exc:
+            raise self._fail(self._read_error(exc)) from None
+        finally:
+            self._waiting = False
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._batch = self._decoder.feed(data)
+        except EventTooLarge as exc:
+            raise self._fail(ResponseTooLargeError(str(exc), limit=self._decoder.max_event_size)) from None
+        self._pos = 0
+
+    async def _first_event(self) -> None:
+        """Wait until the first event is buffered, without handing it out. An error event or a
+        dropped connection this early reached no user code, so it is raised as `RetryableError`
+        and the request path may retry the call."""
+        try:
+            while self._pos >= len(self._batch):
+                data = await self._read()
+                if not data:
+                    return  # an empty body: iteration reports it as truncated
+                self._feed(data)
+        except StreamInterruptedError as exc:
+            dropped = APIConnectionError(f"connection dropped before the first event: {exc.message}")
+            raise RetryableError(dropped) from None
+        first = self._batch[self._pos]
+        if isinstance(first, SSEEvent):
+            error = self._event_error(first) if first.event == "error" else None
+        else:
+            error = self._error_object(first)
+        if error is not None:
+            self._close()
+            raise RetryableError(error)
+
+    def _error_object(self, data: bytes) -> APIError | None:
+        """The APIError an event's data carries instead of a chunk, if it does."""
+        try:
+            _chunk_decoder.decode(data)
+        except msgspec.ValidationError:
+            return in_stream_error(msgspec.json.decode(data), data, self.headers)
+        except msgspec.DecodeError:
+            pass  # iteration reports a malformed frame
+        return None
 
     def _chunk(self, data: bytes) -> ChatCompletionChunk:
         try:
@@ -160,17 +198,20 @@ class ChatCompletionStream:
     def _event(self, event: SSEEvent) -> None:
         """A named event: `error` ends the stream with a typed error; a plain message is a chunk."""
         if event.event == "error":
-            try:
-                payload = msgspec.json.decode(event.data)
-            except msgspec.DecodeError:
-                payload = None
-            error = in_stream_error(payload, event.data, self.headers)
-            if error is None:
-                message = event.data.decode("utf-8", "replace") or "error event"
-                error = error_class_for(500)(message, status_code=500, body=message, headers=self.headers)
-            raise self._fail(error)
+            raise self._fail(self._event_error(event))
         if event.event == "message":
             self._batch.insert(self._pos, event.data)  # same as a plain data event; id/retry unused
+
+    def _event_error(self, event: SSEEvent) -> APIError:
+        try:
+            payload = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            payload = None
+        error = in_stream_error(payload, event.data, self.headers)
+        if error is None:
+            message = event.data.decode("utf-8", "replace") or "error event"
+            error = error_class_for(500)(message, status_code=500, body=message, headers=self.headers)
+        return error
 
     # ------------------------------------------------------------------ endings
 
@@ -342,7 +383,8 @@ class ChatCompletionStream:
 
 
 async def open_chat_stream(response: aiohttp.ClientResponse, ctx: CallContext) -> ChatCompletionStream:
-    """The `handle` step of a streaming operation: check it is an event stream, wrap it.
+    """The `handle` step of a streaming operation: check it is an event stream, wrap it, and wait
+    for its first event (so an error in it can still be retried: nothing reached the user yet).
 
     A JSON body instead (a server that ignored `stream`, or sent its error with a 200) becomes the
     matching `APIError` or a `ResponseValidationError`; so does any other non-SSE content type.
@@ -351,7 +393,9 @@ async def open_chat_stream(response: aiohttp.ClientResponse, ctx: CallContext) -
     if content_type in ("text/event-stream", "application/octet-stream") or not response.headers.get(
         "Content-Type"
     ):
-        return ChatCompletionStream(response, ctx)
+        stream = ChatCompletionStream(response, ctx)
+        await stream._first_event()
+        return stream
     raw = await read_body(response, ctx.core.max_body_size)
     payload = None
     if content_type == "application/json":

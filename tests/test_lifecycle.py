@@ -153,7 +153,8 @@ async def test_body_size_limit(sandbox: Sandbox) -> None:
 async def test_event_size_limit(sandbox: Sandbox) -> None:
     sandbox.script(faults.oversized_event(200_000))
     async with AtomaCore(TOKEN, sandbox.url, max_event_size=50_000) as core:
-        done = await (await chat_create_stream(core, CHAT)).unwrap().collect()
+        res = await chat_create_stream(core, CHAT)
+        done = res if isinstance(res, Err) else await res.value.collect()
         assert isinstance(done, Err) and type(done.error) is errors.ResponseTooLargeError
         assert done.error.partial is not None
         assert acquired_connections(core) == 0

@@ -226,3 +226,14 @@ async def test_stream_retried_before_its_first_byte(core: AtomaCore, sandbox: Sa
             async for _ in s:
                 pass
     assert len(sandbox.requests) == 4
+
+
+async def test_an_error_as_the_first_event_is_retried(core: AtomaCore, sandbox: Sandbox) -> None:
+    sandbox.script(faults.error_event(0), faults.reset(0))  # nothing reached the user yet
+    stream = await open_stream(core)
+    assert stream.attempts == 3
+    assert (await stream.collect()).unwrap().choices[0].message.content == REPLY
+    sandbox.script(faults.error_event(0, code="REQUEST_ERROR", message="bad"))  # 400: not retried
+    res = await chat_create_stream(core, STREAM_CHAT)
+    assert isinstance(res, Err) and isinstance(res.error, errors.BadRequestError)
+    assert res.error.attempts == 1 and acquired_connections(core) == 0
