@@ -168,6 +168,9 @@ class _Output:
         self.line_open = False
 
     def text(self, piece: str) -> None:
+        if not piece:
+            return
+        self.line_open = True  # first: a Ctrl-C right after the write still gets the line ended
         self.out.write(piece)
         self.out.flush()
         self.line_open = not piece.endswith("\n")
