@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# With ATOMASDK_BEARER_AUTH set, the demo talks to the real API instead of the bundled sandbox.
 demo: $(STAMP)
-	$(BIN)/python -m atoma_funcs chat "Tell me about Atoma in one sentence." --sandbox
+	$(BIN)/python -m atoma_funcs chat "Tell me about Atoma in one sentence." $(if $(ATOMASDK_BEARER_AUTH),,--sandbox)
 
 test: $(STAMP) lint typecheck pytest
 

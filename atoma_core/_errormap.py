@@ -22,7 +22,14 @@ from .errors import (
     status_for_code,
 )
 
-__all__ = ["RetryableError", "api_error_from", "in_stream_error", "timeout_error", "transport_error"]
+__all__ = [
+    "RetryableError",
+    "api_error_from",
+    "describe",
+    "in_stream_error",
+    "timeout_error",
+    "transport_error",
+]
 
 
 class RetryableError(Exception):
@@ -112,3 +119,13 @@ def in_stream_error(payload: Any, raw: bytes, headers: Mapping[str, str]) -> API
     status = status_for_code(*codes) or 500
     error = api_error_from(status, None, headers, raw)
     return error
+
+
+def describe(error: AtomaError) -> str:
+    """An error for a log line: class, status, code, phase; never its message, which may echo
+    the request back."""
+    if isinstance(error, APIError):
+        return f"{type(error).__name__} {error.status_code} {error.code or ''}".rstrip()
+    if isinstance(error, RequestTimeoutError):
+        return f"{type(error).__name__} ({error.phase})"
+    return type(error).__name__

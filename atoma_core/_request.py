@@ -15,7 +15,7 @@ import aiohttp
 import msgspec
 
 from ._body import read_body
-from ._errormap import RetryableError, api_error_from, timeout_error, transport_error
+from ._errormap import RetryableError, api_error_from, describe, timeout_error, transport_error
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts
 from .core import check_header_value
 from .errors import (
@@ -204,7 +204,7 @@ async def call(
             failure = failed.error
             failure.attempts = ctx.attempts
             if not (failed.retryable and retry.enabled):
-                return Err(failure)
+                return _failed(op, ctx, failure)
             now = loop.time()
             if schedule is None:
                 from ._retries import RetrySchedule
@@ -212,14 +212,14 @@ async def call(
                 schedule = RetrySchedule(retry, started)
             wait = schedule.next_wait(now, failed.server_wait, deadline)
             if wait is None:
-                return Err(failure)
+                return _failed(op, ctx, failure)
             log.debug(
                 "%s retry %d in %.3f s after attempt %d: %s",
                 op.operation_id,
                 schedule.retries,
                 wait,
                 ctx.attempts,
-                failure,
+                describe(failure),
             )
             await asyncio.sleep(wait)
         except asyncio.CancelledError:
@@ -228,6 +228,11 @@ async def call(
             bug = _unexpected(exc)
             bug.attempts = ctx.attempts
             return Err(bug)
+
+
+def _failed(op: Operation[Any, Any], ctx: CallContext, error: AtomaError) -> Err[AtomaError]:
+    log.debug("%s failed after %d attempt(s): %s", op.operation_id, ctx.attempts, describe(error))
+    return Err(error)
 
 
 def _unexpected(exc: Exception) -> AtomaError:

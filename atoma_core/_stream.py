@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import warnings
 from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
@@ -18,7 +19,7 @@ import msgspec
 
 from ._accumulate import ChunkAccumulator
 from ._body import read_body
-from ._errormap import RetryableError, in_stream_error, transport_error
+from ._errormap import RetryableError, describe, in_stream_error, transport_error
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
 from .errors import (
     APIConnectionError,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatCompletionStream", "StreamMetrics", "open_chat_stream"]
 
+log = logging.getLogger("atoma")
 _chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
 _DONE = b"[DONE]"
 _DRAIN_SECONDS = 0.05  # after [DONE]: wait this long for the body's end, so the connection is reused
@@ -80,7 +82,6 @@ class ChatCompletionStream:
         self._chunks = 0
         self._closed = False
         self._waiting = False
-        self._error: AtomaError | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._timeouts = ctx.timeouts
         self._idle = ctx.timeouts.idle
@@ -154,6 +155,11 @@ class ChatCompletionStream:
         except StreamInterruptedError as exc:
             dropped = APIConnectionError(f"connection dropped before the first event: {exc.message}")
             raise RetryableError(dropped) from None
+        except RequestTimeoutError as exc:
+            if exc.phase != "read":  # first_token and total are deadlines: never retried
+                raise
+            exc.partial = None
+            raise RetryableError(exc) from None
         first = self._batch[self._pos]
         if isinstance(first, SSEEvent):
             error = self._event_error(first) if first.event == "error" else None
@@ -225,6 +231,13 @@ class ChatCompletionStream:
         self._cancel_timers()
         if release:
             self._response.release()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "stream %s ended: %d chunks in %.1f ms",
+                self.request_id,
+                self._chunks,
+                (self._ended_at - self._started) * 1000,
+            )
 
     async def _finish_after_done(self) -> None:
         """`data: [DONE]`: stop reading. Wait briefly for the body's end so the connection can
@@ -261,7 +274,7 @@ class ChatCompletionStream:
         self._close()
         error.partial = self._accumulator.snapshot()
         error.attempts = self.attempts
-        self._error = error
+        log.debug("stream %s failed after %d chunks: %s", self.request_id, self._chunks, describe(error))
         return error
 
     def _close(self) -> None:

@@ -89,7 +89,8 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class HookContext(msgspec.Struct, kw_only=True):
-    """What a hook sees. `request_headers` never contains the Authorization header."""
+    """What a hook sees. `request_headers` never contains the Authorization header; `body` is the
+    encoded JSON request, messages included (hooks are your code: the SDK never logs it)."""
 
     operation_id: str
     attempt: int

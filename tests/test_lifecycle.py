@@ -57,6 +57,7 @@ def test_one_core_across_two_asyncio_run_calls(sandbox_process: str) -> None:
         REQ = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
         async def handler():
+            asyncio.get_running_loop().slow_callback_duration = 10  # first imports are slow, not wrong
             assert (await chat_create(core, REQ)).ok
             done = await (await chat_create_stream(core, REQ)).unwrap().collect()
             assert done.ok
@@ -93,6 +94,7 @@ def test_fault_sequence_then_close_leaves_nothing_open(sandbox_process: str) -> 
         REQ = {"model": "m", "messages": [{"role": "user", "content": "one two three"}]}
 
         async def main():
+            asyncio.get_running_loop().slow_callback_duration = 10  # first imports are slow, not wrong
             before = sockets()
             core = AtomaCore(os.environ["TOKEN"], os.environ["SANDBOX_URL"],
                              timeouts=Timeouts(read=0.5, idle=0.3), retry_config=RetryConfig.none())

@@ -10,7 +10,7 @@ import time
 import msgspec
 import pytest
 
-from atoma_core import AtomaCore, Err, RequestOptions, RetryConfig, errors
+from atoma_core import AtomaCore, Err, RequestOptions, RetryConfig, Timeouts, errors
 from atoma_core.models import ChatCompletionChunk
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import chat_create, chat_create_stream
@@ -237,3 +237,11 @@ async def test_an_error_as_the_first_event_is_retried(core: AtomaCore, sandbox: 
     res = await chat_create_stream(core, STREAM_CHAT)
     assert isinstance(res, Err) and isinstance(res.error, errors.BadRequestError)
     assert res.error.attempts == 1 and acquired_connections(core) == 0
+
+
+async def test_a_read_stall_before_the_first_event_is_retried(sandbox: Sandbox) -> None:
+    sandbox.script(faults.stall(0))
+    async with AtomaCore(TOKEN, sandbox.url, timeouts=Timeouts(read=0.3)) as core:
+        stream = await open_stream(core)
+        assert stream.attempts == 2
+        assert (await stream.collect()).ok

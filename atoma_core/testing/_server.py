@@ -163,6 +163,8 @@ class Sandbox:
         self._handlers.add(task)
         try:
             return await self._answer(request)
+        except ConnectionResetError:  # the client left mid-answer (a break, a timeout): fine
+            return web.Response(status=499)
         finally:
             self._handlers.discard(task)
 
