@@ -120,6 +120,10 @@ say "timings"
 printf '  %-40s %s s\n' "build/check env + assemble model" "$BUILD_S" "server start (until /v1/models)" "$START_S" \
     "tests" "$TESTS_S"
 sed 's/^/  /' "$REPORT"
+# The server's own view, to compare with what the SDK saw: llama.cpp's per-request decode rate.
+awk '/llama_perf_context_print: +eval time/ { ms += $5; runs += $8; n++ }
+     END { if (n && ms > 0) printf "  server (llama_perf, %d requests): %d tokens decoded in %.2f s = %.1f tokens/s\n", n, runs, ms / 1000, runs * 1000 / ms }' \
+    "$LOG_DIR/server.log"
 if [ "$STATUS" -ne 0 ]; then
     say "FAILED (pytest exit $STATUS); server log: $LOG_DIR/server.log" >&2
 fi
