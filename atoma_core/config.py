@@ -63,7 +63,8 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
 
     connect: TCP/TLS connect. read: any single socket read (and waiting for headers).
     first_token: from sending a stream request to its first content chunk.
-    idle: between two stream events (keep-alive comments do not count).
+    idle: between two stream events, and from the headers to the first event (keep-alive
+        comments do not count; time your own code spends between chunks does not count).
     total: the whole call, retries and a stream's iteration included.
     """
 
