@@ -1,0 +1,57 @@
+"""Start and stop the bench server (`benchmarks.server`) as a process of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["ServerProcess", "pin"]
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Keep a process (and what it starts) on one CPU, if the OS lets us."""
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(pid, {cpu})
+
+
+class ServerProcess:
+    """`with ServerProcess(python, root, cpu) as server:` ... `server.url`."""
+
+    def __init__(self, python: str, root: Path, cpu: int | None = None) -> None:
+        self.argv = [python, "-m", "benchmarks.server", "--port", "0"]
+        self.root = root
+        self.cpu = cpu
+        self.url = ""
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            self.argv, cwd=self.root, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
+        if self.cpu is not None:
+            pin(self.proc.pid, self.cpu)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"bench server did not start (said {line!r})")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
