@@ -27,22 +27,9 @@ from atoma_core import AtomaCore, BackoffStrategy, RetryConfig
 from atoma_core.models import ChatCompletionChunk, ChatCompletionResponse
 from atoma_core.testing import Sandbox
 from atoma_funcs import chat_create_stream
-from tests.test_llmock import running_llmock
+from tests.test_llmock import WEATHER_TOOL, running_llmock
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Get weather for a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
-                "required": ["city", "unit"],
-            },
-        },
-    }
-]
+TOOLS = [WEATHER_TOOL]
 
 
 class Tee:
