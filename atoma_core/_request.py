@@ -113,7 +113,7 @@ def encode_request(
     try:
         if isinstance(request, op.request_type):
             req = request
-        elif isinstance(request, Mapping):
+        elif type(request) is dict or isinstance(request, Mapping):  # the ABC check is slow
             req = msgspec.convert(request, op.request_type, from_attributes=True)
         else:
             raise InvalidRequestError(

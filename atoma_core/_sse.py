@@ -83,7 +83,7 @@ class SSEDecoder:
             self._at_start = False
             if data.startswith(_BOM):
                 data = data[3:]
-        if b"\r" in data:
+        if 13 in data:  # CR. An int needle: `bytes in bytes` costs an exception round trip
             data = self._normalise(data)
         elif self._skip_lf:
             self._skip_lf = False
@@ -92,7 +92,7 @@ class SSEDecoder:
         if not data:
             return []
         if self._parts:
-            if b"\n\n" not in data and not (self._tail_lf and data[0] == 10):
+            if data.find(b"\n\n") < 0 and not (self._tail_lf and data[0] == 10):
                 self._parts.append(data)
                 self._size += len(data)
                 self._tail_lf = data[-1] == 10
@@ -113,13 +113,15 @@ class SSEDecoder:
         else:
             self._size = 0
             self._tail_lf = False
-        out: list[bytes | SSEEvent] = []
-        for block in blocks:
-            if block.startswith(b"data: ") and b"\n" not in block:
+        if len(data) > self.max_event_size:  # only then may one block be too large
+            for block in blocks:
                 if len(block) > self.max_event_size:
                     raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+        out: list[bytes | SSEEvent] = []
+        for block in blocks:
+            if block.startswith(b"data: ") and 10 not in block:  # 10 is LF
                 out.append(block[6:])
-            elif block and (block[0] != 58 or b"\n" in block):  # 58 is ":": skip lone comments
+            elif block and (block[0] != 58 or 10 in block):  # 58 is ":": skip lone comments
                 self._parse_block(block, out)
         return out
 

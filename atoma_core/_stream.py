@@ -73,8 +73,7 @@ class ChatCompletionStream:
         self._content = response.content
         self._decoder = SSEDecoder(ctx.core.max_event_size)
         self._accumulator = ChunkAccumulator()
-        self._batch: list[bytes | SSEEvent] = []
-        self._pos = 0
+        self._pending: list[bytes | SSEEvent] = []  # decoded events, the next one last
         self._loop = asyncio.get_running_loop()
         self._started = ctx.started
         self._first_token_at: float | None = None
@@ -104,15 +103,25 @@ class ChatCompletionStream:
     async def __anext__(self) -> ChatCompletionChunk:
         if self._idle is not None:
             self._mark = self._loop.time()
+        pending = self._pending
         while True:
-            if self._pos < len(self._batch):
-                item = self._batch[self._pos]
-                self._pos += 1
+            if pending:
+                item = pending.pop()
                 if item.__class__ is bytes:
                     if item == _DONE:
                         await self._finish_after_done()
                         raise StopAsyncIteration
-                    return self._chunk(item)
+                    try:  # inlined (not a method call): this runs once per chunk
+                        chunk: ChatCompletionChunk = _chunk_decoder.decode(item)
+                    except msgspec.ValidationError as exc:
+                        raise self._fail(self._not_a_chunk(item, exc)) from None
+                    except msgspec.DecodeError:
+                        raise self._fail(self._malformed(item)) from None
+                    self._accumulator.add(chunk)
+                    self._chunks += 1
+                    if self._first_token_at is None and chunk.choices:
+                        self._check_first_token(chunk)
+                    return chunk
                 self._event(item)  # type: ignore[arg-type]
                 continue
             if self._closed:
@@ -122,6 +131,7 @@ class ChatCompletionStream:
                 self._end_of_body()
                 raise StopAsyncIteration
             self._feed(data)
+            pending = self._pending
 
     async def _read(self) -> bytes:
         self._waiting = True
@@ -137,17 +147,18 @@ class ChatCompletionStream:
 
     def _feed(self, data: bytes) -> None:
         try:
-            self._batch = self._decoder.feed(data)
+            events = self._decoder.feed(data)
         except EventTooLarge as exc:
             raise self._fail(ResponseTooLargeError(str(exc), limit=self._decoder.max_event_size)) from None
-        self._pos = 0
+        events.reverse()  # popped from the end, one by one
+        self._pending = events
 
     async def _first_event(self) -> None:
         """Wait until the first event is buffered, without handing it out. An error event or a
         dropped connection this early reached no user code, so it is raised as `RetryableError`
         and the request path may retry the call."""
         try:
-            while self._pos >= len(self._batch):
+            while not self._pending:
                 data = await self._read()
                 if not data:
                     return  # an empty body: iteration reports it as truncated
@@ -160,7 +171,7 @@ class ChatCompletionStream:
                 raise
             exc.partial = None
             raise RetryableError(exc) from None
-        first = self._batch[self._pos]
+        first = self._pending[-1]
         if isinstance(first, SSEEvent):
             error = self._event_error(first) if first.event == "error" else None
         else:
@@ -179,20 +190,14 @@ class ChatCompletionStream:
             pass  # iteration reports a malformed frame
         return None
 
-    def _chunk(self, data: bytes) -> ChatCompletionChunk:
-        try:
-            chunk = _chunk_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            raise self._fail(self._not_a_chunk(data, exc)) from None
-        except msgspec.DecodeError:
-            raise self._fail(StreamInterruptedError(f"malformed event data: {data[:200]!r}")) from None
-        self._accumulator.add(chunk)
-        self._chunks += 1
-        if self._first_token_at is None and chunk.choices:
-            delta = chunk.choices[0].delta
-            if delta.content or delta.tool_calls or delta.reasoning_content or delta.refusal:
-                self._first_token_at = self._loop.time()
-        return chunk
+    def _check_first_token(self, chunk: ChatCompletionChunk) -> None:
+        delta = chunk.choices[0].delta
+        if delta.content or delta.tool_calls or delta.reasoning_content or delta.refusal:
+            self._first_token_at = self._loop.time()
+
+    @staticmethod
+    def _malformed(data: bytes) -> StreamInterruptedError:
+        return StreamInterruptedError(f"malformed event data: {data[:200]!r}")
 
     def _not_a_chunk(self, data: bytes, exc: Exception) -> AtomaError:
         payload = msgspec.json.decode(data)
@@ -206,7 +211,7 @@ class ChatCompletionStream:
         if event.event == "error":
             raise self._fail(self._event_error(event))
         if event.event == "message":
-            self._batch.insert(self._pos, event.data)  # same as a plain data event; id/retry unused
+            self._pending.append(event.data)  # same as a plain data event; id/retry unused
 
     def _event_error(self, event: SSEEvent) -> APIError:
         try:

@@ -130,13 +130,15 @@ class AtomaCore:
 
     def url(self, path: str, server_url: str | None = None) -> Any:
         """The absolute URL of an operation path, parsed once per core."""
+        if server_url is None:
+            url = self._urls.get(path)
+            if url is not None:
+                return url
         from yarl import URL
 
         if server_url is not None:
             return URL(normalise_server_url(server_url) + path)
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = URL(self.server_url + path)
+        url = self._urls[path] = URL(self.server_url + path)
         return url
 
     async def session(self) -> aiohttp.ClientSession:
