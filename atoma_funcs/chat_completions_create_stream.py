@@ -32,6 +32,7 @@ async def chat_create_stream(
     request: ChatCompletionRequest | Mapping[str, Any],
     options: RequestOptions | None = None,
 ) -> Result[ChatCompletionStream, AtomaError]:
-    """Start a streamed chat completion. `Ok(ChatCompletionStream)` once the response headers
-    arrive; failures before that (status, connect, timeout) are `Err`, retried like `chat_create`."""
+    """Start a streamed chat completion. `Ok(ChatCompletionStream)` once its first event arrives;
+    failures before that (status, connect, timeout, an error as the first event) are `Err`,
+    retried like `chat_create`. Failures while iterating are raised, with `.partial`."""
     return await call(core, _OPERATION, request, options)

@@ -65,7 +65,7 @@ class Chat:
         options: RequestOptions | None = None,
         **params: Any,
     ) -> ChatCompletionStream:
-        """Start a streamed chat completion; returns the open stream once the headers arrive.
+        """Start a streamed chat completion; returns the open stream once its first event arrives.
 
         Use it with `async with` and `async for` (or `await stream.collect()`). Failures before
         the stream starts raise here; failures mid-stream raise from the iteration.
