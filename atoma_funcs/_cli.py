@@ -299,7 +299,8 @@ async def _run(args: argparse.Namespace, prompt: str, ui: _Output) -> int:
     if args.sandbox:
         from atoma_core.testing import Sandbox
 
-        async with Sandbox() as sandbox, AtomaCore(server_url=sandbox.url) as core:
+        # A little delay between chunks, so the demo visibly streams (keep-alives in between).
+        async with Sandbox(chunk_delay=0.02) as sandbox, AtomaCore(server_url=sandbox.url) as core:
             return await chat(core, request, args, ui)
     async with AtomaCore(server_url=args.server_url) as core:
         return await chat(core, request, args, ui)
