@@ -81,6 +81,8 @@ def summarise(records: list[dict[str, Any]], clients: list[str]) -> list[dict[st
                     "ratio": statistics.median(ratios) if ratios else None,
                     "n": len(values),
                 }
+        if not cells:
+            continue  # a workload not run
         ratio = cells.get("atoma", {}).get("ratio")
         met = None if row.target is None or ratio is None else ratio <= row.target
         summary.append({**row._asdict(), "clients": cells, "met": met})
@@ -161,5 +163,6 @@ def markdown(meta: dict[str, Any], summary: list[dict[str, Any]], clients: list[
         if row["target"] is not None:
             ratio = row["clients"].get("atoma", {}).get("ratio")
             shown = "n/a" if ratio is None else f"{ratio:.2f}x"
-            lines.append(f"- {row['label']}: {shown} (target <= {row['target']:.2f}x) {_verdict(row)}")
+            verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
+            lines.append(f"- {row['label']}: {shown} (target <= {row['target']:.2f}x): {verdict}")
     return "\n".join(lines) + "\n"

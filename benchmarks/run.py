@@ -283,9 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     if "atoma-sdk" in clients and not ensure_atoma_venv():
         clients.remove("atoma-sdk")
 
+    meta = meta_of(cfg, clients, args.quick)
     records = measure(cfg, clients, workloads, pinned=not args.no_pin)
     summary = report.summarise(records, clients)
-    meta = meta_of(cfg, clients, args.quick)
+    head = _command("git", "rev-parse", "--short", "HEAD") or "unknown"
+    if head != meta["commit"]:
+        meta["commit"] += f" (HEAD moved to {head} during the run)"
     print(report.table(summary, clients))
 
     errors = [r for r in records if "error" in r]
