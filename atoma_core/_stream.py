@@ -233,6 +233,7 @@ class ChatCompletionStream:
             error = StreamTruncatedError("stream ended before every choice got a finish_reason")
             raise self._fail(error)
         self._closed = True
+        self._pending.clear()
         self._cancel_timers()
         if release:
             self._response.release()
@@ -275,7 +276,7 @@ class ChatCompletionStream:
         return StreamInterruptedError(f"stream interrupted: {error.message}")
 
     def _fail(self, error: AtomaError) -> AtomaError:
-        """Close, attach what arrived so far, remember the error; the caller raises it."""
+        """Close, attach what arrived so far to the error; the caller raises it."""
         self._close()
         error.partial = self._accumulator.snapshot()
         error.attempts = self.attempts
@@ -286,6 +287,7 @@ class ChatCompletionStream:
         if self._ended_at is None:
             self._ended_at = self._loop.time()
         self._closed = True
+        self._pending.clear()  # events read past a failure are never handed out
         self._cancel_timers()
         self._response.close()
 

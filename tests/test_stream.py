@@ -245,3 +245,35 @@ async def test_a_read_stall_before_the_first_event_is_retried(sandbox: Sandbox) 
         stream = await open_stream(core)
         assert stream.attempts == 2
         assert (await stream.collect()).ok
+
+
+async def test_nothing_is_handed_out_after_a_failure_in_the_same_read() -> None:
+    """A malformed frame followed, in the same TCP write, by a valid chunk: the stream ends at
+    the bad frame and stays ended."""
+    from aiohttp import web
+
+    good = b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(good + b"data: {oops\n\n" + good)
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with AtomaCore("t", f"http://127.0.0.1:{runner.addresses[0][1]}") as core:
+            stream = await open_stream(core)
+            assert (await stream.__anext__()).choices[0].delta.content == "a"
+            with pytest.raises(errors.StreamInterruptedError):
+                await stream.__anext__()
+            with pytest.raises(StopAsyncIteration):
+                await stream.__anext__()
+            assert stream.partial.choices[0].message.content == "a"
+    finally:
+        await runner.cleanup()
