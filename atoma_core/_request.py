@@ -145,16 +145,16 @@ async def run_hook(hook: Hook, context: HookContext) -> None:
         raise error from exc
 
 
-_timeout_cache: dict[tuple[Timeouts, float | None], aiohttp.ClientTimeout] = {}
+_timeout_cache: dict[Timeouts, aiohttp.ClientTimeout] = {}  # one per distinct configuration
 
 
 def _client_timeout(timeouts: Timeouts, remaining: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for one attempt: `total` is what is left of the call's deadline."""
     if remaining is not None:
         return aiohttp.ClientTimeout(total=remaining, sock_connect=timeouts.connect, sock_read=timeouts.read)
-    key = (timeouts, None)
-    cached = _timeout_cache.get(key)
+    cached = _timeout_cache.get(timeouts)
     if cached is None:
-        cached = _timeout_cache[key] = aiohttp.ClientTimeout(
+        cached = _timeout_cache[timeouts] = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
     return cached
