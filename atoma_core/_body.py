@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, TypeVar
 
 import aiohttp
 import msgspec
@@ -14,7 +14,7 @@ from .models.meta import ResponseMeta
 if TYPE_CHECKING:
     from ._request import CallContext
 
-__all__ = ["decode_json_body", "json_response", "read_body"]
+__all__ = ["decode_json_body", "json_response", "read_body", "stamp_meta"]
 
 T = TypeVar("T")
 
@@ -43,16 +43,21 @@ def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, C
     async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
         raw = await read_body(response, ctx.core.max_body_size)
         value = decode_json_body(raw, decoder, response.status)
-        if hasattr(value, "__dict__"):  # models that carry `meta` (see ResponseMeta)
-            value.__dict__["meta"] = ResponseMeta(
-                attempts=ctx.attempts,
-                request_id=ctx.request_id,
-                headers=response.headers,
-                elapsed=asyncio.get_running_loop().time() - ctx.started,
-            )
+        elapsed = asyncio.get_running_loop().time() - ctx.started
+        stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)
         return value
 
     return handle
+
+
+def stamp_meta(
+    value: object, attempts: int, request_id: str | None, headers: Mapping[str, str], elapsed: float
+) -> None:
+    """Attach a `ResponseMeta` to a model that carries one (a Struct with a `__dict__`)."""
+    if hasattr(value, "__dict__"):
+        value.__dict__["meta"] = ResponseMeta(
+            attempts=attempts, request_id=request_id, headers=headers, elapsed=elapsed
+        )
 
 
 def decode_json_body(raw: bytes, decoder: msgspec.json.Decoder[T], status: int) -> T:

@@ -29,6 +29,7 @@ __all__ = [
     "in_stream_error",
     "timeout_error",
     "transport_error",
+    "unexpected_error",
 ]
 
 
@@ -100,6 +101,14 @@ def transport_error(exc: BaseException, timeouts: Timeouts) -> AtomaError:
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         detail = str(exc) or type(exc).__name__
         return APIConnectionError(f"connection error: {detail}")
+    return unexpected_error(exc)
+
+
+def unexpected_error(exc: BaseException) -> AtomaError:
+    """An exception nobody foresaw, as `UnexpectedClientError` with it as `__cause__` (an
+    `AtomaError` is returned as it is)."""
+    if isinstance(exc, AtomaError):
+        return exc
     error = UnexpectedClientError(f"unexpected {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error

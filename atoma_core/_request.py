@@ -15,7 +15,14 @@ import aiohttp
 import msgspec
 
 from ._body import read_body
-from ._errormap import RetryableError, api_error_from, describe, timeout_error, transport_error
+from ._errormap import (
+    RetryableError,
+    api_error_from,
+    describe,
+    timeout_error,
+    transport_error,
+    unexpected_error,
+)
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts
 from .core import check_header_value
 from .errors import (
@@ -189,7 +196,7 @@ async def call(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        return Err(_unexpected(exc))
+        return Err(unexpected_error(exc))
 
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -225,7 +232,7 @@ async def call(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: report it, typed, with its cause
-            bug = _unexpected(exc)
+            bug = unexpected_error(exc)
             bug.attempts = ctx.attempts
             return Err(bug)
 
@@ -233,14 +240,6 @@ async def call(
 def _failed(op: Operation[Any, Any], ctx: CallContext, error: AtomaError) -> Err[AtomaError]:
     log.debug("%s failed after %d attempt(s): %s", op.operation_id, ctx.attempts, describe(error))
     return Err(error)
-
-
-def _unexpected(exc: Exception) -> AtomaError:
-    if isinstance(exc, AtomaError):
-        return exc
-    error = UnexpectedClientError(f"unexpected {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
 
 
 async def _headers(

@@ -18,7 +18,7 @@ import aiohttp
 import msgspec
 
 from ._accumulate import ChunkAccumulator
-from ._body import read_body
+from ._body import read_body, stamp_meta
 from ._errormap import RetryableError, describe, in_stream_error, transport_error
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
 from .errors import (
@@ -33,7 +33,6 @@ from .errors import (
     error_class_for,
 )
 from .models.chat import ChatCompletionChunk, ChatCompletionResponse, Usage
-from .models.meta import ResponseMeta
 from .result import Err, Ok, Result
 
 if TYPE_CHECKING:
@@ -368,12 +367,8 @@ class ChatCompletionStream:
         except AtomaError as error:
             return Err(error)
         response = self._accumulator.snapshot()
-        response.__dict__["meta"] = ResponseMeta(
-            attempts=self.attempts,
-            request_id=self.request_id,
-            headers=self.headers,
-            elapsed=(self._ended_at or self._loop.time()) - self._started,
-        )
+        elapsed = (self._ended_at or self._loop.time()) - self._started
+        stamp_meta(response, self.attempts, self.request_id, self.headers, elapsed)
         return Ok(response)
 
     async def aclose(self) -> None:
