@@ -13,14 +13,18 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from . import errors, models
+    from ._events import StreamMetrics
+    from ._stream import ChatCompletionStream, CompletionStream
     from .config import BackoffStrategy, HookContext, Hooks, RequestOptions, RetryConfig, Timeouts
     from .core import AtomaCore
     from .models.meta import ResponseMeta
-    from .result import Err, Ok, Result
+    from .result import Err, Ok, Result, UnwrapError
 
 __all__ = [
     "AtomaCore",
     "BackoffStrategy",
+    "ChatCompletionStream",
+    "CompletionStream",
     "Err",
     "HookContext",
     "Hooks",
@@ -29,7 +33,9 @@ __all__ = [
     "ResponseMeta",
     "Result",
     "RetryConfig",
+    "StreamMetrics",
     "Timeouts",
+    "UnwrapError",
     "__version__",
     "errors",
     "models",
@@ -47,6 +53,10 @@ _LAZY = {
     "Err": ".result",
     "Result": ".result",
     "ResponseMeta": ".models.meta",
+    "UnwrapError": ".result",
+    "ChatCompletionStream": "._stream",
+    "CompletionStream": "._stream",
+    "StreamMetrics": "._events",
 }
 
 

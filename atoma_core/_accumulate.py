@@ -1,5 +1,6 @@
 """Fold stream chunks into the whole response: text per choice, tool calls merged by index,
-refusal, reasoning, logprobs, finish_reason and usage. Pure data, no I/O."""
+refusal, reasoning, logprobs, finish_reason and usage (chat); text, logprobs, finish_reason and
+usage (legacy completions). Pure data, no I/O."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from .models.chat import (
     ChatCompletionResponseMessage,
     ToolCall,
     ToolCallFunction,
-    Usage,
 )
+from .models.completions import CompletionChoice, CompletionChunk, CompletionLogProbs, CompletionResponse
+from .models.usage import Usage
 
-__all__ = ["ChunkAccumulator"]
+__all__ = ["ChunkAccumulator", "CompletionAccumulator"]
 
 
 class _ToolCallState:
@@ -134,9 +136,16 @@ class ChunkAccumulator:
                 if function.arguments:
                     call.arguments.append(function.arguments)
 
+    @staticmethod
+    def is_token(chunk: ChatCompletionChunk) -> bool:
+        if not chunk.choices:
+            return False
+        delta = chunk.choices[0].delta
+        return bool(delta.content or delta.tool_calls or delta.reasoning_content or delta.refusal)
+
     def finished(self) -> bool:
         """At least one choice arrived, and every choice got a finish_reason."""
-        return bool(self.choices) and all(c.finish_reason is not None for c in self.choices.values())
+        return _all_finished(self.choices)
 
     def snapshot(self) -> ChatCompletionResponse:
         choices = [
@@ -158,4 +167,95 @@ class ChunkAccumulator:
             usage=self.usage,
             system_fingerprint=self.system_fingerprint,
             service_tier=self.service_tier,
+        )
+
+
+def _all_finished(choices: dict[int, _ChoiceState] | dict[int, _TextState]) -> bool:
+    return bool(choices) and all(c.finish_reason is not None for c in choices.values())
+
+
+class _TextState:
+    __slots__ = ("finish_reason", "logprobs", "stop_reason", "text")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.finish_reason: str | None = None
+        self.stop_reason: int | str | None = None
+        self.logprobs: CompletionLogProbs | None = None
+
+    def add_logprobs(self, piece: CompletionLogProbs) -> None:
+        if self.logprobs is None:
+            self.logprobs = CompletionLogProbs(
+                tokens=[], token_logprobs=[], top_logprobs=None, text_offset=[]
+            )
+        merged = self.logprobs
+        merged.tokens.extend(piece.tokens)
+        merged.token_logprobs.extend(piece.token_logprobs)
+        merged.text_offset.extend(piece.text_offset)
+        if piece.top_logprobs is not None:
+            if merged.top_logprobs is None:
+                merged.top_logprobs = []
+            merged.top_logprobs.extend(piece.top_logprobs)
+
+
+class CompletionAccumulator:
+    """Accumulates legacy completion chunks; `snapshot()` is what `completions_create` returns."""
+
+    __slots__ = ("choices", "created", "id", "model", "system_fingerprint", "usage")
+
+    def __init__(self) -> None:
+        self.choices: dict[int, _TextState] = {}
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.usage: Usage | None = None
+        self.system_fingerprint: str | None = None
+
+    def add(self, chunk: CompletionChunk) -> None:
+        if not self.id:
+            self.id = chunk.id
+            self.model = chunk.model
+            self.created = chunk.created
+            self.system_fingerprint = chunk.system_fingerprint
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices:
+            state = self.choices.get(choice.index)
+            if state is None:
+                state = self.choices[choice.index] = _TextState()
+            if choice.text:
+                state.text.append(choice.text)
+            if choice.finish_reason is not None:
+                state.finish_reason = choice.finish_reason
+            if choice.stop_reason is not None:
+                state.stop_reason = choice.stop_reason
+            if choice.logprobs is not None:
+                state.add_logprobs(choice.logprobs)
+
+    @staticmethod
+    def is_token(chunk: CompletionChunk) -> bool:
+        return bool(chunk.choices) and bool(chunk.choices[0].text)
+
+    def finished(self) -> bool:
+        """At least one choice arrived, and every choice got a finish_reason."""
+        return _all_finished(self.choices)
+
+    def snapshot(self) -> CompletionResponse:
+        choices = [
+            CompletionChoice(
+                text="".join(state.text),
+                index=index,
+                finish_reason=state.finish_reason,
+                logprobs=state.logprobs,
+                stop_reason=state.stop_reason,
+            )
+            for index, state in sorted(self.choices.items())
+        ]
+        return CompletionResponse(
+            choices=choices,
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            usage=self.usage,
+            system_fingerprint=self.system_fingerprint,
         )

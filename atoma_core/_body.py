@@ -12,28 +12,48 @@ from .errors import ResponseTooLargeError, ResponseValidationError
 from .models.meta import ResponseMeta
 
 if TYPE_CHECKING:
-    from ._request import CallContext
+    from ._operation import CallContext
 
 __all__ = ["decode_json_body", "json_response", "read_body", "stamp_meta"]
 
 T = TypeVar("T")
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, refusing to hold more than `limit` bytes."""
+async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None) -> bytes:
+    """The whole body, refusing to hold more than `limit` bytes once decoded (a gzip body is
+    counted as it inflates, not by its Content-Length), and giving up when a single read waits
+    longer than `read_timeout` (aiohttp's own read timer misses some broken chunked framing)."""
     length = response.content_length
     if length is not None and length > limit:
         raise ResponseTooLargeError(f"response body of {length} bytes exceeds {limit}", limit=limit)
-    if length is not None:
-        return await response.read()
+    content = response.content
+    watchdog = None
+    if read_timeout is not None and not content.is_eof():  # a body already in is read at once
+        from ._errormap import timeout_error
+        from ._watchdog import Watchdog
+
+        watchdog = Watchdog(content, read_timeout, lambda: timeout_error("read", read_timeout), _always)
     parts: list[bytes] = []
     size = 0
-    async for piece in response.content.iter_any():
-        size += len(piece)
-        if size > limit:
-            raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
-        parts.append(piece)
-    return b"".join(parts)
+    try:
+        while True:
+            piece = await content.readany()
+            if not piece:
+                break
+            size += len(piece)
+            if size > limit:
+                raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
+            parts.append(piece)
+            if watchdog is not None:
+                watchdog.progress()
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _always() -> bool:
+    return True
 
 
 def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
@@ -41,7 +61,7 @@ def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, C
     decoder = msgspec.json.Decoder(response_type)
 
     async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
-        raw = await read_body(response, ctx.core.max_body_size)
+        raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
         value = decode_json_body(raw, decoder, response.status)
         elapsed = asyncio.get_running_loop().time() - ctx.started
         stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)

@@ -23,7 +23,6 @@ from .errors import (
 )
 
 __all__ = [
-    "RetryableError",
     "api_error_from",
     "describe",
     "in_stream_error",
@@ -31,16 +30,6 @@ __all__ = [
     "transport_error",
     "unexpected_error",
 ]
-
-
-class RetryableError(Exception):
-    """Raised by an operation's `handle` step for a failure that reached no user code (a stream's
-    first event is an error, or the connection dropped before it): the request path may retry it,
-    by the same rules as an HTTP status or a connection error."""
-
-    def __init__(self, error: AtomaError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def api_error_from(status: int, reason: str | None, headers: Mapping[str, str], raw: bytes) -> APIError:
@@ -68,6 +57,8 @@ def api_error_from(status: int, reason: str | None, headers: Mapping[str, str], 
             message = _text(parsed.get("message")) or _text(parsed.get("detail"))
     if not message:
         message = f"HTTP {status} {reason or ''}".rstrip()
+    if 300 <= status < 400:
+        message = f"{message}: redirect to {headers.get('Location', '?')} not followed"
     return error_class_for(status)(
         message,
         status_code=status,

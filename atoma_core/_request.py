@@ -1,28 +1,22 @@
-"""THE request path: encode, build URL and headers, send, retry, map failures, hand over.
+"""THE request path: encode, build URL and headers, then per attempt build the body, send,
+retry, map failures and hand the response to the operation's `handle` step.
 
-Every operation is an `Operation` (id, path, request type, a `prepare` step and a `handle` step
-that turns a 2xx response into the value) run by `call()`, which returns a Result and never
-raises, except `asyncio.CancelledError`.
+Every operation is an `Operation` (`_operation.py`) run by `call()`, which returns a Result and
+never raises, except `asyncio.CancelledError`. Any method, with or without a body or a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import aiohttp
 import msgspec
 
 from ._body import read_body
-from ._errormap import (
-    RetryableError,
-    api_error_from,
-    describe,
-    timeout_error,
-    transport_error,
-    unexpected_error,
-)
+from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
+from ._operation import CallContext, Operation, RetryableError
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts
 from .core import check_header_value
 from .errors import (
@@ -39,69 +33,13 @@ if TYPE_CHECKING:
     from .config import Hook
     from .core import AtomaCore
 
-__all__ = ["CallContext", "Operation", "call"]
+__all__ = ["call"]
 
 log = logging.getLogger("atoma")
 Req = TypeVar("Req", bound=msgspec.Struct)
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
-
-
-class CallContext:
-    """What a `handle` step may need to know about the call that produced its response."""
-
-    __slots__ = (
-        "attempts",
-        "core",
-        "deadline",
-        "operation_id",
-        "request_id",
-        "retry",
-        "started",
-        "timeouts",
-    )
-
-    def __init__(
-        self,
-        core: AtomaCore,
-        operation_id: str,
-        retry: RetryConfig,
-        timeouts: Timeouts,
-        started: float,
-        deadline: float | None,
-    ) -> None:
-        self.core = core
-        self.operation_id = operation_id
-        self.retry = retry
-        self.timeouts = timeouts
-        self.started = started
-        self.deadline = deadline
-        self.attempts = 0
-        self.request_id: str | None = None
-
-
-class Operation(Generic[Req, T]):
-    """One API operation: how to validate and finish its request, and how to read a 2xx answer."""
-
-    __slots__ = ("accept", "handle", "operation_id", "path", "prepare", "request_type")
-
-    def __init__(
-        self,
-        operation_id: str,
-        path: str,
-        request_type: type[Req],
-        handle: Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]],
-        *,
-        prepare: Callable[[Req], Req] | None = None,
-        accept: str = "application/json",
-    ) -> None:
-        self.operation_id = operation_id
-        self.path = path
-        self.request_type = request_type
-        self.handle = handle
-        self.prepare = prepare
-        self.accept = accept
 
 
 class _AttemptFailed(Exception):
@@ -114,17 +52,23 @@ class _AttemptFailed(Exception):
 
 
 def encode_request(
-    op: Operation[Req, Any], request: Req | Mapping[str, Any], extra_body: Mapping[str, Any] | None
-) -> bytes:
-    """Validate a dict (or take a Struct), apply the operation's fixes, encode to JSON bytes."""
+    op: Operation[Req, Any], request: Req | Mapping[str, Any] | None, extra_body: Mapping[str, Any] | None
+) -> bytes | None:
+    """Validate a dict (or take a Struct), apply the operation's fixes, encode to JSON bytes.
+    None for an operation without a body."""
+    request_type = op.request_type
+    if request_type is None:
+        if request is not None or extra_body:
+            raise InvalidRequestError(f"{op.operation_id} takes no request body")
+        return None
     try:
-        if isinstance(request, op.request_type):
+        if isinstance(request, request_type):
             req = request
         elif type(request) is dict or isinstance(request, Mapping):  # the ABC check is slow
-            req = msgspec.convert(request, op.request_type, from_attributes=True)
+            req = msgspec.convert(request, request_type, from_attributes=True)
         else:
             raise InvalidRequestError(
-                f"request must be a dict or {op.request_type.__name__}, not {type(request).__name__}"
+                f"request must be a dict or {request_type.__name__}, not {type(request).__name__}"
             )
         if op.prepare is not None:
             req = op.prepare(req)
@@ -133,6 +77,8 @@ def encode_request(
             merged.update(extra_body)
             return _encoder.encode(merged)
         return _encoder.encode(req)
+    except InvalidRequestError:
+        raise
     except msgspec.ValidationError as exc:
         raise InvalidRequestError(f"invalid request: {exc}") from None
     except (msgspec.EncodeError, TypeError, ValueError) as exc:
@@ -170,7 +116,7 @@ def _client_timeout(timeouts: Timeouts, remaining: float | None) -> aiohttp.Clie
 async def call(
     core: AtomaCore,
     op: Operation[Req, T],
-    request: Req | Mapping[str, Any],
+    request: Req | Mapping[str, Any] | None = None,
     options: RequestOptions | None = None,
 ) -> Result[T, AtomaError]:
     """Run one operation end to end with retries. Returns Ok(value) or Err(AtomaError)."""
@@ -189,7 +135,7 @@ async def call(
         extra_body = options.extra_body
     try:
         body = encode_request(op, request, extra_body)
-        headers = await _headers(core, op, extra_headers)
+        headers = await _headers(core, op, extra_headers, body is not None)
         url = core.url(op.path, server_url)
     except AtomaError as invalid:
         return Err(invalid)
@@ -210,6 +156,7 @@ async def call(
         except _AttemptFailed as failed:
             failure = failed.error
             failure.attempts = ctx.attempts
+            ctx.last_error = failure
             if not (failed.retryable and retry.enabled):
                 return _failed(op, ctx, failure)
             now = loop.time()
@@ -243,16 +190,19 @@ def _failed(op: Operation[Any, Any], ctx: CallContext, error: AtomaError) -> Err
 
 
 async def _headers(
-    core: AtomaCore, op: Operation[Any, Any], extra: Mapping[str, str] | None
+    core: AtomaCore, op: Operation[Any, Any], extra: Mapping[str, str] | None, has_body: bool
 ) -> dict[str, str]:
     headers = dict(core.headers)
     headers["Accept"] = op.accept
-    try:
-        auth = await core.authorization()
-    except ValueError as exc:
-        raise InvalidRequestError(f"invalid bearer token: {exc}") from None
-    if auth is not None:
-        headers["Authorization"] = auth
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    if op.auth:
+        try:
+            auth = await core.authorization()
+        except ValueError as exc:
+            raise InvalidRequestError(f"invalid bearer token: {exc}") from None
+        if auth is not None:
+            headers["Authorization"] = auth
     if extra:
         for name, value in extra.items():
             try:
@@ -263,15 +213,17 @@ async def _headers(
     return headers
 
 
-def _hook_context(ctx: CallContext, url: Any, headers: Mapping[str, str], body: bytes) -> HookContext:
+def _hook_context(
+    ctx: CallContext, op: Operation[Any, Any], url: Any, headers: Mapping[str, str], body: bytes | None
+) -> HookContext:
     safe = {k: v for k, v in headers.items() if k.lower() != "authorization"}
     return HookContext(
         operation_id=ctx.operation_id,
         attempt=ctx.attempts,
-        method="POST",
+        method=op.method,
         url=str(url),
         request_headers=safe,
-        body=body,
+        body=body or b"",
     )
 
 
@@ -281,20 +233,27 @@ async def _attempt(
     ctx: CallContext,
     url: Any,
     headers: dict[str, str],
-    body: bytes,
+    body: bytes | None,
 ) -> T:
+    """One attempt: build this attempt's body, run the hooks around sending it."""
     hooks = core.hooks
-    hook_ctx = _hook_context(ctx, url, headers, body) if hooks is not None else None
+    hook_ctx = None
     try:
-        if hooks is not None and hooks.before_request is not None and hook_ctx is not None:
-            await run_hook(hooks.before_request, hook_ctx)
+        if op.build_body is not None and body is not None:
+            body = await op.build_body(body, ctx)
+        if hooks is not None:
+            hook_ctx = _hook_context(ctx, op, url, headers, body)
+            if hooks.before_request is not None:
+                await run_hook(hooks.before_request, hook_ctx)
         return await _send(core, op, ctx, url, headers, body, hook_ctx)
     except _AttemptFailed as failed:
         if hooks is not None and hooks.after_error is not None and hook_ctx is not None:
             hook_ctx.error = failed.error
             await run_hook(hooks.after_error, hook_ctx)
         raise
-    except AtomaError as error:  # a hook failed
+    except RetryableError as early:  # the body builder failed before anything was sent
+        raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
+    except AtomaError as error:  # a hook or the body builder failed
         raise _AttemptFailed(error, retryable=False) from None
 
 
@@ -304,7 +263,7 @@ async def _send(
     ctx: CallContext,
     url: Any,
     headers: dict[str, str],
-    body: bytes,
+    body: bytes | None,
     hook_ctx: HookContext | None,
 ) -> T:
     timeouts = ctx.timeouts
@@ -315,11 +274,18 @@ async def _send(
             raise _AttemptFailed(timeout_error("total", timeouts.total), retryable=False)
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
-        log.debug("%s attempt %d: POST %s", op.operation_id, ctx.attempts, url)
+        log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
     session = await core.session()
     try:
-        response = await session.post(
-            url, data=body, headers=headers, timeout=_client_timeout(timeouts, remaining)
+        # Redirects are not followed: a 302 would turn the POST into a body-less GET, and a
+        # 307/308 would forward the prompt to another origin. They come back as an APIError.
+        response = await session.request(
+            op.method,
+            url,
+            data=body,
+            headers=headers,
+            timeout=_client_timeout(timeouts, remaining),
+            allow_redirects=False,
         )
     except asyncio.CancelledError:
         raise
@@ -344,7 +310,7 @@ async def _send(
         hook_ctx.status = status
         hook_ctx.response_headers = response.headers
     if status >= 300:
-        await _raise_for_status(core, response, ctx)
+        await _raise_for_status(core, op, response, ctx)
     hooks = core.hooks
     try:
         if hooks is not None and hooks.after_success is not None and hook_ctx is not None:
@@ -355,7 +321,7 @@ async def _send(
         raise
     except RetryableError as early:
         response.close()
-        raise _AttemptFailed(early.error, _retryable(ctx.retry, early.error)) from None
+        raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
     except AtomaError as error:
         response.close()
         raise _AttemptFailed(error, retryable=False) from None
@@ -364,16 +330,18 @@ async def _send(
         raise _AttemptFailed(transport_error(exc, timeouts), retryable=False) from None
 
 
-def _retryable(retry: RetryConfig, error: AtomaError) -> bool:
+def _retryable(retry: RetryConfig, op: Operation[Any, Any], error: AtomaError) -> bool:
     """Whether a failure that reached no user code may be retried under this policy."""
     from ._retries import status_is_retryable
 
     if isinstance(error, APIError):
-        return status_is_retryable(retry, error.status_code, error.headers)
+        return status_is_retryable(retry, error.status_code, error.headers, op.retry_statuses)
     return isinstance(error, APIConnectionError) and retry.retry_connection_errors
 
 
-async def _raise_for_status(core: AtomaCore, response: aiohttp.ClientResponse, ctx: CallContext) -> None:
+async def _raise_for_status(
+    core: AtomaCore, op: Operation[Any, Any], response: aiohttp.ClientResponse, ctx: CallContext
+) -> None:
     from ._retries import server_retry_after, status_is_retryable
 
     try:
@@ -388,5 +356,5 @@ async def _raise_for_status(core: AtomaCore, response: aiohttp.ClientResponse, c
         response.release()
     status = response.status
     error = api_error_from(status, response.reason, response.headers, raw)
-    retryable = status_is_retryable(ctx.retry, status, response.headers)
+    retryable = status_is_retryable(ctx.retry, status, response.headers, op.retry_statuses)
     raise _AttemptFailed(error, retryable, server_retry_after(response.headers) if retryable else None)

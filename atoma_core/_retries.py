@@ -39,14 +39,17 @@ def server_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def status_is_retryable(config: RetryConfig, status: int, headers: Mapping[str, str]) -> bool:
-    """`x-should-retry: true|false` wins; otherwise the configured status codes decide."""
+def status_is_retryable(
+    config: RetryConfig, status: int, headers: Mapping[str, str], extra: frozenset[int] = frozenset()
+) -> bool:
+    """`x-should-retry: true|false` wins; otherwise the configured status codes (plus the
+    operation's own `extra`, such as 423/425 for confidential compute) decide."""
     should = headers.get("x-should-retry")
     if should == "true":
         return True
     if should == "false":
         return False
-    return status in config.status_codes
+    return status in config.status_codes or status in extra
 
 
 class RetrySchedule:

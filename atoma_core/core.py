@@ -98,10 +98,7 @@ class AtomaCore:
         self.max_body_size = max_body_size
         self.max_event_size = max_event_size
         self.connection_limit = connection_limit
-        self.headers: dict[str, str] = {
-            "Content-Type": "application/json",
-            "User-Agent": f"atoma-python/{__version__}",
-        }
+        self.headers: dict[str, str] = {"User-Agent": f"atoma-python/{__version__}"}
         for name, value in (headers or {}).items():
             check_header_value(name, value)
             self.headers[name] = value

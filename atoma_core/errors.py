@@ -29,10 +29,7 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Mapping
-
-if TYPE_CHECKING:
-    from .models.chat import ChatCompletionResponse
+from typing import Any, Literal, Mapping
 
 __all__ = [
     "APIConnectionError",
@@ -67,12 +64,14 @@ class AtomaError(Exception):
     """Base of every SDK error.
 
     `attempts` counts the HTTP attempts made (retries + 1). `partial` is what a stream had
-    accumulated when this error ended it (None outside streams).
+    accumulated when this error ended it, typed as the stream's whole answer (a
+    `ChatCompletionResponse` for chat streams, a `CompletionResponse` for legacy completions);
+    None outside streams.
     """
 
     message: str
     attempts: int = 1
-    partial: ChatCompletionResponse | None = None
+    partial: Any = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -195,7 +194,7 @@ class ResponseTooLargeError(ResponseValidationError):
 class StreamError(AtomaError):
     """A stream that had started ended badly; `partial` holds what arrived."""
 
-    def __init__(self, message: str, *, partial: ChatCompletionResponse | None = None) -> None:
+    def __init__(self, message: str, *, partial: Any = None) -> None:
         super().__init__(message)
         self.partial = partial
 

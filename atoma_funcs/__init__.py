@@ -1,7 +1,8 @@
 """Standalone functions over `AtomaCore`, each returning a `Result`, plus the bundled `AtomaSDK`.
 
-Each name is imported on first access (PEP 562): `from atoma_funcs import chat_create` loads
-the request path and the chat models, but nothing stream-specific and no test server.
+Each name is imported on first access (PEP 562) from the private module of its area:
+`from atoma_funcs import chat_create` loads the request path and the chat models, and nothing
+stream-specific, no other area and no test server.
 """
 
 from __future__ import annotations
@@ -10,19 +11,43 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .chat_completions_create import chat_create
-    from .chat_completions_create_stream import chat_create_stream
+    from ._chat import chat_create, chat_create_stream
+    from ._completions import completions_create, completions_create_stream
+    from ._embeddings import embeddings_create
+    from ._health import health
+    from ._images import images_generate
+    from ._models import models_list, open_router_models_list
+    from ._nodes import nodes_create_lock
     from .sdk import AtomaSDK
 
-__all__ = ["AtomaSDK", "chat_create", "chat_create_stream"]
-
-# One module per operation, named by its operation id (a module may not share the function's
-# name: importing it would replace the function on this package).
+# Which private module (one per area) holds each public name.
 _LAZY = {
-    "chat_create": ".chat_completions_create",
-    "chat_create_stream": ".chat_completions_create_stream",
+    "chat_create": "._chat",
+    "chat_create_stream": "._chat",
+    "completions_create": "._completions",
+    "completions_create_stream": "._completions",
+    "embeddings_create": "._embeddings",
+    "images_generate": "._images",
+    "models_list": "._models",
+    "open_router_models_list": "._models",
+    "health": "._health",
+    "nodes_create_lock": "._nodes",
     "AtomaSDK": ".sdk",
 }
+
+__all__ = [
+    "AtomaSDK",
+    "chat_create",
+    "chat_create_stream",
+    "completions_create",
+    "completions_create_stream",
+    "embeddings_create",
+    "health",
+    "images_generate",
+    "models_list",
+    "nodes_create_lock",
+    "open_router_models_list",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -33,4 +58,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return __all__

@@ -1,11 +1,33 @@
-"""What both chat operations share: the path and the request fixes the Atoma proxy needs."""
+"""Chat completions (`POST /v1/chat/completions`): `chat_create` and `chat_create_stream`, plus the
+request fixes the Atoma proxy needs (shared with the confidential chat functions)."""
 
 from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, Mapping
 
 from msgspec import UNSET
 from msgspec.structs import replace
 
-from atoma_core.models.chat import AssistantMessage, ChatCompletionRequest, StreamOptions
+from atoma_core._body import json_response
+from atoma_core._operation import Operation
+from atoma_core._request import call
+from atoma_core.errors import InvalidRequestError
+from atoma_core.models.chat import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    StreamOptions,
+)
+
+if TYPE_CHECKING:
+    from atoma_core._stream import ChatCompletionStream
+    from atoma_core.config import RequestOptions
+    from atoma_core.core import AtomaCore
+    from atoma_core.errors import AtomaError
+    from atoma_core.result import Result
+
+__all__ = ["chat_create", "chat_create_stream", "prepare_create", "prepare_stream"]
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 
@@ -27,15 +49,67 @@ def _fill_tool_call_content(request: ChatCompletionRequest) -> ChatCompletionReq
 
 
 def prepare_create(request: ChatCompletionRequest) -> ChatCompletionRequest:
-    """A non-streaming request: `stream` is always sent, as false."""
+    """A non-streaming request: `stream` is always sent, as false (True is refused, not ignored)."""
+    if request.stream is True:
+        raise InvalidRequestError("stream=True: use chat_create_stream (sdk.chat.create_stream) to stream")
     return replace(_fill_tool_call_content(request), stream=False)
+
+
+def stream_options(options: StreamOptions | None | Any) -> StreamOptions:
+    """The user's stream options with `include_usage: true`, so usage is tracked on every stream."""
+    if isinstance(options, StreamOptions):
+        return replace(options, include_usage=True)
+    return StreamOptions(include_usage=True)
 
 
 def prepare_stream(request: ChatCompletionRequest) -> ChatCompletionRequest:
     """A streaming request: `stream: true` and `include_usage: true`, merged with the user's options."""
-    options = request.stream_options
-    if isinstance(options, StreamOptions):
-        options = replace(options, include_usage=True)
-    else:
-        options = StreamOptions(include_usage=True)
-    return replace(_fill_tool_call_content(request), stream=True, stream_options=options)
+    return replace(
+        _fill_tool_call_content(request), stream=True, stream_options=stream_options(request.stream_options)
+    )
+
+
+_CREATE = Operation(
+    "chat_completions_create",
+    "POST",
+    CHAT_COMPLETIONS_PATH,
+    json_response(ChatCompletionResponse),
+    request_type=ChatCompletionRequest,
+    prepare=prepare_create,
+)
+
+
+@functools.cache
+def _stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream]:
+    from atoma_core._stream import open_chat_stream  # stream code loads on the first stream only
+
+    return Operation(
+        "chat_completions_create_stream",
+        "POST",
+        CHAT_COMPLETIONS_PATH,
+        open_chat_stream(),
+        request_type=ChatCompletionRequest,
+        prepare=prepare_stream,
+        accept="text/event-stream",
+    )
+
+
+async def chat_create(
+    core: AtomaCore,
+    request: ChatCompletionRequest | Mapping[str, Any],
+    options: RequestOptions | None = None,
+) -> Result[ChatCompletionResponse, AtomaError]:
+    """Create a chat completion. Returns `Ok(ChatCompletionResponse)` or `Err(AtomaError)`; never raises
+    (except `asyncio.CancelledError`)."""
+    return await call(core, _CREATE, request, options)
+
+
+async def chat_create_stream(
+    core: AtomaCore,
+    request: ChatCompletionRequest | Mapping[str, Any],
+    options: RequestOptions | None = None,
+) -> Result[ChatCompletionStream, AtomaError]:
+    """Start a streamed chat completion. `Ok(ChatCompletionStream)` once its first event arrives;
+    failures before that (status, connect, timeout, an error as the first event) are `Err`,
+    retried like `chat_create`. Failures while iterating are raised, with `.partial`."""
+    return await call(core, _stream_operation(), request, options)

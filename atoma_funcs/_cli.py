@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from atoma_core._stream import StreamMetrics
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
-    from atoma_core.models.chat import ChatCompletionResponse, Usage
+    from atoma_core.models.chat import ChatCompletionResponse
+    from atoma_core.models.usage import Usage
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -236,7 +237,7 @@ async def _chat_stream(
     from atoma_core.errors import AtomaError
     from atoma_core.result import Err
 
-    from .chat_completions_create_stream import chat_create_stream
+    from ._chat import chat_create_stream
 
     started = await chat_create_stream(core, request)
     if isinstance(started, Err):
@@ -269,7 +270,7 @@ async def _chat_stream(
 async def _chat_once(core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: _Output) -> int:
     from atoma_core.result import Err
 
-    from .chat_completions_create import chat_create
+    from ._chat import chat_create
 
     result = await chat_create(core, request)
     if isinstance(result, Err):

@@ -4,31 +4,40 @@
         resp = await sdk.chat.create(model="meta-llama/Llama-3.3-70B-Instruct",
                                      messages=[{"role": "user", "content": "Hi"}])
 
-A thin shell over the standalone functions (`chat_create`, `chat_create_stream`), which it imports
-on first use: importing `AtomaSDK` loads neither the request path nor the stream module.
+A thin shell over the standalone functions: each method is `(await fn(core, request,
+options)).unwrap()`. They are imported on first use, so importing `AtomaSDK` loads neither the
+request path nor the stream module.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 from atoma_core.core import AtomaCore
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from atoma_core._stream import ChatCompletionStream
+    from atoma_core._stream import ChatCompletionStream, CompletionStream
     from atoma_core.config import RequestOptions
     from atoma_core.core import BearerAuth
+    from atoma_core.errors import AtomaError
     from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
+    from atoma_core.models.completions import CompletionRequest, CompletionResponse
+    from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
+    from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
+    from atoma_core.models.models import HealthResponse, ModelList
+    from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
+    from atoma_core.result import Result
 
-__all__ = ["AtomaSDK", "Chat"]
+__all__ = ["AtomaSDK", "Chat", "Completions", "Embeddings", "Health", "Images", "Models", "Nodes"]
+
+T = TypeVar("T")
+Request = Mapping[str, Any]
 
 
-def _request(
-    request: ChatCompletionRequest | Mapping[str, Any] | None, params: dict[str, Any]
-) -> ChatCompletionRequest | Mapping[str, Any]:
-    """The request: positional (a dict or `ChatCompletionRequest`) or openai-style keywords, not both."""
+def _request(request: Any, params: dict[str, Any]) -> Any:
+    """The request: positional (a dict or a request Struct) or openai-style keywords, not both."""
     if request is None:
         return params
     if params:
@@ -36,17 +45,30 @@ def _request(
     return request
 
 
-class Chat:
-    """`sdk.chat`: chat completions (`POST /v1/chat/completions`)."""
+class _Resource:
+    """One area of the API on a core; every method unwraps a standalone function's Result."""
 
     __slots__ = ("_core",)
 
     def __init__(self, core: AtomaCore) -> None:
         self._core = core
 
+    async def _run(
+        self,
+        function: Callable[[AtomaCore, Any, RequestOptions | None], Awaitable[Result[T, AtomaError]]],
+        request: Any,
+        options: RequestOptions | None,
+        params: dict[str, Any],
+    ) -> T:
+        return (await function(self._core, _request(request, params), options)).unwrap()
+
+
+class Chat(_Resource):
+    """`sdk.chat`: chat completions (`POST /v1/chat/completions`)."""
+
     async def create(
         self,
-        request: ChatCompletionRequest | Mapping[str, Any] | None = None,
+        request: ChatCompletionRequest | Request | None = None,
         options: RequestOptions | None = None,
         **params: Any,
     ) -> ChatCompletionResponse:
@@ -55,13 +77,13 @@ class Chat:
         Pass the request as a dict / `ChatCompletionRequest`, or as keywords like openai-python
         (`create(model=..., messages=[...])`). Raises the `AtomaError` subclass for any failure.
         """
-        from .chat_completions_create import chat_create
+        from ._chat import chat_create
 
-        return (await chat_create(self._core, _request(request, params), options)).unwrap()
+        return await self._run(chat_create, request, options, params)
 
     async def create_stream(
         self,
-        request: ChatCompletionRequest | Mapping[str, Any] | None = None,
+        request: ChatCompletionRequest | Request | None = None,
         options: RequestOptions | None = None,
         **params: Any,
     ) -> ChatCompletionStream:
@@ -70,20 +92,117 @@ class Chat:
         Use it with `async with` and `async for` (or `await stream.collect()`). Failures before
         the stream starts raise here; failures mid-stream raise from the iteration.
         """
-        from .chat_completions_create_stream import chat_create_stream
+        from ._chat import chat_create_stream
 
-        return (await chat_create_stream(self._core, _request(request, params), options)).unwrap()
+        return await self._run(chat_create_stream, request, options, params)
+
+
+class Completions(_Resource):
+    """`sdk.completions`: legacy text completions (`POST /v1/completions`)."""
+
+    async def create(
+        self,
+        request: CompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> CompletionResponse:
+        """Complete a prompt and return the whole `CompletionResponse`."""
+        from ._completions import completions_create
+
+        return await self._run(completions_create, request, options, params)
+
+    async def create_stream(
+        self,
+        request: CompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> CompletionStream:
+        """Start a streamed completion; like `sdk.chat.create_stream`."""
+        from ._completions import completions_create_stream
+
+        return await self._run(completions_create_stream, request, options, params)
+
+
+class Embeddings(_Resource):
+    """`sdk.embeddings`: vectors for texts (`POST /v1/embeddings`)."""
+
+    async def create(
+        self,
+        request: EmbeddingRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed `input` (a text or a list of texts) with `model`."""
+        from ._embeddings import embeddings_create
+
+        return await self._run(embeddings_create, request, options, params)
+
+
+class Images(_Resource):
+    """`sdk.images`: image generation (`POST /v1/images/generations`)."""
+
+    async def generate(
+        self,
+        request: ImageGenerationRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ImageGenerationResponse:
+        """Generate images for `prompt` with `model` (`n`, `size`, `response_format`, ...)."""
+        from ._images import images_generate
+
+        return await self._run(images_generate, request, options, params)
+
+
+class Models(_Resource):
+    """`sdk.models`: the model catalogue."""
+
+    async def list(self, options: RequestOptions | None = None) -> ModelList:
+        """`GET /v1/models`: `.data[i].id`."""
+        from ._models import models_list
+
+        return (await models_list(self._core, options)).unwrap()
+
+    async def list_open_router(self, options: RequestOptions | None = None) -> Any:
+        """`GET /v1/open_router/models` (no token): plain JSON."""
+        from ._models import open_router_models_list
+
+        return (await open_router_models_list(self._core, options)).unwrap()
+
+
+class Health(_Resource):
+    """`sdk.health`: is the service up."""
+
+    async def check(self, options: RequestOptions | None = None) -> HealthResponse:
+        """`GET /health` (no token): `HealthResponse(message="ok")`."""
+        from ._health import health
+
+        return (await health(self._core, options)).unwrap()
+
+
+class Nodes(_Resource):
+    """`sdk.nodes`: confidential node locks (`POST /v1/nodes/lock`)."""
+
+    async def create_lock(
+        self,
+        request: NodesCreateLockRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> NodesCreateLockResponse:
+        """Lock a node for `model`: its `public_key`, `stack_small_id`, `node_small_id`."""
+        from ._nodes import nodes_create_lock
+
+        return await self._run(nodes_create_lock, request, options, params)
 
 
 class AtomaSDK:
-    """The bundled client: `sdk.chat.create(...)` / `sdk.chat.create_stream(...)`, raising on error.
+    """The bundled client: `sdk.chat.create(...)`, `sdk.embeddings.create(...)`, ..., raising on error.
 
     bearer_auth / server_url / keyword arguments: as for `AtomaCore` (the token defaults to the
     ATOMASDK_BEARER_AUTH environment variable). Or pass `core=` to share an existing `AtomaCore`
     with the standalone functions. Use `async with`, or `await sdk.close()` when done.
     """
 
-    __slots__ = ("chat", "core")
+    __slots__ = ("chat", "completions", "core", "embeddings", "health", "images", "models", "nodes")
 
     def __init__(
         self,
@@ -101,6 +220,18 @@ class AtomaSDK:
         """The `AtomaCore` this client runs on (usable with the standalone functions too)."""
         self.chat: Chat = Chat(core)
         """Chat completions: `create` and `create_stream`."""
+        self.completions: Completions = Completions(core)
+        """Legacy text completions: `create` and `create_stream`."""
+        self.embeddings: Embeddings = Embeddings(core)
+        """Embeddings: `create`."""
+        self.images: Images = Images(core)
+        """Image generation: `generate`."""
+        self.models: Models = Models(core)
+        """The model catalogue: `list` and `list_open_router`."""
+        self.health: Health = Health(core)
+        """Service health: `check`."""
+        self.nodes: Nodes = Nodes(core)
+        """Node locks for confidential compute: `create_lock`."""
 
     def __repr__(self) -> str:
         return f"AtomaSDK({self.core!r})"

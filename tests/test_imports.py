@@ -15,7 +15,7 @@ def imported_modules(statement: str) -> set[str]:
     return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
 
 
-STREAM_ONLY = {"atoma_core._stream", "atoma_core._sse", "atoma_core._accumulate"}
+STREAM_ONLY = {"atoma_core._stream", "atoma_core._events", "atoma_core._sse", "atoma_core._accumulate"}
 NEVER = {"aiohttp.web", "atoma_core.testing", "atoma_core.testing._server"}
 
 
@@ -26,10 +26,18 @@ def test_chat_create_imports_no_stream_code_no_server() -> None:
     assert "backoff" not in modules  # loaded on the first retry only
 
 
-def test_chat_create_stream_adds_only_the_stream_modules() -> None:
+def test_chat_create_stream_loads_the_stream_modules_on_its_first_call_only() -> None:
     modules = imported_modules("from atoma_funcs import chat_create_stream")
-    assert modules >= STREAM_ONLY
-    assert not modules & NEVER
+    assert not modules & (STREAM_ONLY | NEVER), modules & (STREAM_ONLY | NEVER)
+    called = imported_modules(
+        "import asyncio\n"
+        "from atoma_core import AtomaCore\n"
+        "from atoma_funcs import chat_create_stream\n"
+        "res = asyncio.run(chat_create_stream(AtomaCore('t', 'http://127.0.0.1:9'), {}))\n"
+        "assert type(res.error).__name__ == 'InvalidRequestError'"
+    )
+    assert called >= STREAM_ONLY
+    assert not called & NEVER
 
 
 @pytest.mark.parametrize("statement", ["import atoma_core", "import atoma_funcs", "from atoma_core import errors"])

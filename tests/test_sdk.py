@@ -206,7 +206,7 @@ def test_importing_the_sdk_loads_no_request_or_stream_code() -> None:
         "import sys, atoma_funcs\n"
         "atoma_funcs.AtomaSDK('t')\n"
         "loaded = [m for m in ('atoma_core._request', 'atoma_core._stream', 'aiohttp',\n"
-        "          'atoma_funcs.chat_completions_create_stream', 'atoma_core.testing') if m in sys.modules]\n"
+        "          'atoma_funcs._chat', 'atoma_core.testing') if m in sys.modules]\n"
         "print(loaded)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,7 +14,7 @@ from atoma_core import AtomaCore, Err, RequestOptions, RetryConfig, Timeouts, er
 from atoma_core.models import ChatCompletionChunk
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import chat_create, chat_create_stream
-from atoma_funcs.chat_completions_create_stream import ChatCompletionStream
+from atoma_core import ChatCompletionStream
 
 from .conftest import STREAM_CHAT, TOKEN, acquired_connections
 

@@ -1,4 +1,7 @@
-"""Data models (msgspec Structs), loaded from `chat` on first attribute access."""
+"""Data models (msgspec Structs) by area, each loaded on first attribute access (PEP 562).
+
+`from atoma_core.models import EmbeddingRequest` imports `models.embeddings` and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,74 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .chat import *  # noqa: F403
-    from .meta import ResponseMeta as ResponseMeta
+    from .completions import *  # noqa: F403
+    from .embeddings import *  # noqa: F403
+    from .images import *  # noqa: F403
+    from .meta import *  # noqa: F403
+    from .models import *  # noqa: F403
+    from .nodes import *  # noqa: F403
+    from .usage import *  # noqa: F403
+
+# Which module holds each public name (tests check it against every module's __all__).
+_AREAS: dict[str, tuple[str, ...]] = {
+    "meta": ("ResponseMeta",),
+    "usage": ("CompletionTokensDetails", "PromptTokensDetails", "Usage"),
+    "chat": (
+        "AssistantMessage",
+        "ChatCompletionChoice",
+        "ChatCompletionChunk",
+        "ChatCompletionChunkChoice",
+        "ChatCompletionChunkDelta",
+        "ChatCompletionChunkDeltaToolCall",
+        "ChatCompletionChunkDeltaToolCallFunction",
+        "ChatCompletionLogProb",
+        "ChatCompletionLogProbs",
+        "ChatCompletionLogProbsContent",
+        "ChatCompletionMessage",
+        "ChatCompletionNamedFunction",
+        "ChatCompletionNamedToolChoice",
+        "ChatCompletionRequest",
+        "ChatCompletionResponse",
+        "ChatCompletionResponseMessage",
+        "ContentPart",
+        "DeveloperMessage",
+        "FunctionDefinition",
+        "ImageContentPart",
+        "ImageURL",
+        "JsonSchemaResponseFormat",
+        "ResponseFormat",
+        "StreamOptions",
+        "SystemMessage",
+        "TextContentPart",
+        "Tool",
+        "ToolCall",
+        "ToolCallFunction",
+        "ToolMessage",
+        "UserMessage",
+    ),
+    "completions": (
+        "CompletionChoice",
+        "CompletionChunk",
+        "CompletionLogProbs",
+        "CompletionRequest",
+        "CompletionResponse",
+    ),
+    "embeddings": ("Embedding", "EmbeddingRequest", "EmbeddingResponse", "EmbeddingUsage"),
+    "images": ("Image", "ImageGenerationRequest", "ImageGenerationResponse"),
+    "models": ("HealthResponse", "Model", "ModelList"),
+    "nodes": ("NodesCreateLockRequest", "NodesCreateLockResponse"),
+}
+_MODULE_OF = {name: area for area, names in _AREAS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ResponseMeta":
-        return import_module(".meta", __name__).ResponseMeta
-    chat = import_module(".chat", __name__)
-    if name in chat.__all__:
-        return getattr(chat, name)
-    raise AttributeError(f"module 'atoma_core.models' has no attribute {name!r}")
+    area = _MODULE_OF.get(name)
+    if area is None:
+        raise AttributeError(f"module 'atoma_core.models' has no attribute {name!r}")
+    return getattr(import_module(f".{area}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

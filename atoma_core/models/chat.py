@@ -12,6 +12,9 @@ from typing import Any, ClassVar, Union
 from msgspec import UNSET, Struct, UnsetType, field
 
 from .meta import ResponseMeta
+from .usage import CompletionTokensDetails as CompletionTokensDetails  # re-exported: were defined here
+from .usage import PromptTokensDetails as PromptTokensDetails
+from .usage import Usage
 
 __all__ = [
     "AssistantMessage",
@@ -30,16 +33,13 @@ __all__ = [
     "ChatCompletionRequest",
     "ChatCompletionResponse",
     "ChatCompletionResponseMessage",
-    "CompletionTokensDetails",
     "ContentPart",
     "DeveloperMessage",
     "FunctionDefinition",
     "ImageContentPart",
     "ImageURL",
     "JsonSchemaResponseFormat",
-    "PromptTokensDetails",
     "ResponseFormat",
-    "ResponseMeta",
     "StreamOptions",
     "SystemMessage",
     "TextContentPart",
@@ -48,7 +48,6 @@ __all__ = [
     "ToolCallFunction",
     "ToolMessage",
     "UserMessage",
-    "Usage",
 ]
 
 # ---------------------------------------------------------------- request side
@@ -213,28 +212,6 @@ class ChatCompletionRequest(Struct, omit_defaults=True, kw_only=True, forbid_unk
 
 # --------------------------------------------------------------- response side
 # gc=False: these are acyclic plain data, so the cyclic GC need not track them (faster decode).
-
-
-class PromptTokensDetails(Struct, gc=False):
-    cached_tokens: int | None = None
-    audio_tokens: int | None = None
-
-
-class CompletionTokensDetails(Struct, gc=False):
-    reasoning_tokens: int | None = None
-    audio_tokens: int | None = None
-    accepted_prediction_tokens: int | None = None
-    rejected_prediction_tokens: int | None = None
-
-
-class Usage(Struct, gc=False):
-    """Token counts for one request."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    prompt_tokens_details: PromptTokensDetails | None = None
-    completion_tokens_details: CompletionTokensDetails | None = None
 
 
 class ChatCompletionLogProb(Struct, gc=False):

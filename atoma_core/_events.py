@@ -1,0 +1,472 @@
+"""ONE event stream for every streamed operation: read, SSE, deadlines, first-event retry, drain,
+close, metrics. What the events mean is plugged in: a `decode` step (bytes of one event's data
+-> an item; confidential streams decrypt here) and an `Accumulator` (items -> the whole answer).
+
+Reads with `response.content.readany()` into the `SSEDecoder`. Per item the hot path is one
+decode and one accumulator update. Deadlines cost no per-read task: `first_token`, `idle` and
+`read` are loop timers that, when they fire while we wait, inject a `RequestTimeoutError` into
+the response's byte stream; `total` is aiohttp's timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Mapping, Protocol, TypeVar
+
+import aiohttp
+import msgspec
+
+from ._body import read_body, stamp_meta
+from ._errormap import describe, in_stream_error, timeout_error, transport_error
+from ._operation import RetryableError
+from ._sse import EventTooLarge, SSEDecoder, SSEEvent
+from ._watchdog import Watchdog
+from .errors import (
+    APIConnectionError,
+    APIError,
+    AtomaError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+    ResponseValidationError,
+    StreamInterruptedError,
+    StreamTruncatedError,
+    error_class_for,
+)
+from .models.usage import Usage
+from .result import Err, Ok, Result
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from ._operation import CallContext, Handle
+
+__all__ = ["Accumulator", "EventStream", "StreamMetrics", "open_event_stream"]
+
+log = logging.getLogger("atoma")
+E = TypeVar("E")
+R = TypeVar("R")
+E_contra = TypeVar("E_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
+S = TypeVar("S", bound="EventStream[Any, Any]")
+_DONE = b"[DONE]"
+_DRAIN_SECONDS = 0.05  # after [DONE]: wait this long for the body's end, so the connection is reused
+
+
+class Accumulator(Protocol[E_contra, R_co]):
+    """Folds a stream's items into the whole answer, as the non-streamed operation returns it."""
+
+    @property
+    def usage(self) -> Any: ...
+
+    def add(self, item: E_contra) -> None: ...
+
+    def is_token(self, item: E_contra) -> bool:
+        """Whether this item carries generated content (it stops the first-token clock)."""
+        ...
+
+    def finished(self) -> bool:
+        """Whether every choice got its finish_reason (else the end of the body is a truncation)."""
+        ...
+
+    def snapshot(self) -> R_co: ...
+
+
+class StreamMetrics(msgspec.Struct, gc=False):
+    """Figures of a stream: seconds to the first content chunk, chunks, tokens per second, retries."""
+
+    attempts: int
+    chunks: int
+    time_to_first_token: float | None
+    elapsed: float
+    completion_tokens: int | None
+    tokens_per_second: float | None
+
+
+class EventStream(Generic[E, R]):
+    """An open stream of items. Use `async with` and `async for`, or `collect()`.
+
+    Accumulates as it goes: `partial` / `collect()` give the whole answer, `usage` the final
+    usage figures, `metrics` timings. Leaving `async with`, `break` inside it, an exception or a
+    cancellation closes the response; `aclose()` is idempotent.
+    """
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        ctx: CallContext,
+        decode: Callable[[bytes], E],
+        accumulator: Accumulator[E, R],
+    ) -> None:
+        self._response = response
+        self._content = response.content
+        self._decode = decode
+        self._decoder = SSEDecoder(ctx.core.max_event_size)
+        self._accumulator = accumulator
+        self._pending: list[Any] = []  # raw events (bytes | SSEEvent), the next one last
+        self._loop = asyncio.get_running_loop()
+        self._started = ctx.started
+        self._first_token_at: float | None = None
+        self._ended_at: float | None = None
+        self._chunks = 0
+        self._closed = False
+        self._waiting = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self._watchdogs: list[Watchdog] = []
+        self._timeouts = ctx.timeouts
+        self._idle: Watchdog | None = None
+        self._read: Watchdog | None = None
+        self.headers: Mapping[str, str] = response.headers
+        self.request_id = ctx.request_id
+        self.attempts = ctx.attempts
+        timeouts = ctx.timeouts
+        # Timers hold the stream weakly: an abandoned stream must still be collected (and warn).
+        me = weakref.ref(self)
+        if timeouts.first_token is not None:
+            due = self._started + timeouts.first_token
+            self._timers.append(self._loop.call_at(due, _first_token_due, me))
+        if timeouts.idle is not None or timeouts.read is not None:
+
+            def waiting() -> bool:
+                stream = me()
+                return stream is not None and stream._waiting and not stream._closed
+
+            if timeouts.idle is not None:
+                self._idle = self._watch(timeouts.idle, _idle_error(timeouts.idle), waiting)
+            if timeouts.read is not None:
+                read = timeouts.read
+                self._read = self._watch(read, lambda: timeout_error("read", read), waiting)
+
+    def _watch(
+        self, seconds: float, make_error: Callable[[], AtomaError], waiting: Callable[[], bool]
+    ) -> Watchdog:
+        watchdog = Watchdog(self._content, seconds, make_error, waiting)
+        self._watchdogs.append(watchdog)
+        return watchdog
+
+    # ------------------------------------------------------------------ iteration
+
+    def __aiter__(self) -> AsyncIterator[E]:
+        return self
+
+    async def __anext__(self) -> E:
+        if self._idle is not None:
+            self._idle.progress()
+        pending = self._pending
+        while True:
+            if pending:
+                item = pending.pop()
+                if item.__class__ is bytes:
+                    if item == _DONE:
+                        await self._finish_after_done()
+                        raise StopAsyncIteration
+                    try:  # inlined (not a method call): this runs once per chunk
+                        decoded = self._decode(item)
+                    except Exception as exc:
+                        raise self._fail(self._decode_error(item, exc)) from None
+                    self._accumulator.add(decoded)
+                    self._chunks += 1
+                    if self._first_token_at is None and self._accumulator.is_token(decoded):
+                        self._first_token_at = self._loop.time()
+                    return decoded
+                if item.__class__ is SSEEvent:
+                    self._event(item)
+                    continue
+                return item  # type: ignore[no-any-return]  # the first item, decoded already
+            if self._closed:
+                raise StopAsyncIteration
+            data = await self._read_more()
+            if not data:
+                self._end_of_body()
+                raise StopAsyncIteration
+            self._feed(data)
+            pending = self._pending
+
+    async def _read_more(self) -> bytes:
+        if self._read is not None:
+            self._read.progress()
+        self._waiting = True
+        try:
+            return await self._content.readany()
+        except asyncio.CancelledError:
+            self._close()
+            raise
+        except Exception as exc:
+            raise self._fail(self._read_error(exc)) from None
+        finally:
+            self._waiting = False
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            events = self._decoder.feed(data)
+        except EventTooLarge as exc:
+            raise self._fail(ResponseTooLargeError(str(exc), limit=self._decoder.max_event_size)) from None
+        events.reverse()  # popped from the end, one by one
+        self._pending = events
+
+    async def _first_event(self) -> None:
+        """Wait for the first event and decode it (once), without handing it out. Any failure
+        this early reached no user code: an error event or a dropped connection is raised as
+        `RetryableError` so the request path may retry the call; a bad event is an `Err`."""
+        try:
+            while not self._pending:
+                data = await self._read_more()
+                if not data:
+                    return  # an empty body: iteration reports it as truncated
+                self._feed(data)
+        except StreamInterruptedError as exc:
+            dropped = APIConnectionError(f"connection dropped before the first event: {exc.message}")
+            raise RetryableError(dropped) from None
+        except RequestTimeoutError as exc:
+            if exc.phase != "read":  # first_token, idle and total are deadlines: never retried
+                raise
+            exc.partial = None
+            raise RetryableError(exc) from None
+        first = self._pending[-1]
+        if first.__class__ is SSEEvent:
+            if first.event == "error":
+                self._close()
+                raise RetryableError(self._event_error(first))
+            if first.event != "message":
+                return
+            first = first.data
+        if first == _DONE:
+            return
+        try:
+            decoded = self._decode(first)
+        except Exception as exc:
+            error = self._decode_error(first, exc)
+            if isinstance(error, APIError):
+                self._close()
+                raise RetryableError(error) from None
+            raise self._fail(error) from None
+        self._accumulator.add(decoded)
+        self._chunks += 1
+        if self._accumulator.is_token(decoded):
+            self._first_token_at = self._loop.time()
+        self._pending[-1] = decoded
+
+    def _decode_error(self, data: bytes, exc: Exception) -> AtomaError:
+        """What a failed decode means: a malformed frame, an error object, or a wrong shape."""
+        if isinstance(exc, AtomaError):
+            return exc
+        if isinstance(exc, msgspec.ValidationError):
+            error = in_stream_error(msgspec.json.decode(data), data, self.headers)
+            if error is not None:
+                return error
+            return ResponseValidationError(f"stream event does not match the schema: {exc}", raw=data)
+        if isinstance(exc, msgspec.DecodeError):
+            return StreamInterruptedError(f"malformed event data: {data[:200]!r}")
+        raise exc  # a bug: the request path reports it as UnexpectedClientError
+
+    def _event(self, event: SSEEvent) -> None:
+        """A named event: `error` ends the stream with a typed error; a plain message is an item."""
+        if event.event == "error":
+            raise self._fail(self._event_error(event))
+        if event.event == "message":
+            self._pending.append(event.data)  # same as a plain data event; id/retry unused
+
+    def _event_error(self, event: SSEEvent) -> APIError:
+        try:
+            payload = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            payload = None
+        error = in_stream_error(payload, event.data, self.headers)
+        if error is None:
+            message = event.data.decode("utf-8", "replace") or "error event"
+            error = error_class_for(500)(message, status_code=500, body=message, headers=self.headers)
+        return error
+
+    # ------------------------------------------------------------------ endings
+
+    def _end_of_body(self, release: bool = True) -> None:
+        """EOF or [DONE]: a choice without a finish_reason means the generation was cut short."""
+        self._ended_at = self._loop.time()
+        if not self._accumulator.finished():
+            error = StreamTruncatedError("stream ended before every choice got a finish_reason")
+            raise self._fail(error)
+        self._closed = True
+        self._pending.clear()
+        self._cancel_timers()
+        if release:
+            self._response.release()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "stream %s ended: %d chunks in %.1f ms",
+                self.request_id,
+                self._chunks,
+                (self._ended_at - self._started) * 1000,
+            )
+
+    async def _finish_after_done(self) -> None:
+        """`data: [DONE]`: stop reading. Wait briefly for the body's end so the connection can
+        go back to the pool; a server that keeps the body open gets its connection closed."""
+        self._end_of_body(release=False)
+        content = self._content
+        deadline = self._loop.time() + _DRAIN_SECONDS
+        try:
+            while not content.at_eof():
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    break
+                await asyncio.wait_for(content.readany(), remaining)
+        except asyncio.CancelledError:
+            self._response.close()
+            raise
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, AtomaError):
+            pass
+        if content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+    def _read_error(self, exc: BaseException) -> AtomaError:
+        if isinstance(exc, AtomaError):  # injected by a deadline timer
+            return exc
+        error = transport_error(exc, self._timeouts)
+        if isinstance(error, RequestTimeoutError):
+            return error
+        return StreamInterruptedError(f"stream interrupted: {error.message}")
+
+    def _fail(self, error: AtomaError) -> AtomaError:
+        """Close, attach what arrived so far to the error; the caller raises it."""
+        self._close()
+        error.partial = self._accumulator.snapshot()
+        error.attempts = self.attempts
+        log.debug("stream %s failed after %d chunks: %s", self.request_id, self._chunks, describe(error))
+        return error
+
+    def _close(self) -> None:
+        if self._ended_at is None:
+            self._ended_at = self._loop.time()
+        self._closed = True
+        self._pending.clear()  # events read past a failure are never handed out
+        self._cancel_timers()
+        self._response.close()
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for watchdog in self._watchdogs:
+            watchdog.cancel()
+
+    # ------------------------------------------------------------------ public surface
+
+    @property
+    def usage(self) -> Usage | None:
+        """Token usage from the final usage chunk (None if the server sent none)."""
+        return self._accumulator.usage  # type: ignore[no-any-return]
+
+    @property
+    def partial(self) -> R:
+        """Everything accumulated so far, as the non-streamed operation would return it."""
+        return self._accumulator.snapshot()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def metrics(self) -> StreamMetrics:
+        end = self._ended_at if self._ended_at is not None else self._loop.time()
+        ttft = None if self._first_token_at is None else self._first_token_at - self._started
+        usage = self._accumulator.usage
+        tokens = usage.completion_tokens if usage is not None else None
+        rate = None
+        if tokens is not None and self._first_token_at is not None and end > self._first_token_at:
+            rate = tokens / (end - self._first_token_at)
+        return StreamMetrics(
+            attempts=self.attempts,
+            chunks=self._chunks,
+            time_to_first_token=ttft,
+            elapsed=end - self._started,
+            completion_tokens=tokens,
+            tokens_per_second=rate,
+        )
+
+    async def collect(self) -> Result[R, AtomaError]:
+        """Drain the rest and return the whole answer, as the non-streamed call would, or the error."""
+        try:
+            async for _ in self:
+                pass
+        except AtomaError as error:
+            return Err(error)
+        response = self._accumulator.snapshot()
+        elapsed = (self._ended_at or self._loop.time()) - self._started
+        stamp_meta(response, self.attempts, self.request_id, self.headers, elapsed)
+        return Ok(response)
+
+    async def aclose(self) -> None:
+        """Close the response and return nothing to the pool half-read (idempotent)."""
+        if not self._closed:
+            self._close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_closed", True):
+            return
+        _warn(f"unclosed {self!r}; use 'async with' or aclose()", ResourceWarning, source=self)
+        self._cancel_timers()
+        if not self._loop.is_closed():
+            self._response.close()  # synchronous; schedules nothing of ours
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {state} chunks={self._chunks} request_id={self.request_id!r}>"
+
+
+def _first_token_due(ref: weakref.ReferenceType[EventStream[Any, Any]]) -> None:
+    stream = ref()
+    if stream is not None and stream._first_token_at is None and not stream._closed:
+        seconds = stream._timeouts.first_token
+        message = f"no content within first_token timeout ({seconds:g} s)"
+        stream._content.set_exception(RequestTimeoutError(message, phase="first_token", timeout=seconds))
+
+
+def _idle_error(seconds: float) -> Callable[[], AtomaError]:
+    message = f"no event within idle timeout ({seconds:g} s)"
+    return lambda: RequestTimeoutError(message, phase="idle", timeout=seconds)
+
+
+def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) -> Handle[S]:
+    """The `handle` step of a streaming operation: check it is an event stream, wrap it with
+    `make`, and wait for its first event (so an error in it can still be retried).
+
+    A JSON body instead (a server that ignored `stream`, or sent its error with a 200) becomes the
+    matching `APIError` or a `ResponseValidationError`; so does any other non-SSE content type.
+    """
+
+    async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> S:
+        content_type = response.content_type
+        if content_type in ("text/event-stream", "application/octet-stream") or not response.headers.get(
+            "Content-Type"
+        ):
+            stream = make(response, ctx)
+            await stream._first_event()
+            return stream
+        raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
+        payload = None
+        if content_type == "application/json":
+            with contextlib.suppress(msgspec.DecodeError):
+                payload = msgspec.json.decode(raw)
+        error = in_stream_error(payload, raw, response.headers)
+        if error is not None:
+            raise error
+        raise ResponseValidationError(
+            f"expected text/event-stream, got {content_type}", raw=raw, status_code=response.status
+        )
+
+    return handle

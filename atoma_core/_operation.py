@@ -1,0 +1,132 @@
+"""What every layer of the request path speaks: an `Operation` and the `CallContext` of one call.
+
+Bottom floor: imports nothing of the SDK above the error tree and the configuration, so the
+request path (`_request`), the body reader (`_body`) and the event stream (`_events`) can all
+use these types without importing one another.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, TypeVar
+
+import msgspec
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from .config import RetryConfig, Timeouts
+    from .core import AtomaCore
+    from .errors import AtomaError
+
+__all__ = ["BodyBuilder", "CallContext", "Handle", "Operation", "RetryableError"]
+
+Req = TypeVar("Req", bound=msgspec.Struct)
+T = TypeVar("T")
+
+
+class CallContext:
+    """One call's state, shared by its attempts and handed to every per-attempt step.
+
+    `state` belongs to the operation: its body builder may leave something there for its
+    `handle` step (confidential compute leaves the key that decrypts the answer). `last_error`
+    is the previous attempt's failure, so a body builder can react to it (re-lock on 423).
+    """
+
+    __slots__ = (
+        "attempts",
+        "core",
+        "deadline",
+        "last_error",
+        "operation_id",
+        "request_id",
+        "retry",
+        "started",
+        "state",
+        "timeouts",
+    )
+
+    def __init__(
+        self,
+        core: AtomaCore,
+        operation_id: str,
+        retry: RetryConfig,
+        timeouts: Timeouts,
+        started: float,
+        deadline: float | None,
+    ) -> None:
+        self.core = core
+        self.operation_id = operation_id
+        self.retry = retry
+        self.timeouts = timeouts
+        self.started = started
+        self.deadline = deadline
+        self.attempts = 0
+        self.request_id: str | None = None
+        self.state: Any = None
+        self.last_error: AtomaError | None = None
+
+
+Handle = Callable[["aiohttp.ClientResponse", CallContext], Awaitable[T]]
+"""Turns a 2xx response into the value: read and decode a body, or open an event stream."""
+
+BodyBuilder = Callable[[bytes, CallContext], Awaitable[bytes]]
+"""Per attempt: the request's JSON in, the bytes to send out (may set `ctx.state`)."""
+
+
+class Operation(Generic[Req, T]):
+    """One API operation: method and path, what its request is, how to read a 2xx answer.
+
+    request_type: the body's Struct (a dict is validated into it), or None for a body-less route.
+    prepare: a pure fix applied to the validated request once per call (`stream: true`, ...).
+    build_body: an async step run before every attempt on the encoded JSON (encryption).
+    auth: False for routes that take no bearer token (`/health`, `/v1/open_router/models`).
+    retry_statuses: statuses this operation retries on top of the configured ones.
+    """
+
+    __slots__ = (
+        "accept",
+        "auth",
+        "build_body",
+        "handle",
+        "method",
+        "operation_id",
+        "path",
+        "prepare",
+        "request_type",
+        "retry_statuses",
+    )
+
+    def __init__(
+        self,
+        operation_id: str,
+        method: str,
+        path: str,
+        handle: Handle[T],
+        *,
+        request_type: type[Req] | None = None,
+        prepare: Callable[[Req], Req] | None = None,
+        build_body: BodyBuilder | None = None,
+        accept: str = "application/json",
+        auth: bool = True,
+        retry_statuses: frozenset[int] = frozenset(),
+    ) -> None:
+        self.operation_id = operation_id
+        self.method = method
+        self.path = path
+        self.handle = handle
+        self.request_type = request_type
+        self.prepare = prepare
+        self.build_body = build_body
+        self.accept = accept
+        self.auth = auth
+        self.retry_statuses = retry_statuses
+
+
+class RetryableError(Exception):
+    """Raised by a `handle` step (or a body builder) for a failure that reached no user code, so
+    the request path may retry it by the same rules as an HTTP status or a connection error:
+    a stream's first event is an error, or the connection dropped before it."""
+
+    def __init__(self, error: AtomaError) -> None:
+        super().__init__(error.message)
+        self.error = error

@@ -1,0 +1,46 @@
+"""msgspec Structs for `POST /v1/embeddings`."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Union
+
+from msgspec import UNSET, Struct, UnsetType
+
+from .meta import ResponseMeta
+
+__all__ = ["Embedding", "EmbeddingRequest", "EmbeddingResponse", "EmbeddingUsage"]
+
+
+class EmbeddingRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/embeddings`: one text or a list of texts (token ids for servers that
+    take them)."""
+
+    model: str
+    input: Union[str, list[str], list[int], list[list[int]]]
+    dimensions: int | None | UnsetType = UNSET
+    encoding_format: str | None | UnsetType = UNSET
+    user: str | None | UnsetType = UNSET
+
+
+class Embedding(Struct, gc=False):
+    """One input's vector. A str (base64 of little-endian float32) if encoding_format="base64"."""
+
+    embedding: Union[list[float], str]
+    index: int = 0
+    object: str = "embedding"
+
+
+class EmbeddingUsage(Struct, gc=False):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingResponse(Struct, dict=True):
+    """The vectors, in input order. `meta` (not a wire field) is set by the SDK."""
+
+    meta: ClassVar[ResponseMeta | None] = None
+
+    data: list[Embedding]
+    model: str = ""
+    object: str = "list"
+    usage: EmbeddingUsage | None = None
