@@ -43,7 +43,7 @@ def test_embed_without_text_is_a_usage_error() -> None:
 
 
 async def test_embed_on_the_wire(sandbox: Sandbox) -> None:
-    code, out, err = await arun("embed", "hello", "--model", "e5", "--server-url", sandbox.url)
+    code, _out, err = await arun("embed", "hello", "--model", "e5", "--server-url", sandbox.url)
     assert code == 0, err
     assert sandbox.requests[-1].json == {"model": "e5", "input": ["hello"]}
 
@@ -56,7 +56,7 @@ async def test_models_error_exit_code(sandbox: Sandbox) -> None:
 
 async def test_timeout_gives_up_with_exit_6(sandbox: Sandbox) -> None:
     sandbox.script(faults.hang())
-    code, out, err = await arun("chat", "hi", "--timeout", "0.5", "--server-url", sandbox.url)
+    code, _out, err = await arun("chat", "hi", "--timeout", "0.5", "--server-url", sandbox.url)
     assert code == 6, err
     assert "RequestTimeoutError" in err and "total" in err
 
