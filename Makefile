@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest bench bench-quick e2e clean
 
+# The last step puts atoma-sdk 0.1.3 in its own venv (it pins pydantic ~2.10), for the benchmarks
+# and the confidential-compute interoperability tests (which skip if it cannot be installed).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c 'from benchmarks.run import ensure_atoma_venv; ensure_atoma_venv()'
 	touch $(STAMP)
 
 # With ATOMASDK_BEARER_AUTH set, the demo talks to the real API instead of the bundled sandbox.
