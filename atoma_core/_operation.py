@@ -14,7 +14,7 @@ import msgspec
 if TYPE_CHECKING:
     import aiohttp
 
-    from .config import RetryConfig, Timeouts
+    from .config import RequestOptions, RetryConfig, Timeouts
     from .core import AtomaCore
     from .errors import AtomaError
 
@@ -30,6 +30,7 @@ class CallContext:
     `state` belongs to the operation: its body builder may leave something there for its
     `handle` step (confidential compute leaves the key that decrypts the answer). `last_error`
     is the previous attempt's failure, so a body builder can react to it (re-lock on 423).
+    `options` are the call's own, for a step that makes a call of its own (the node lock).
     """
 
     __slots__ = (
@@ -38,6 +39,7 @@ class CallContext:
         "deadline",
         "last_error",
         "operation_id",
+        "options",
         "request_id",
         "retry",
         "started",
@@ -53,8 +55,10 @@ class CallContext:
         timeouts: Timeouts,
         started: float,
         deadline: float | None,
+        options: RequestOptions | None = None,
     ) -> None:
         self.core = core
+        self.options = options
         self.operation_id = operation_id
         self.retry = retry
         self.timeouts = timeouts

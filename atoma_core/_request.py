@@ -147,7 +147,7 @@ async def call(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeouts.total if timeouts.total is not None else None
-    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline)
+    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options)
     schedule = None
     while True:
         ctx.attempts += 1

@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple, Union
 
 from ._replies import CompletionReply, Reply, sign
 
-__all__ = ["ROUTES", "Route", "check_body", "padded_chunk"]
+__all__ = ["ROUTES", "Route", "Served", "check_body", "padded_chunk"]
 
 Answer = Union[dict[str, Any], list[dict[str, Any]]]  # a list is a stream's chunks
 CREATED = 1686935002  # what Atoma's /v1/models says for every model
@@ -24,13 +24,24 @@ _PNG = base64.b64encode(
 ).decode()
 
 
+class Served(NamedTuple):
+    """What answers may depend on: the models served, the node's lock answer (None: no node)."""
+
+    models: list[str]
+    lock: Callable[[int], dict[str, Any]] | None
+
+
 class Route(NamedTuple):
-    """One route: whether it takes a token, which fields its body needs, how it answers."""
+    """One route: whether it takes a token, which fields its body needs, how it answers.
+
+    A confidential route names the plain route (`sealed`) whose answer it seals for the client.
+    """
 
     auth: bool
     fields: tuple[tuple[str, Callable[[Any], bool]], ...]  # (name, valid?) checked in order
-    answer: Callable[[dict[str, Any], str, list[str]], Answer]  # (body, request id, models)
+    answer: Callable[[dict[str, Any], str, Served], Answer]  # (body, request id, served)
     kind: str = ""  # named in 400 messages as the proxy does: "chat completions request model"
+    sealed: tuple[str, str] | None = None
 
 
 def _is_str(value: Any) -> bool:
@@ -45,13 +56,13 @@ def _is_str_or_list(value: Any) -> bool:
     return isinstance(value, (str, list))
 
 
-def _chat(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
+def _chat(body: dict[str, Any], rid: str, served: Served) -> Answer:
     reply = Reply(body, rid)
     # The Atoma node always forces include_usage, so streams always end with a usage chunk.
     return reply.chunks(include_usage=True) if body.get("stream") is True else reply.completion()
 
 
-def _completions(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
+def _completions(body: dict[str, Any], rid: str, served: Served) -> Answer:
     reply = CompletionReply(body, rid)
     return reply.chunks() if body.get("stream") is True else reply.completion()
 
@@ -62,7 +73,7 @@ def _vector(text: str, dimensions: int) -> list[float]:
     return [round(digest[i % 64] / 127.5 - 1.0, 6) for i in range(dimensions)]
 
 
-def _embeddings(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
+def _embeddings(body: dict[str, Any], rid: str, served: Served) -> Answer:
     texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
     dimensions = body.get("dimensions") or 8
     data = []
@@ -76,7 +87,7 @@ def _embeddings(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
     return sign({"object": "list", "model": body["model"], "data": data, "usage": usage})
 
 
-def _images(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
+def _images(body: dict[str, Any], rid: str, served: Served) -> Answer:
     count = body.get("n") or 1
     as_b64 = body.get("response_format") == "b64_json"
     data = [
@@ -88,23 +99,26 @@ def _images(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
     return {"created": CREATED, "data": data}
 
 
-def _models(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
-    data = [{"id": m, "object": "model", "created": CREATED, "owned_by": "atoma"} for m in models]
+def _models(body: dict[str, Any], rid: str, served: Served) -> Answer:
+    data = [{"id": m, "object": "model", "created": CREATED, "owned_by": "atoma"} for m in served.models]
     return {"object": "list", "data": data}
 
 
-def _open_router(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
+def _open_router(body: dict[str, Any], rid: str, served: Served) -> Answer:
     return {
-        "data": [{"id": m, "name": m, "context_length": 131072, "pricing": {"prompt": "0"}} for m in models]
+        "data": [
+            {"id": m, "name": m, "context_length": 131072, "pricing": {"prompt": "0"}} for m in served.models
+        ]
     }
 
 
-def _health(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
+def _health(body: dict[str, Any], rid: str, served: Served) -> Answer:
     return {"message": "ok"}
 
 
-def _lock(body: dict[str, Any], rid: str, models: list[str]) -> Answer:
-    # The key is replaced by the sandbox's node key when the sandbox plays a confidential node.
+def _lock(body: dict[str, Any], rid: str, served: Served) -> Answer:
+    if served.lock is not None:  # the sandbox plays a confidential node: its real key
+        return served.lock(int(rid))
     key = base64.b64encode(hashlib.sha256(body["model"].encode()).digest()).decode()
     return {"node_small_id": 1, "public_key": key, "stack_small_id": int(rid), "stack_entry_digest": None}
 
@@ -123,6 +137,21 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/open_router/models"): Route(False, (), _open_router),
     ("GET", "/health"): Route(False, (), _health),
 }
+_SEALED_FIELDS = tuple(
+    (name, _is_str)
+    for name in (
+        "ciphertext",
+        "client_dh_public_key",
+        "node_dh_public_key",
+        "nonce",
+        "salt",
+        "plaintext_body_hash",
+    )
+)
+for _plain in ("/v1/chat/completions", "/v1/embeddings", "/v1/images/generations"):
+    ROUTES[("POST", "/v1/confidential" + _plain[3:])] = Route(
+        True, _SEALED_FIELDS, ROUTES[("POST", _plain)].answer, sealed=("POST", _plain)
+    )
 
 
 def check_body(route: Route, body: Any) -> str | None:

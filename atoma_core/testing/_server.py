@@ -14,13 +14,18 @@ import itertools
 import json
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
 from ._faults import Fault
-from ._routes import ROUTES, Route, check_body, padded_chunk
+from ._routes import ROUTES, Route, Served, check_body, padded_chunk
+from ._sealed import open_sealed, seal_answer
+
+if TYPE_CHECKING:
+    from .._crypto import ResponseKey
+    from ._node import SandboxNode
 
 __all__ = ["RecordedRequest", "Sandbox"]
 
@@ -58,6 +63,27 @@ def _error(status: int, message: str | None = None, headers: dict[str, str] | No
     return web.json_response(body, status=status, headers=headers)
 
 
+_SEALING_FAULTS = ("tamper", "wrong_hash")
+
+
+def _default_node() -> SandboxNode | None:
+    """A node with a fresh key, or None without the `cryptography` package."""
+    from ..errors import MissingDependencyError
+    from ._node import SandboxNode
+
+    try:
+        return SandboxNode()
+    except MissingDependencyError:
+        return None
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def _reset_connection(request: web.Request) -> None:
     """Abort with SO_LINGER 0, so the peer sees a TCP reset rather than a clean close."""
     transport = request.transport
@@ -76,6 +102,8 @@ class Sandbox:
     models: if set, other models get 400 "Model not supported".
     line_ending / bom / send_done: stream framing variants. chunk_delay: seconds between chunks
     (keep-alive comments every `keepalive_interval` meanwhile, as the proxy sends every 15 ms).
+    node: the confidential node to play (`/v1/nodes/lock` hands out its key, `/v1/confidential/...`
+    opens and seals with it); by default one with a fresh key when `cryptography` is installed.
     """
 
     def __init__(
@@ -90,8 +118,10 @@ class Sandbox:
         send_done: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        node: SandboxNode | None = None,
     ) -> None:
         self.token = token
+        self.node = node if node is not None else _default_node()
         self.models = models
         self.keepalive_interval = keepalive_interval
         self.chunk_delay = chunk_delay
@@ -175,16 +205,43 @@ class Sandbox:
             if early is not None:
                 return early
         route = ROUTES[(request.method, request.path)]
+        key = None
+        if route.sealed is not None:  # a confidential route: open it, then check what is inside
+            opened = self._open(request, raw, route)
+            if isinstance(opened, web.Response):
+                return opened
+            raw, key = opened
+            route = ROUTES[route.sealed]
         checked = self._validate(request, raw, route)
         if isinstance(checked, web.Response):
             return checked
         rid = f"{next(self._ids):06d}"
-        answer = route.answer(checked, rid, self.models or ["sandbox-model"])
+        served = Served(
+            self.models or ["sandbox-model"], None if self.node is None else self.node.lock_response
+        )
+        answer = route.answer(checked, rid, served)
+        if key is not None and self.node is not None:
+            answer = seal_answer(self.node, key, answer, fault)
         if isinstance(answer, list):
             return await self._stream(request, answer, rid, fault)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
         return await self._complete(request, answer, rid, fault)
+
+    def _open(
+        self, request: web.Request, raw: bytes, route: Route
+    ) -> web.Response | tuple[bytes, ResponseKey]:
+        """A sealed request: auth first (as the proxy does here), then the node decrypts it."""
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401)
+        if self.node is None:
+            return _error(501, "Confidential compute needs the cryptography package in the sandbox")
+        problem = check_body(route, _json_or_none(raw))
+        opened = open_sealed(self.node, raw) if problem is None else problem
+        if isinstance(opened, str):
+            return _error(400, opened)
+        body, key = opened
+        return json.dumps(body).encode(), key
 
     async def _early_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
         """Faults that act before the request is even looked at."""
@@ -309,7 +366,13 @@ class Sandbox:
             return resp
         if kind == "delay" and fault is not None:
             await self._pause(resp, fault.seconds)
-        cut = fault.after_chunks if fault is not None and fault.after_chunks is not None else -1
+        cut = -1
+        if (
+            fault is not None
+            and fault.after_chunks is not None
+            and fault.kind not in ("tamper", "wrong_hash")
+        ):
+            cut = fault.after_chunks  # (tamper and wrong_hash spoil a sealed event instead: _sealed.py)
         for i, frame in enumerate(frames):
             if i == cut and fault is not None:
                 await self._stream_fault(request, resp, fault)
