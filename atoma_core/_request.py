@@ -23,7 +23,7 @@ from ._errormap import (
     transport_error,
     unexpected_error,
 )
-from .config import HookContext, RequestOptions, RetryConfig, Timeouts
+from .config import HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
 from .core import check_header_value
 from .errors import (
     APIConnectionError,
@@ -174,6 +174,10 @@ async def call(
     options: RequestOptions | None = None,
 ) -> Result[T, AtomaError]:
     """Run one operation end to end with retries. Returns Ok(value) or Err(AtomaError)."""
+    try:  # a dict of options becomes RequestOptions; anything else wrong is an Err
+        options = coerce_options(options)
+    except InvalidRequestError as invalid:
+        return Err(invalid)
     retry: RetryConfig = core.retry_config
     timeouts: Timeouts = core.timeouts
     extra_headers: Mapping[str, str] | None = None

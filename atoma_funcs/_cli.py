@@ -302,7 +302,14 @@ async def _run(args: argparse.Namespace, prompt: str, ui: _Output) -> int:
         # A little delay between chunks, so the demo visibly streams (keep-alives in between).
         async with Sandbox(chunk_delay=0.02) as sandbox, AtomaCore(server_url=sandbox.url) as core:
             return await chat(core, request, args, ui)
-    async with AtomaCore(server_url=args.server_url) as core:
+    from atoma_core.errors import InvalidRequestError
+
+    try:
+        core = AtomaCore(server_url=args.server_url)
+    except InvalidRequestError as invalid:  # a bad --server-url or $ATOMASDK_*: one line, exit 2
+        ui.error(invalid)
+        return exit_code_for(invalid)
+    async with core:
         return await chat(core, request, args, ui)
 
 
