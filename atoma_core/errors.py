@@ -16,7 +16,7 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     │   └── InternalServerError       >= 500
     ├── APIConnectionError            no usable answer: refused, reset, DNS, TLS
     │   └── RequestTimeoutError       a deadline passed (`.phase` says which)
-    ├── InvalidRequestError           rejected before sending
+    ├── InvalidRequestError           rejected before sending (also a ValueError)
     ├── ResponseValidationError       the answer is not what the API promises (`.raw`)
     │   ├── ResponseTooLargeError     a body or an event over the configured limit
     │   └── ConfidentialComputeError  a confidential message could not be opened (`.reason`)
@@ -176,8 +176,12 @@ class RequestTimeoutError(APIConnectionError):
         self.timeout = timeout
 
 
-class InvalidRequestError(AtomaError):
-    """The request was rejected before anything was sent (bad fields, bad header value)."""
+class InvalidRequestError(AtomaError, ValueError):
+    """The request or the configuration was rejected before anything was sent.
+
+    Functions return it as `Err`; constructors (`AtomaCore`, `RequestOptions`, `Timeouts`...)
+    raise it, and it is also a `ValueError` so that either `except` idiom catches it.
+    """
 
 
 class ResponseValidationError(AtomaError):

@@ -237,7 +237,14 @@ async def _run(args: argparse.Namespace, ui: Output) -> int:
             AtomaCore(server_url=sandbox.url, timeouts=timeouts) as core,
         ):
             return int(await run(core, args, ui))
-    async with AtomaCore(server_url=args.server_url, timeouts=timeouts) as core:
+    from atoma_core.errors import InvalidRequestError
+
+    try:
+        core = AtomaCore(server_url=args.server_url, timeouts=timeouts)
+    except InvalidRequestError as invalid:  # a bad --server-url or $ATOMASDK_*: one line, exit 2
+        ui.error(invalid)
+        return exit_code_for(invalid)
+    async with core:
         return int(await run(core, args, ui))
 
 
