@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
+
+from .conftest import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = ROOT / "tests" / "data" / "atoma-openapi.yaml"
@@ -135,27 +135,10 @@ def missing_reason() -> str | None:
     return "Prism is not installed: run `make .prism/.installed` (npm ci into .prism/)"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID, then SIGKILL if it lingers; always reaped."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 class Prism(NamedTuple):
@@ -173,7 +156,7 @@ class Prism(NamedTuple):
 def running_prism(start_timeout: float = 60.0) -> Iterator[Prism]:
     """Start `prism proxy --errors` on a free loopback port, forwarding to another free port where
     the caller runs the sandbox; stop it by its PID at the end."""
-    port, upstream_port = _free_port(), _free_port()
+    port, upstream_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="prism-") as tmp:
         spec_file, log = Path(tmp) / "atoma-openapi.json", Path(tmp) / "prism.log"
         # default=str: YAML reads one `created` example as a date; examples play no part in proxy mode.
@@ -191,4 +174,4 @@ def running_prism(start_timeout: float = 60.0) -> Iterator[Prism]:
                 time.sleep(0.1)
             yield prism
         finally:
-            _stop(proc)
+            stop_process(proc)

@@ -27,6 +27,7 @@ from atoma_funcs import chat_create, chat_create_stream
 
 from .conftest import TOKEN
 from .prism import SPEC_FIXES, Prism, apply_fix, load_spec, missing_reason, running_prism, spec_for_prism
+from .test_models import FULL_REQUEST
 
 Runner = Callable[[AtomaCore, Any, "RequestOptions | None"], Awaitable[Result[Any, errors.AtomaError]]]
 
@@ -131,35 +132,9 @@ MESSAGES = [
     {"role": "assistant", "content": "It says 42.", "name": "AI", "refusal": None},
     {"role": "user", "content": "thanks"},
 ]
-# Every field of ChatCompletionRequest with a non-null value (checked by test_every_field_is_covered).
-EVERY_FIELD = {
-    "model": MODEL,
-    "messages": MESSAGES,
-    "frequency_penalty": 0.5,
-    "function_call": "none",
-    "functions": [{"name": "legacy", "parameters": {"type": "object"}}],
-    "logit_bias": {"1234567890": 0.5, "17": -100},
-    "logprobs": True,
-    "max_completion_tokens": 64,
-    "max_tokens": 64,
-    "n": 1,
-    "parallel_tool_calls": False,
-    "presence_penalty": -0.5,
-    "response_format": {
-        "type": "json_schema",
-        "json_schema": {"name": "answer", "description": "d", "schema": {"type": "object"}, "strict": True},
-    },
-    "seed": 123,
-    "service_tier": "auto",
-    "stop": ["stop", "halt"],
-    "stream_options": {"include_usage": False},
-    "temperature": 0.7,
-    "tool_choice": {"type": "function", "function": {"name": "word_count"}},
-    "tools": [TOOL],
-    "top_logprobs": 2,
-    "top_p": 0.9,
-    "user": "user-1234",
-}
+# Every field of ChatCompletionRequest with a value (test_every_field_is_covered): test_models' request
+# without `stream` (the SDK sets it) and with MESSAGES (its developer message is beyond the spec).
+EVERY_FIELD = {**{k: v for k, v in FULL_REQUEST.items() if k != "stream"}, "messages": MESSAGES}
 # Every field sent as an explicit null where the spec allows one (None is sent; a key left out is not).
 NULLABLE = sorted(set(EVERY_FIELD) - {"model", "messages", "function_call"})  # function_call: any JSON
 EVERY_NULL = {**CHAT, **dict.fromkeys(NULLABLE)}
