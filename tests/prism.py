@@ -69,6 +69,15 @@ SPEC_FIXES: tuple[SpecFix, ...] = (
         "over-required (shared/docs/atoma-api.md 9.1 #9): vLLM, the proxy's upstream, sends only "
         "cached_tokens; the SDK's PromptTokensDetails has both optional",
     ),
+    SpecFix(
+        (*_SCHEMAS, "Usage", "required"),
+        ["prompt_tokens", "completion_tokens", "total_tokens", "completion_tokens_details", "prompt_tokens_details"],
+        ["prompt_tokens", "total_tokens"],
+        "over-required (shared/docs/atoma-api.md section 7): the proxy's Rust Usage (completions and "
+        "confidential answers) has only prompt_tokens, completion_tokens?, total_tokens and "
+        "completion_tokens_details?, and an embeddings answer sealed for confidential compute carries "
+        "prompt_tokens and total_tokens only",
+    ),
 )
 
 
