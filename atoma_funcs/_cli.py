@@ -210,6 +210,11 @@ class Output:
         self.err.write(line + "\n")
         self.err.flush()
 
+    def fail(self, error: AtomaError) -> int:
+        """Report the error on stderr; the exit code for it."""
+        self.error(error)
+        return exit_code_for(error)
+
     def error(self, error: AtomaError) -> None:
         self.end_line()
         text = " ".join(str(error).split()) or type(error).__name__
@@ -242,8 +247,7 @@ async def _run(args: argparse.Namespace, ui: Output) -> int:
     try:
         core = AtomaCore(server_url=args.server_url, timeouts=timeouts)
     except InvalidRequestError as invalid:  # a bad --server-url or $ATOMASDK_*: one line, exit 2
-        ui.error(invalid)
-        return exit_code_for(invalid)
+        return ui.fail(invalid)
     async with core:
         return int(await run(core, args, ui))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._cli import EXIT_OK, Output, exit_code_for
+from ._cli import EXIT_OK, Output
 
 if TYPE_CHECKING:
     from atoma_core._events import StreamMetrics
@@ -66,8 +66,7 @@ async def _chat_stream(core: AtomaCore, request: dict[str, Any], args: argparse.
 
     started = await chat_create_stream(core, request)
     if isinstance(started, Err):
-        ui.error(started.error)
-        return exit_code_for(started.error)
+        return ui.fail(started.error)
     stream = started.value
     async with stream:
         try:
@@ -77,13 +76,11 @@ async def _chat_stream(core: AtomaCore, request: dict[str, Any], args: argparse.
                     if piece:
                         ui.text(piece)
         except AtomaError as error:
-            ui.error(error)
-            return exit_code_for(error)
+            return ui.fail(error)
         ui.end_line()
         collected = await stream.collect()  # already drained: builds the whole response
     if isinstance(collected, Err):  # pragma: no cover - the iteration above raised instead
-        ui.error(collected.error)
-        return exit_code_for(collected.error)
+        return ui.fail(collected.error)
     response = collected.value
     if args.json:
         ui.json(response)
@@ -99,8 +96,7 @@ async def _chat_once(core: AtomaCore, request: dict[str, Any], args: argparse.Na
 
     result = await chat_create(core, request)
     if isinstance(result, Err):
-        ui.error(result.error)
-        return exit_code_for(result.error)
+        return ui.fail(result.error)
     response = result.value
     if args.json:
         ui.json(response)
@@ -131,8 +127,7 @@ async def models(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
 
     result = await models_list(core)
     if isinstance(result, Err):
-        ui.error(result.error)
-        return exit_code_for(result.error)
+        return ui.fail(result.error)
     if args.json:
         ui.json(result.value)
     else:
@@ -154,8 +149,7 @@ async def embed(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
         request["dimensions"] = args.dimensions
     result = await embeddings_create(core, request)
     if isinstance(result, Err):
-        ui.error(result.error)
-        return exit_code_for(result.error)
+        return ui.fail(result.error)
     response = result.value
     if args.json:
         ui.json(response)
