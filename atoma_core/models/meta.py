@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from msgspec import Struct
+from ._data import PlainData
 
 __all__ = ["ResponseMeta"]
 
 
-class ResponseMeta(Struct, gc=False):
+class ResponseMeta(PlainData, gc=False):
     """How a response was obtained: HTTP attempts, the server's request id, headers, seconds taken."""
 
     attempts: int = 1
