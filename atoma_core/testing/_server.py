@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import web
 
 from ._faults import Fault
-from ._replies import Reply
+from ._routes import ROUTES, Route, check_body, padded_chunk
 
 __all__ = ["RecordedRequest", "Sandbox"]
 
@@ -41,7 +41,8 @@ _ENVELOPES = {
 class RecordedRequest:
     """A request the sandbox received: headers, raw body and parsed JSON (None if not JSON)."""
 
-    def __init__(self, path: str, headers: dict[str, str], raw: bytes) -> None:
+    def __init__(self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST") -> None:
+        self.method = method
         self.path = path
         self.headers = headers
         self.raw = raw
@@ -121,8 +122,8 @@ class Sandbox:
 
     async def start(self) -> Sandbox:
         app = web.Application(client_max_size=1024**3)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/health", self._health)
+        for method, path in ROUTES:
+            app.router.add_route(method, path, self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -154,10 +155,7 @@ class Sandbox:
                 self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
         return fault
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"message": "ok"})
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -170,21 +168,23 @@ class Sandbox:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw))
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method))
         fault = self._take_fault()
         if fault is not None:
             early = await self._early_fault(request, fault)
             if early is not None:
                 return early
-        checked = self._validate(request, raw)
+        route = ROUTES[(request.method, request.path)]
+        checked = self._validate(request, raw, route)
         if isinstance(checked, web.Response):
             return checked
-        reply = Reply(checked, f"{next(self._ids):06d}")
-        if checked.get("stream") is True:
-            return await self._stream(request, reply, fault)
+        rid = f"{next(self._ids):06d}"
+        answer = route.answer(checked, rid, self.models or ["sandbox-model"])
+        if isinstance(answer, list):
+            return await self._stream(request, answer, rid, fault)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
-        return await self._complete(request, reply, fault)
+        return await self._complete(request, answer, rid, fault)
 
     async def _early_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
         """Faults that act before the request is even looked at."""
@@ -208,44 +208,44 @@ class Sandbox:
             )
         return None
 
-    def _validate(self, request: web.Request, raw: bytes) -> web.Response | dict[str, Any]:
+    def _validate(self, request: web.Request, raw: bytes, route: Route) -> web.Response | dict[str, Any]:
         """The proxy's checks, in the proxy's order (JSON and fields before auth)."""
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return _error(400, f"Request error: Failed to parse body as JSON: {exc}")
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            return _error(
-                400,
-                "Request error: Failed to parse body as chat completions request model: "
-                "Request error: Missing or invalid 'model' field",
-            )
-        if not isinstance(body.get("messages"), list):
-            return _error(
-                400,
-                "Request error: Failed to parse body as chat completions request model: "
-                "Request error: Missing or invalid 'messages' field",
-            )
-        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+        body: dict[str, Any] = {}
+        if route.fields:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                return _error(400, f"Request error: Failed to parse body as JSON: {exc}")
+            problem = check_body(route, body)
+            if problem is not None:
+                return _error(400, problem)
+        if (
+            route.auth
+            and self.token is not None
+            and request.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
             return _error(401)
+        if not route.fields:
+            return body
         if self.models is not None and body["model"] not in self.models:
             return _error(400, "Request error: Model not supported")
-        for message in body["messages"]:
+        for message in body.get("messages", ()):
             content = message.get("content") if isinstance(message, dict) else None
             if not (isinstance(content, str) or (isinstance(content, list) and content)):
                 return _error(400, "Request error: Missing or invalid message content")
         if request.content_type != "application/json":
             return web.Response(status=415, text="Expected request with `Content-Type: application/json`")
-        if "max_tokens" not in body and "max_completion_tokens" not in body:
+        if "messages" in body and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_completion_tokens"] = 8192
         return body
 
-    async def _complete(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
-        completion = reply.completion()
+    async def _complete(
+        self, request: web.Request, answer: dict[str, Any], rid: str, fault: Fault | None
+    ) -> web.StreamResponse:
         kind = fault.kind if fault is not None else None
         if kind == "oversized_event" and fault is not None:
-            completion["choices"][0]["message"]["content"] += "x" * fault.size
-        data = json.dumps(completion).encode()
+            answer["padding"] = "x" * fault.size
+        data = json.dumps(answer).encode()
         if kind == "truncated_json":
             data = data[: len(data) // 2]
         if kind in ("reset", "stall", "trickle"):
@@ -261,7 +261,8 @@ class Sandbox:
                 assert fault is not None
                 await self._trickle(resp, data, fault)
             return resp
-        return web.Response(body=data, content_type="application/json", headers={"x-request-id": reply.id})
+        request_id = str(answer.get("id", rid))  # the proxy's x-request-id is the completion id
+        return web.Response(body=data, content_type="application/json", headers={"x-request-id": request_id})
 
     async def _trickle(self, resp: web.StreamResponse, data: bytes, fault: Fault) -> None:
         for i in range(min(fault.size, len(data))):
@@ -284,19 +285,20 @@ class Sandbox:
         head = b"event: " + event + end if event else b""
         return head + b"data: " + payload + end + end
 
-    async def _stream(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, chunks: list[dict[str, Any]], rid: str, fault: Fault | None
+    ) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
-                "x-request-id": reply.id,
+                "x-request-id": str(chunks[0].get("id", rid)) if chunks else rid,
             }
         )
         await resp.prepare(request)
-        chunks = reply.chunks(include_usage=True)  # the Atoma node always forces include_usage
         kind = fault.kind if fault is not None else None
         if kind == "oversized_event" and fault is not None:
-            chunks.insert(1, reply.chunk({"content": "x" * fault.size}))
+            chunks.insert(1, padded_chunk(chunks[0], fault.size))
         frames = [self._frame(json.dumps(c, separators=(",", ":")).encode()) for c in chunks]
         if self.send_done or kind == "done_then_linger":
             frames.append(self._frame(b"[DONE]"))
