@@ -36,7 +36,7 @@ from .errors import (
     StreamTruncatedError,
     error_class_for,
 )
-from .models._data import PlainData
+from .models.meta import PlainData
 from .models.usage import Usage
 from .result import Err, Ok, Result
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._images import images_generate
     from ._models import models_list, open_router_models_list
     from ._nodes import nodes_create_lock
-    from ._sync import AtomaSyncSDK
+    from ._sync import AtomaSyncSDK, SyncStream
     from .sdk import AtomaSDK
 
 # Which private module (one per area) holds each public name.
@@ -36,11 +36,13 @@ _LAZY = {
     "nodes_create_lock": "._nodes",
     "AtomaSDK": ".sdk",
     "AtomaSyncSDK": "._sync",
+    "SyncStream": "._sync",
 }
 
 __all__ = [
     "AtomaSDK",
     "AtomaSyncSDK",
+    "SyncStream",
     "chat_create",
     "chat_create_stream",
     "completions_create",

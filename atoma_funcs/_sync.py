@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import queue
 import threading
 import warnings
@@ -26,7 +27,7 @@ from atoma_core.errors import APIConnectionError, AtomaError, InvalidRequestErro
 from atoma_core.result import Err
 
 from ._faces import Sync
-from .sdk import _Client, import_request_path, make_core
+from .sdk import _Client, import_request_path
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from atoma_core._events import EventStream, StreamMetrics
-    from atoma_core.core import AtomaCore, BearerAuth
+    from atoma_core.core import AtomaCore
     from atoma_core.models.usage import Usage
     from atoma_core.result import Result
 
@@ -46,6 +47,7 @@ R = TypeVar("R")
 S = TypeVar("S", bound="EventStream[Any, Any]")
 S_co = TypeVar("S_co", bound="EventStream[Any, Any]", covariant=True)
 
+_WAIT_SLICE = 1.0  # seconds a waiting thread sleeps before it checks for signals again
 _END: Any = object()  # the end of a stream, in a `SyncStream`'s queue
 
 
@@ -55,13 +57,18 @@ class LoopThread:
 
     Stopped by `close()`, or when no client refers to it any more (garbage collection or
     interpreter exit): its tasks are cancelled, the sessions of its loop closed, its DNS threads
-    joined.
+    joined. In a forked child (a pre-forking server such as gunicorn --preload), where the
+    parent's thread does not exist, the first call starts a loop thread of the child's own.
     """
 
     def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
         self._closed = False
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._loop = asyncio.new_event_loop()
         self._streams: weakref.WeakSet[EventStream[Any, Any]] = weakref.WeakSet()  # loop thread only
         self._thread = threading.Thread(target=_serve, args=(self._loop,), name="atoma-sync", daemon=True)
         self._thread.start()
@@ -74,6 +81,9 @@ class LoopThread:
             if refusal is not None:
                 coroutine.close()
                 raise refusal
+            if self._pid != os.getpid():  # forked: the parent's loop and its sockets stay theirs
+                self._stop.detach()
+                self._start()
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -81,7 +91,12 @@ class LoopThread:
         while waiting cancels it there, so its connection is released."""
         future = self.submit(coroutine)
         try:
-            return future.result()
+            while True:  # in slices: a Ctrl-C delivered to another thread is still seen here
+                try:
+                    return future.result(_WAIT_SLICE)
+                except concurrent.futures.TimeoutError:
+                    if future.done():  # the call's own TimeoutError, not the slice's
+                        raise
         except concurrent.futures.CancelledError:
             raise APIConnectionError("the client was closed while this call was running") from None
         finally:
@@ -208,7 +223,7 @@ class SyncStream(Generic[S_co]):
             raise StopIteration
         if self._pumping is None:
             self._pumping = self._runner.submit(_pump(self._stream, self._items))
-        item = self._items.get()
+        item = _get(self._items)
         if item is _END or isinstance(item, BaseException):
             self._done = True
             if item is _END:
@@ -285,6 +300,15 @@ class SyncStream(Generic[S_co]):
         return f"<SyncStream of {self._stream!r}>"
 
 
+def _get(items: queue.SimpleQueue[Any]) -> Any:
+    """The next item, waiting in slices (so Ctrl-C is seen even if another thread took the signal)."""
+    while True:
+        try:
+            return items.get(timeout=_WAIT_SLICE)
+        except queue.Empty:
+            pass
+
+
 async def _partial(stream: EventStream[Any, R]) -> R:
     return stream.partial
 
@@ -301,15 +325,8 @@ class AtomaSyncSDK(_Client[Sync]):
 
     __slots__ = ()
 
-    def __init__(
-        self,
-        bearer_auth: BearerAuth | None = None,
-        server_url: str | None = None,
-        *,
-        core: AtomaCore | None = None,
-        **core_kwargs: Any,
-    ) -> None:
-        self._attach(make_core(bearer_auth, server_url, core, core_kwargs), LoopThread(), None)
+    def _start_runner(self) -> LoopThread:
+        return LoopThread()
 
     @property
     def _thread(self) -> LoopThread:

@@ -279,6 +279,24 @@ class _Client(Generic[Face]):
     nodes: Nodes[Face]
     """Node locks for confidential compute: `create_lock`."""
 
+    def __init__(
+        self,
+        bearer_auth: BearerAuth | None = None,
+        server_url: str | None = None,
+        *,
+        core: AtomaCore | None = None,
+        **core_kwargs: Any,
+    ) -> None:
+        if core is None:
+            core = AtomaCore(bearer_auth, server_url, **core_kwargs)
+        elif bearer_auth is not None or server_url is not None or core_kwargs:
+            raise TypeError("pass either core= or AtomaCore arguments, not both")
+        self._attach(core, self._start_runner(), None)
+
+    def _start_runner(self) -> Runner | None:
+        """What runs the calls: nothing on the async face (they are awaited)."""
+        return None
+
     def _attach(self, core: AtomaCore, runner: Runner | None, defaults: RequestOptions | None) -> None:
         self.core = core
         self._runner = runner
@@ -322,20 +340,6 @@ class _Client(Generic[Face]):
         return f"{type(self).__name__}({self.core!r})"
 
 
-def make_core(
-    bearer_auth: BearerAuth | None,
-    server_url: str | None,
-    core: AtomaCore | None,
-    core_kwargs: dict[str, Any],
-) -> AtomaCore:
-    """The client's core: the one given, or one built from `AtomaCore` arguments (not both)."""
-    if core is None:
-        return AtomaCore(bearer_auth, server_url, **core_kwargs)
-    if bearer_auth is not None or server_url is not None or core_kwargs:
-        raise TypeError("pass either core= or AtomaCore arguments, not both")
-    return core
-
-
 def import_request_path() -> None:
     """Import what the first chat call and stream load on demand (the request path, stream code)."""
     from atoma_core import _stream  # noqa: F401
@@ -354,16 +358,6 @@ class AtomaSDK(_Client[Async]):
     """
 
     __slots__ = ()
-
-    def __init__(
-        self,
-        bearer_auth: BearerAuth | None = None,
-        server_url: str | None = None,
-        *,
-        core: AtomaCore | None = None,
-        **core_kwargs: Any,
-    ) -> None:
-        self._attach(make_core(bearer_auth, server_url, core, core_kwargs), None, None)
 
     async def warm(self) -> None:
         """Get ready for the first call ahead of it (in a serverless init phase, say): import the

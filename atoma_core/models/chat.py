@@ -11,8 +11,7 @@ from typing import Any, ClassVar, Union
 
 from msgspec import UNSET, UnsetType, field
 
-from ._data import PlainData
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 from .usage import CompletionTokensDetails as CompletionTokensDetails  # re-exported: were defined here
 from .usage import PromptTokensDetails as PromptTokensDetails
 from .usage import Usage

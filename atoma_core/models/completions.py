@@ -9,9 +9,8 @@ from typing import ClassVar, Union
 
 from msgspec import UNSET, UnsetType, field
 
-from ._data import PlainData
 from .chat import StreamOptions
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 from .usage import Usage
 
 __all__ = [

@@ -6,8 +6,7 @@ from typing import ClassVar
 
 from msgspec import UNSET, UnsetType
 
-from ._data import PlainData
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 
 __all__ = ["Image", "ImageGenerationRequest", "ImageGenerationResponse"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ._data import PlainData
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 
 __all__ = ["HealthResponse", "Model", "ModelList"]
 

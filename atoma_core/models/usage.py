@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._data import PlainData
+from .meta import PlainData
 
 __all__ = ["CompletionTokensDetails", "PromptTokensDetails", "Usage"]
 
