@@ -83,16 +83,17 @@ class _Method(Generic[P, T]):
         self._name = name
 
     def _bind(self, resource: Resource[Any]) -> Any:
+        bound = MethodType(self._method, resource)
         runner = resource._runner
         if runner is None:
-            return MethodType(self._method, resource)
-        method = self._method
+            return bound
 
         def blocking(*args: Any, **kwargs: Any) -> Any:
-            return self._block(runner, method(resource, *args, **kwargs))
+            return self._block(runner, bound(*args, **kwargs))
 
-        blocking.__doc__ = method.__doc__
+        blocking.__doc__ = bound.__doc__
         blocking.__name__ = blocking.__qualname__ = self._name
+        blocking.__wrapped__ = bound  # type: ignore[attr-defined]  # its signature, for help()
         return blocking
 
     def _block(self, runner: Runner, coroutine: Coroutine[Any, Any, Any]) -> Any:
