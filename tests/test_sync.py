@@ -359,3 +359,24 @@ def test_a_forked_child_gets_its_own_loop_thread() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "child exit 0"
+
+
+def test_every_sub_client_method_has_both_faces(sandbox: Sandbox) -> None:
+    """A sub-client added to `_Client` appears on both clients; each of its public `async def`s
+    must be marked `@api` / `@api_stream`, or the sync client would hand out coroutines."""
+    import inspect
+
+    from atoma_funcs import AtomaSDK
+    from atoma_funcs._faces import Resource
+    from atoma_funcs.sdk import _Client
+
+    with AtomaSyncSDK(TOKEN, sandbox.url) as sync_sdk:
+        async_sdk = AtomaSDK(core=sync_sdk.core)
+        names = [n for n in _Client.__slots__ if isinstance(getattr(sync_sdk, n, None), Resource)]
+        assert {"chat", "completions", "embeddings", "images", "models", "health", "nodes"} <= set(names)
+        for name in names:
+            assert type(getattr(async_sdk, name)) is type(getattr(sync_sdk, name))
+            for cls in type(getattr(sync_sdk, name)).__mro__:
+                for attr, value in vars(cls).items():
+                    if not attr.startswith("_"):
+                        assert not inspect.iscoroutinefunction(value), f"{cls.__name__}.{attr}: add @api"
