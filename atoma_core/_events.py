@@ -15,7 +15,7 @@ import contextlib
 import logging
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -36,6 +36,7 @@ from .errors import (
     StreamTruncatedError,
     error_class_for,
 )
+from .models.meta import PlainData
 from .models.usage import Usage
 from .result import Err, Ok, Result
 
@@ -77,7 +78,7 @@ class Accumulator(Protocol[E_contra, R_co]):
     def snapshot(self) -> R_co: ...
 
 
-class StreamMetrics(msgspec.Struct, gc=False):
+class StreamMetrics(PlainData, gc=False):
     """Figures of a stream: seconds to the first content chunk, chunks, tokens per second, retries."""
 
     attempts: int
@@ -115,6 +116,7 @@ class EventStream(Generic[E, R]):
         self._ended_at: float | None = None
         self._chunks = 0
         self._closed = False
+        self._managed = False  # inside `async with`: leaving the block closes, not leaving a loop
         self._waiting = False
         self._timers: list[asyncio.TimerHandle] = []
         self._watchdogs: list[Watchdog] = []
@@ -152,7 +154,9 @@ class EventStream(Generic[E, R]):
     # ------------------------------------------------------------------ iteration
 
     def __aiter__(self) -> AsyncIterator[E]:
-        return self
+        # Inside `async with` the stream is its own iterator (a loop may break and resume). A bare
+        # `async for` gets a wrapper that closes the stream when the loop drops it (break, error).
+        return self if self._managed else _ClosingIterator(self)
 
     async def __anext__(self) -> E:
         if self._idle is not None:
@@ -408,6 +412,7 @@ class EventStream(Generic[E, R]):
             self._close()
 
     async def __aenter__(self) -> Self:
+        self._managed = True
         return self
 
     async def __aexit__(
@@ -426,6 +431,28 @@ class EventStream(Generic[E, R]):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} {state} chunks={self._chunks} request_id={self.request_id!r}>"
+
+
+class _ClosingIterator(Generic[E]):
+    """What a bare `async for` over a stream iterates: when the loop lets go of it (a `break`, an
+    exception in its body), the stream is closed, so nothing waits for the garbage collector.
+    One extra call per item; `async with` avoids even that."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: EventStream[E, Any]) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _ClosingIterator[E]:
+        return self
+
+    def __anext__(self) -> Awaitable[E]:
+        return self._stream.__anext__()
+
+    def __del__(self) -> None:
+        stream = self._stream
+        if not stream._closed:
+            stream._close()
 
 
 def _first_token_due(ref: weakref.ReferenceType[EventStream[Any, Any]]) -> None:

@@ -18,7 +18,7 @@ from ._body import read_body
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
-from .core import check_header_value
+from .core import ENV_BEARER_AUTH, check_header_value
 from .errors import (
     APIConnectionError,
     APIError,
@@ -139,7 +139,7 @@ async def call(
         extra_body = options.extra_body
     try:
         body = encode_request(op, request, extra_body)
-        headers = await _headers(core, op, extra_headers, body is not None)
+        headers = await _headers(core, op, extra_headers, body is not None, server_url)
         url = core.url(op.path, server_url)
     except AtomaError as invalid:
         return Err(invalid)
@@ -194,7 +194,11 @@ def _failed(op: Operation[Any, Any], ctx: CallContext, error: AtomaError) -> Err
 
 
 async def _headers(
-    core: AtomaCore, op: Operation[Any, Any], extra: Mapping[str, str] | None, has_body: bool
+    core: AtomaCore,
+    op: Operation[Any, Any],
+    extra: Mapping[str, str] | None,
+    has_body: bool,
+    server_url: str | None = None,
 ) -> dict[str, str]:
     headers = dict(core.headers)
     headers["Accept"] = op.accept
@@ -214,7 +218,18 @@ async def _headers(
             except ValueError as exc:
                 raise InvalidRequestError(str(exc)) from None
             headers[name] = value
+    if op.auth and "Authorization" not in headers and _no_token(core, headers, server_url):
+        raise InvalidRequestError(
+            f"no bearer token: set {ENV_BEARER_AUTH} or pass bearer_auth= (the Atoma API needs one; "
+            "nothing was sent)"
+        )
     return headers
+
+
+def _no_token(core: AtomaCore, headers: Mapping[str, str], server_url: str | None) -> bool:
+    """Whether a request to Atoma's API is about to go out without any Authorization header."""
+    has_auth = any(name.lower() == "authorization" for name in headers)
+    return not has_auth and core.token_required(server_url)
 
 
 def _hook_context(

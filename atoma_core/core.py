@@ -34,12 +34,17 @@ if TYPE_CHECKING:
 
     import aiohttp
 
+    from .errors import AtomaError
+    from .result import Result
+
 __all__ = ["DEFAULT_SERVER_URL", "AtomaCore", "BearerAuth"]
 
 DEFAULT_SERVER_URL = "https://api.atoma.network"
+ATOMA_HOST = "api.atoma.network"
 ENV_BEARER_AUTH = "ATOMASDK_BEARER_AUTH"
 ENV_SERVER_URL = "ATOMASDK_SERVER_URL"
 MiB = 1024 * 1024
+_WARM_BODY_LIMIT = 64 * 1024  # warm()'s answer is not used: a larger one closes its connection
 
 BearerAuth = Union[str, Callable[[], str], Callable[[], Awaitable[str]]]
 
@@ -215,6 +220,48 @@ class AtomaCore:
         await closer.__anext__()
         self._sessions[loop] = _LoopSession(session, closer)
         return session
+
+    def token_required(self, server_url: str | None = None) -> bool:
+        """Whether a request to this server needs a bearer token the SDK must have: Atoma's API
+        does (sent without one, it could only fail); other servers may need none."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(server_url or self.server_url).hostname == ATOMA_HOST
+
+    async def warm(self, timeout: float | None = None) -> Result[None, AtomaError]:
+        """Do ahead of the first request what it would do inside the event loop: import the HTTP
+        stack, create this loop's session, resolve the server's name and open one pooled
+        keep-alive connection, by sending `GET /health` (no token, no body; any HTTP status will
+        do). Call it in an init phase, on the loop later requests run on.
+
+        Returns `Ok(None)`, or `Err(APIConnectionError | RequestTimeoutError)` when the server
+        cannot be reached within `timeout` seconds (default: the core's connect and read timeouts).
+        """
+        import aiohttp
+        from msgspec.structs import replace
+
+        from ._errormap import transport_error
+        from .result import Err, Ok
+
+        timeouts = replace(self.timeouts, total=timeout)
+        limits = aiohttp.ClientTimeout(total=timeout, sock_connect=timeouts.connect, sock_read=timeouts.read)
+        headers = {**self.headers, "Accept": "application/json"}
+        try:
+            session = await self.session()
+            async with session.get(
+                self.url("/health"), headers=headers, timeout=limits, allow_redirects=False
+            ) as response:
+                size = 0
+                while size <= _WARM_BODY_LIMIT:  # read to the end, so the connection is pooled
+                    piece = await response.content.readany()
+                    if not piece:
+                        break
+                    size += len(piece)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return Err(transport_error(exc, timeouts))
+        return Ok(None)
 
     async def close(self) -> None:
         """Close the session of the running loop (idempotent). A user-supplied session is left open."""

@@ -1,4 +1,5 @@
-"""Standalone functions over `AtomaCore`, each returning a `Result`, plus the bundled `AtomaSDK`.
+"""Standalone functions over `AtomaCore`, each returning a `Result`, plus the bundled clients
+`AtomaSDK` (async) and `AtomaSyncSDK` (for synchronous code).
 
 Each name is imported on first access (PEP 562) from the private module of its area:
 `from atoma_funcs import chat_create` loads the request path and the chat models, and nothing
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ._images import images_generate
     from ._models import models_list, open_router_models_list
     from ._nodes import nodes_create_lock
+    from ._sync import AtomaSyncSDK, SyncStream
     from .sdk import AtomaSDK
 
 # Which private module (one per area) holds each public name.
@@ -43,10 +45,14 @@ _LAZY = {
     "health": "._health",
     "nodes_create_lock": "._nodes",
     "AtomaSDK": ".sdk",
+    "AtomaSyncSDK": "._sync",
+    "SyncStream": "._sync",
 }
 
 __all__ = [
     "AtomaSDK",
+    "AtomaSyncSDK",
+    "SyncStream",
     "chat_create",
     "chat_create_stream",
     "completions_create",

@@ -6,29 +6,41 @@
 
 A thin shell over the standalone functions: each method is `(await fn(core, request,
 options)).unwrap()`. They are imported on first use, so importing `AtomaSDK` loads neither the
-request path nor the stream module.
+request path nor the stream module. Each method is written once, here, for both faces: awaited on
+`AtomaSDK`, blocking on `AtomaSyncSDK` (`_faces.py`), so a sub-client added to `_Client` appears
+on both.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Mapping, TypeVar
 
 from atoma_core.core import AtomaCore
+
+from ._faces import Async, Face
+from ._options import from_keywords, merge
+from ._resources import (
+    Chat,
+    Completions,
+    ConfidentialChat,
+    ConfidentialEmbeddings,
+    ConfidentialImages,
+    Embeddings,
+    Health,
+    Images,
+    Models,
+    Nodes,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from atoma_core._stream import ChatCompletionStream, CompletionStream
-    from atoma_core.config import RequestOptions
+    from typing_extensions import Self
+
+    from atoma_core.config import RequestOptions, Timeouts
     from atoma_core.core import BearerAuth
-    from atoma_core.errors import AtomaError
-    from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
-    from atoma_core.models.completions import CompletionRequest, CompletionResponse
-    from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
-    from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
-    from atoma_core.models.models import HealthResponse, ModelList
-    from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
-    from atoma_core.result import Result
+
+    from ._faces import Runner
 
 __all__ = [
     "AtomaSDK",
@@ -48,229 +60,13 @@ T = TypeVar("T")
 Request = Mapping[str, Any]
 
 
-def _request(request: Any, params: dict[str, Any]) -> Any:
-    """The request: positional (a dict or a request Struct) or openai-style keywords, not both."""
-    if request is None:
-        return params
-    if params:
-        raise TypeError("pass the request either as one positional argument or as keywords, not both")
-    return request
-
-
-class _Resource:
-    """One area of the API on a core; every method unwraps a standalone function's Result."""
-
-    __slots__ = ("_core",)
-
-    def __init__(self, core: AtomaCore) -> None:
-        self._core = core
-
-    async def _run(
-        self,
-        function: Callable[[AtomaCore, Any, RequestOptions | None], Awaitable[Result[T, AtomaError]]],
-        request: Any,
-        options: RequestOptions | None,
-        params: dict[str, Any],
-    ) -> T:
-        return (await function(self._core, _request(request, params), options)).unwrap()
-
-
-class Chat(_Resource):
-    """`sdk.chat`: chat completions (`POST /v1/chat/completions`)."""
-
-    async def create(
-        self,
-        request: ChatCompletionRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> ChatCompletionResponse:
-        """Create a chat completion and return it whole.
-
-        Pass the request as a dict / `ChatCompletionRequest`, or as keywords like openai-python
-        (`create(model=..., messages=[...])`). Raises the `AtomaError` subclass for any failure.
-        """
-        from ._chat import chat_create
-
-        return await self._run(chat_create, request, options, params)
-
-    async def create_stream(
-        self,
-        request: ChatCompletionRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> ChatCompletionStream:
-        """Start a streamed chat completion; returns the open stream once its first event arrives.
-
-        Use it with `async with` and `async for` (or `await stream.collect()`). Failures before
-        the stream starts raise here; failures mid-stream raise from the iteration.
-        """
-        from ._chat import chat_create_stream
-
-        return await self._run(chat_create_stream, request, options, params)
-
-
-class Completions(_Resource):
-    """`sdk.completions`: legacy text completions (`POST /v1/completions`)."""
-
-    async def create(
-        self,
-        request: CompletionRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> CompletionResponse:
-        """Complete a prompt and return the whole `CompletionResponse`."""
-        from ._completions import completions_create
-
-        return await self._run(completions_create, request, options, params)
-
-    async def create_stream(
-        self,
-        request: CompletionRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> CompletionStream:
-        """Start a streamed completion; like `sdk.chat.create_stream`."""
-        from ._completions import completions_create_stream
-
-        return await self._run(completions_create_stream, request, options, params)
-
-
-class Embeddings(_Resource):
-    """`sdk.embeddings`: vectors for texts (`POST /v1/embeddings`)."""
-
-    async def create(
-        self,
-        request: EmbeddingRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> EmbeddingResponse:
-        """Embed `input` (a text or a list of texts) with `model`."""
-        from ._embeddings import embeddings_create
-
-        return await self._run(embeddings_create, request, options, params)
-
-
-class Images(_Resource):
-    """`sdk.images`: image generation (`POST /v1/images/generations`)."""
-
-    async def generate(
-        self,
-        request: ImageGenerationRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> ImageGenerationResponse:
-        """Generate images for `prompt` with `model` (`n`, `size`, `response_format`, ...)."""
-        from ._images import images_generate
-
-        return await self._run(images_generate, request, options, params)
-
-
-class Models(_Resource):
-    """`sdk.models`: the model catalogue."""
-
-    async def list(self, options: RequestOptions | None = None) -> ModelList:
-        """`GET /v1/models`: `.data[i].id`."""
-        from ._models import models_list
-
-        return (await models_list(self._core, options)).unwrap()
-
-    async def list_open_router(self, options: RequestOptions | None = None) -> Any:
-        """`GET /v1/open_router/models` (no token): plain JSON."""
-        from ._models import open_router_models_list
-
-        return (await open_router_models_list(self._core, options)).unwrap()
-
-
-class Health(_Resource):
-    """`sdk.health`: is the service up."""
-
-    async def check(self, options: RequestOptions | None = None) -> HealthResponse:
-        """`GET /health` (no token): `HealthResponse(message="ok")`."""
-        from ._health import health
-
-        return (await health(self._core, options)).unwrap()
-
-
-class Nodes(_Resource):
-    """`sdk.nodes`: confidential node locks (`POST /v1/nodes/lock`)."""
-
-    async def create_lock(
-        self,
-        request: NodesCreateLockRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> NodesCreateLockResponse:
-        """Lock a node for `model`: its `public_key`, `stack_small_id`, `node_small_id`."""
-        from ._nodes import nodes_create_lock
-
-        return await self._run(nodes_create_lock, request, options, params)
-
-
-class ConfidentialChat(_Resource):
-    """`sdk.confidential_chat`: chat encrypted to a node in a TEE (needs the `confidential` extra)."""
-
-    async def create(
-        self,
-        request: ChatCompletionRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> ChatCompletionResponse:
-        """Like `sdk.chat.create`, encrypted; the decrypted `ChatCompletionResponse`."""
-        from ._confidential import confidential_chat_create
-
-        return await self._run(confidential_chat_create, request, options, params)
-
-    async def create_stream(
-        self,
-        request: ChatCompletionRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> ChatCompletionStream:
-        """Like `sdk.chat.create_stream`, encrypted: every event decrypted."""
-        from ._confidential import confidential_chat_create_stream
-
-        return await self._run(confidential_chat_create_stream, request, options, params)
-
-
-class ConfidentialEmbeddings(_Resource):
-    """`sdk.confidential_embeddings`: embeddings encrypted to a node in a TEE."""
-
-    async def create(
-        self,
-        request: EmbeddingRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> EmbeddingResponse:
-        """Like `sdk.embeddings.create`, encrypted."""
-        from ._confidential import confidential_embeddings_create
-
-        return await self._run(confidential_embeddings_create, request, options, params)
-
-
-class ConfidentialImages(_Resource):
-    """`sdk.confidential_images`: image generation encrypted to a node in a TEE."""
-
-    async def generate(
-        self,
-        request: ImageGenerationRequest | Request | None = None,
-        options: RequestOptions | None = None,
-        **params: Any,
-    ) -> ImageGenerationResponse:
-        """Like `sdk.images.generate`, encrypted."""
-        from ._confidential import confidential_images_generate
-
-        return await self._run(confidential_images_generate, request, options, params)
-
-
-class AtomaSDK:
-    """The bundled client: `sdk.chat.create(...)`, `sdk.embeddings.create(...)`, ..., raising on error.
-
-    bearer_auth / server_url / keyword arguments: as for `AtomaCore` (the token defaults to the
-    ATOMASDK_BEARER_AUTH environment variable). Or pass `core=` to share an existing `AtomaCore`
-    with the standalone functions. Use `async with`, or `await sdk.close()` when done.
-    """
+class _Client(Generic[Face]):
+    """The sub-clients, on one core, for either face; `AtomaSDK` and `AtomaSyncSDK` are its two
+    faces. A sub-client added here appears, typed, on both."""
 
     __slots__ = (
+        "_defaults",
+        "_runner",
         "chat",
         "completions",
         "confidential_chat",
@@ -284,6 +80,29 @@ class AtomaSDK:
         "nodes",
     )
 
+    core: AtomaCore
+    """The `AtomaCore` this client runs on (usable with the standalone functions too)."""
+    chat: Chat[Face]
+    """Chat completions: `create` and `create_stream` (also as `chat.completions.create`)."""
+    completions: Completions[Face]
+    """Legacy text completions: `create` and `create_stream`."""
+    embeddings: Embeddings[Face]
+    """Embeddings: `create`."""
+    images: Images[Face]
+    """Image generation: `generate`."""
+    models: Models[Face]
+    """The model catalogue: `list` and `list_open_router`."""
+    health: Health[Face]
+    """Service health: `check`."""
+    nodes: Nodes[Face]
+    """Node locks for confidential compute: `create_lock`."""
+    confidential_chat: ConfidentialChat[Face]
+    """Confidential chat: `create` and `create_stream`, encrypted end to end."""
+    confidential_embeddings: ConfidentialEmbeddings[Face]
+    """Confidential embeddings: `create`."""
+    confidential_images: ConfidentialImages[Face]
+    """Confidential image generation: `generate`."""
+
     def __init__(
         self,
         bearer_auth: BearerAuth | None = None,
@@ -296,31 +115,83 @@ class AtomaSDK:
             core = AtomaCore(bearer_auth, server_url, **core_kwargs)
         elif bearer_auth is not None or server_url is not None or core_kwargs:
             raise TypeError("pass either core= or AtomaCore arguments, not both")
-        self.core: AtomaCore = core
-        """The `AtomaCore` this client runs on (usable with the standalone functions too)."""
-        self.chat: Chat = Chat(core)
-        """Chat completions: `create` and `create_stream`."""
-        self.completions: Completions = Completions(core)
-        """Legacy text completions: `create` and `create_stream`."""
-        self.embeddings: Embeddings = Embeddings(core)
-        """Embeddings: `create`."""
-        self.images: Images = Images(core)
-        """Image generation: `generate`."""
-        self.models: Models = Models(core)
-        """The model catalogue: `list` and `list_open_router`."""
-        self.health: Health = Health(core)
-        """Service health: `check`."""
-        self.nodes: Nodes = Nodes(core)
-        """Node locks for confidential compute: `create_lock`."""
-        self.confidential_chat: ConfidentialChat = ConfidentialChat(core)
-        """Confidential chat: `create` and `create_stream`, encrypted end to end."""
-        self.confidential_embeddings: ConfidentialEmbeddings = ConfidentialEmbeddings(core)
-        """Confidential embeddings: `create`."""
-        self.confidential_images: ConfidentialImages = ConfidentialImages(core)
-        """Confidential image generation: `generate`."""
+        self._attach(core, self._start_runner(), None)
+
+    def _start_runner(self) -> Runner | None:
+        """What runs the calls: nothing on the async face (they are awaited)."""
+        return None
+
+    def _attach(self, core: AtomaCore, runner: Runner | None, defaults: RequestOptions | None) -> None:
+        self.core = core
+        self._runner = runner
+        self._defaults = defaults
+        self.chat = Chat(core, runner, defaults)
+        self.completions = Completions(core, runner, defaults)
+        self.embeddings = Embeddings(core, runner, defaults)
+        self.images = Images(core, runner, defaults)
+        self.models = Models(core, runner, defaults)
+        self.health = Health(core, runner, defaults)
+        self.nodes = Nodes(core, runner, defaults)
+        self.confidential_chat = ConfidentialChat(core, runner, defaults)
+        self.confidential_embeddings = ConfidentialEmbeddings(core, runner, defaults)
+        self.confidential_images = ConfidentialImages(core, runner, defaults)
+
+    def with_options(
+        self,
+        options: RequestOptions | None = None,
+        *,
+        timeout: float | Timeouts | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """A client on the same core (and, for `AtomaSyncSDK`, the same loop thread) whose calls
+        default to these options, as in openai-python: `sdk.with_options(timeout=5).chat.create(...)`.
+
+        timeout: seconds for the whole call, retries included (openai-python's is per read), or a
+        `Timeouts`. max_retries: replaces the retry count. extra_headers / extra_body: merged into
+        every request. Options given to a call still win. Closing either client closes both.
+        """
+        keywords = from_keywords(
+            (options.retries if options is not None else None) or self.core.retry_config,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_body=extra_body,
+        )
+        clone = object.__new__(type(self))
+        clone._attach(self.core, self._runner, merge(merge(self._defaults, options), keywords))
+        return clone
 
     def __repr__(self) -> str:
-        return f"AtomaSDK({self.core!r})"
+        return f"{type(self).__name__}({self.core!r})"
+
+
+def import_request_path() -> None:
+    """Import what the first chat call and stream load on demand (the request path, stream code)."""
+    from atoma_core import _stream  # noqa: F401
+
+    from . import _chat  # noqa: F401
+
+
+class AtomaSDK(_Client[Async]):
+    """The bundled client: `sdk.chat.create(...)`, `sdk.embeddings.create(...)`, ..., raising on error.
+
+    bearer_auth / server_url / keyword arguments: as for `AtomaCore` (the token defaults to the
+    ATOMASDK_BEARER_AUTH environment variable). Or pass `core=` to share an existing `AtomaCore`
+    with the standalone functions. Use `async with`, or `await sdk.close()` when done.
+    openai-python spellings work too: `sdk.chat.completions.create(...)`, `timeout=`,
+    `max_retries=`, `extra_headers=`, `extra_body=` and `sdk.with_options(...)`.
+    """
+
+    __slots__ = ()
+
+    async def warm(self) -> None:
+        """Get ready for the first call ahead of it (in a serverless init phase, say): import the
+        request path and stream code, then `core.warm()` (resolve the server's name, open one
+        pooled connection). Raises the typed error if the server cannot be reached."""
+        import_request_path()
+        (await self.core.warm()).unwrap()
 
     async def close(self) -> None:
         """Close the HTTP session of the running event loop (idempotent; a later call opens a new one).
@@ -329,7 +200,7 @@ class AtomaSDK:
         """
         await self.core.close()
 
-    async def __aenter__(self) -> AtomaSDK:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -1,8 +1,12 @@
-"""A serverless-style handler (AWS Lambda, Cloud Functions...): one `AtomaCore` per container.
+"""A serverless-style handler (AWS Lambda, Cloud Functions...): one `AtomaCore` and one event loop
+per container, built and warmed at cold start.
 
-The core is built once, at cold start, and reused by every invocation. Each invocation runs its
-own `asyncio.run(...)`: the core opens one HTTP session per event loop and closes it when that loop
-shuts down, so nothing leaks between invocations and nothing is "attached to a different loop".
+`cold_start` runs in the init phase: `core.warm()` imports the HTTP stack, resolves the server's
+name and opens a pooled connection there, so the first invocation neither imports nor connects
+inside its event loop. Every invocation then runs on the container's loop and reuses that
+connection. (`asyncio.run` per invocation works too: the core opens one HTTP session per event
+loop and closes it when that loop shuts down, but each invocation then pays a new connection.)
+Synchronous code can do the same with `AtomaSyncSDK`: build it and call `sdk.warm()` at cold start.
 
     python examples/serverless_handler.py             # against a sandbox started in a thread
     ATOMASDK_BEARER_AUTH=... python examples/serverless_handler.py https://api.atoma.network
@@ -24,14 +28,20 @@ from atoma_funcs import chat_create  # the standalone function: loads no stream 
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 
 CORE: AtomaCore | None = None  # one per container
+LOOP: asyncio.AbstractEventLoop | None = None  # one per container: invocations share its connections
 
 
-def cold_start(server_url: str | None = None) -> AtomaCore:
-    """Build the container's core (token from ATOMASDK_BEARER_AUTH). In a real deployment this
-    runs at import time; here it is a function so tests can point it at a sandbox."""
-    global CORE
+def cold_start(server_url: str | None = None) -> tuple[AtomaCore, asyncio.AbstractEventLoop]:
+    """Build the container's core (token from ATOMASDK_BEARER_AUTH) and loop, and warm them up.
+    In a real deployment this runs at import time; here it is a function so tests can point it
+    at a sandbox."""
+    global CORE, LOOP
     CORE = AtomaCore(server_url=server_url)
-    return CORE
+    LOOP = asyncio.new_event_loop()
+    warmed = LOOP.run_until_complete(CORE.warm())
+    if isinstance(warmed, Err):  # not fatal: the first invocation connects (and retries) itself
+        print(f"warm-up failed: {type(warmed.error).__name__}", file=sys.stderr)
+    return CORE, LOOP
 
 
 async def _handle(core: AtomaCore, event: dict[str, Any]) -> dict[str, Any]:
@@ -52,12 +62,22 @@ async def _handle(core: AtomaCore, event: dict[str, Any]) -> dict[str, Any]:
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """The entry point the platform calls, synchronously, once per invocation."""
-    core = CORE if CORE is not None else cold_start()
-    return asyncio.run(_handle(core, event))
+    core, loop = (CORE, LOOP) if CORE is not None and LOOP is not None else cold_start()
+    return loop.run_until_complete(_handle(core, event))
+
+
+def shutdown() -> None:
+    """Close the session and the loop (a platform that freezes and drops containers skips this)."""
+    global CORE, LOOP
+    if CORE is not None and LOOP is not None:
+        LOOP.run_until_complete(CORE.close())
+        LOOP.run_until_complete(LOOP.shutdown_default_executor())  # DNS resolver threads
+        LOOP.close()
+    CORE = LOOP = None
 
 
 def main(server_url: str | None = None) -> list[dict[str, Any]]:
-    """Cold start, then two invocations, each in its own `asyncio.run`, sharing the core."""
+    """Cold start, then two invocations on the container's loop, sharing the core."""
     cold_start(server_url)
     return [handler({"prompt": "first invocation"}), handler({"prompt": "second invocation"})]
 
@@ -84,8 +104,10 @@ def sandbox_in_thread() -> Iterator[str]:
 if __name__ == "__main__":
     if len(sys.argv) > 1:
         results = main(sys.argv[1])
+        shutdown()
     else:
         with sandbox_in_thread() as url:
             results = main(url)
+            shutdown()
     for result in results:
         print(result)

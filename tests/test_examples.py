@@ -43,30 +43,50 @@ def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_serverless_handler_two_invocations_share_one_core(sandbox: Sandbox) -> None:
     mod = load("serverless_handler")
-    # The handler runs `asyncio.run` per invocation, so it needs a thread without a running loop;
-    # the sandbox keeps serving on this test's loop meanwhile.
-    results = await asyncio.to_thread(mod.main, sandbox.url)
-    assert [r["statusCode"] for r in results] == [200, 200]
-    bodies = [json.loads(r["body"]) for r in results]
-    assert bodies[0]["answer"] == "You said: first invocation"
-    assert bodies[1]["answer"] == "You said: second invocation"
-    assert [b["request_id"] for b in bodies] == ["chatcmpl-000001", "chatcmpl-000002"]
-    assert all(b["total_tokens"] == 9 for b in bodies)
-    core = mod.CORE
-    assert core is not None and core.server_url == sandbox.url
-    # a third, warm invocation reuses the same core
-    third = await asyncio.to_thread(mod.handler, {"prompt": "warm"})
-    assert json.loads(third["body"])["answer"] == "You said: warm"
-    assert mod.CORE is core
-    assert len(sandbox.requests) == 3
+    # The handler runs its container's loop, so it needs a thread without a running loop; the
+    # sandbox keeps serving on this test's loop meanwhile.
+    try:
+        results = await asyncio.to_thread(mod.main, sandbox.url)
+        assert [r["statusCode"] for r in results] == [200, 200]
+        bodies = [json.loads(r["body"]) for r in results]
+        assert bodies[0]["answer"] == "You said: first invocation"
+        assert bodies[1]["answer"] == "You said: second invocation"
+        assert [b["request_id"] for b in bodies] == ["chatcmpl-000002", "chatcmpl-000003"]  # 1: warm-up
+        assert all(b["total_tokens"] == 9 for b in bodies)
+        core = mod.CORE
+        assert core is not None and core.server_url == sandbox.url
+        # a third, warm invocation reuses the same core
+        third = await asyncio.to_thread(mod.handler, {"prompt": "warm"})
+        assert json.loads(third["body"])["answer"] == "You said: warm"
+        assert mod.CORE is core
+    finally:
+        await asyncio.to_thread(mod.shutdown)
+    # the cold start's warm-up, then three invocations, all over the one connection it opened
+    assert [(r.method, r.path) for r in sandbox.requests] == [("GET", "/health")] + [
+        ("POST", "/v1/chat/completions")
+    ] * 3
+    assert len({r.peer for r in sandbox.requests}) == 1
 
 
 async def test_serverless_handler_reports_errors_as_502(sandbox: Sandbox) -> None:
     mod = load("serverless_handler")
-    sandbox.script(faults.status(400))
-    mod.cold_start(sandbox.url)
-    result = await asyncio.to_thread(mod.handler, {"prompt": "x"})
+    await asyncio.to_thread(mod.cold_start, sandbox.url)
+    sandbox.script(faults.status(400))  # after the warm-up, which is a request too
+    try:
+        result = await asyncio.to_thread(mod.handler, {"prompt": "x"})
+    finally:
+        await asyncio.to_thread(mod.shutdown)
     assert result == {"statusCode": 502, "body": json.dumps({"error": "BadRequestError"})}
+
+
+async def test_serverless_cold_start_survives_a_dead_server() -> None:
+    mod = load("serverless_handler")
+    await asyncio.to_thread(mod.cold_start, f"http://127.0.0.1:{free_port()}")
+    try:
+        result = await asyncio.to_thread(mod.handler, {"prompt": "x"})
+    finally:
+        await asyncio.to_thread(mod.shutdown)
+    assert result == {"statusCode": 502, "body": json.dumps({"error": "APIConnectionError"})}
 
 
 # ------------------------------------------------------------------ relay_sse

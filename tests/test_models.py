@@ -3,6 +3,8 @@ responses and chunks decode leniently."""
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import pytest
 
@@ -130,7 +132,14 @@ def test_stop_accepts_string_list_or_null(stop: object) -> None:
 def test_response_message_to_param_round_trip() -> None:
     call = ToolCall(id="c", function=ToolCallFunction(name="f", arguments='{"a":1}'))
     msg = ChatCompletionResponseMessage(content=None, tool_calls=[call])
-    assert msg.to_param() == AssistantMessage(content=None, tool_calls=[call])
+    param = msg.to_param()
+    assert param == {
+        "role": "assistant",
+        "content": "",  # the proxy refuses null content on a tool-call turn
+        "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": '{"a":1}'}, "type": "function"}],
+    }
+    assert json.loads(json.dumps(param)) == param
+    assert msgspec.convert(param, AssistantMessage) == AssistantMessage(content="", tool_calls=[call])
 
 
 def test_chunk_decodes_leniently() -> None:

@@ -151,6 +151,10 @@ _LENIENT = (
 # lets the caller send a value the spec does not allow); optional (spec-required, optional in the
 # SDK); extra (in the Struct, not in the spec); tag (the property is the Struct's tag, other values).
 # A "required" kind (spec-optional but required in the SDK) is never acceptable and not listed.
+_ATOMA_FIELDS = (
+    "Atoma's verifiability fields, sent by the proxy on every response and chunk (atoma-api.md 2.5, "
+    "4.2) but not in the spec: kept as typed attributes (issue 13)"
+)
 DEVIATIONS: dict[tuple[str, str, str], str] = {
     # ---------------------------------------------------------------- request
     ("ChatCompletionRequest", "stop", "wider"): (
@@ -237,6 +241,10 @@ DEVIATIONS: dict[tuple[str, str, str], str] = {
         "over-required by the spec: vLLM sends only cached_tokens (breaks the TypeScript SDK)"
     ),
     ("PromptTokensDetails", "cached_tokens", "optional"): "both details are optional, like audio_tokens",
+    ("ChatCompletionResponse", "response_hash", "extra"): _ATOMA_FIELDS,
+    ("ChatCompletionResponse", "signature", "extra"): _ATOMA_FIELDS,
+    ("ChatCompletionChunk", "response_hash", "extra"): _ATOMA_FIELDS,
+    ("ChatCompletionChunk", "signature", "extra"): _ATOMA_FIELDS,
     ("ChatCompletionChunk", "id", "optional"): _LENIENT,
     ("ChatCompletionChunk", "created", "optional"): _LENIENT,
     ("ChatCompletionChunk", "model", "optional"): _LENIENT,
@@ -872,17 +880,14 @@ def test_response_message_content_parts_are_refused() -> None:
         msgspec.json.decode(json.dumps(wire_form(choice)), type=chat.ChatCompletionChoice)
 
 
-def test_atoma_extra_fields_are_ignored() -> None:
+def test_atoma_fields_are_kept_and_vllm_extras_ignored() -> None:
     body = wire_form(synth_model("ChatCompletionResponse"))
-    extras = {
-        "response_hash": "aGFzaA==",
-        "signature": "sig",
-        "prompt_logprobs": None,
-        "kv_transfer_params": None,
-    }
-    decoded = msgspec.json.decode(json.dumps({**body, **extras}), type=chat.ChatCompletionResponse)
+    atoma = {"response_hash": "aGFzaA==", "signature": "sig"}
+    vllm = {"prompt_logprobs": None, "kv_transfer_params": None}
+    decoded = msgspec.json.decode(json.dumps({**body, **atoma, **vllm}), type=chat.ChatCompletionResponse)
     assert subset(body, msgspec.to_builtins(decoded))
-    assert not any(hasattr(decoded, name) for name in extras)
+    assert (decoded.response_hash, decoded.signature) == ("aGFzaA==", "sig")
+    assert not any(hasattr(decoded, name) for name in vllm)
 
 
 # ------------------------------------------------------------------- the wire

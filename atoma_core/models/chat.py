@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Union
 
-from msgspec import UNSET, Struct, UnsetType, field
+from msgspec import UNSET, UnsetType, field
 
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 from .usage import CompletionTokensDetails as CompletionTokensDetails  # re-exported: were defined here
 from .usage import PromptTokensDetails as PromptTokensDetails
 from .usage import Usage
@@ -53,20 +53,20 @@ __all__ = [
 # ---------------------------------------------------------------- request side
 
 
-class ImageURL(Struct, omit_defaults=True):
+class ImageURL(PlainData, omit_defaults=True):
     """An image by URL or `data:` URI; `detail` is low, high or auto."""
 
     url: str
     detail: str | None | UnsetType = UNSET
 
 
-class TextContentPart(Struct, tag_field="type", tag="text"):
+class TextContentPart(PlainData, tag_field="type", tag="text"):
     """`{"type": "text", "text": ...}`"""
 
     text: str
 
 
-class ImageContentPart(Struct, tag_field="type", tag="image_url"):
+class ImageContentPart(PlainData, tag_field="type", tag="image_url"):
     """`{"type": "image_url", "image_url": {"url": ...}}`"""
 
     image_url: ImageURL
@@ -76,14 +76,14 @@ ContentPart = Union[TextContentPart, ImageContentPart]
 MessageContent = Union[str, list[ContentPart]]
 
 
-class ToolCallFunction(Struct):
+class ToolCallFunction(PlainData):
     """The function a model called; `arguments` is JSON text (not always valid JSON)."""
 
     name: str = ""
     arguments: str = ""
 
 
-class ToolCall(Struct):
+class ToolCall(PlainData):
     """A tool call, in an assistant message or a response."""
 
     id: str = ""
@@ -91,28 +91,28 @@ class ToolCall(Struct):
     type: str = "function"
 
 
-class SystemMessage(Struct, tag_field="role", tag="system", omit_defaults=True, kw_only=True):
+class SystemMessage(PlainData, tag_field="role", tag="system", omit_defaults=True, kw_only=True):
     """Instructions from the developer."""
 
     content: MessageContent | None | UnsetType = UNSET
     name: str | None | UnsetType = UNSET
 
 
-class DeveloperMessage(Struct, tag_field="role", tag="developer", omit_defaults=True, kw_only=True):
+class DeveloperMessage(PlainData, tag_field="role", tag="developer", omit_defaults=True, kw_only=True):
     """OpenAI's newer name for system instructions (passed through; Atoma does not check roles)."""
 
     content: MessageContent | None | UnsetType = UNSET
     name: str | None | UnsetType = UNSET
 
 
-class UserMessage(Struct, tag_field="role", tag="user", omit_defaults=True, kw_only=True):
+class UserMessage(PlainData, tag_field="role", tag="user", omit_defaults=True, kw_only=True):
     """A user turn: text or multimodal parts."""
 
     content: MessageContent | None | UnsetType = UNSET
     name: str | None | UnsetType = UNSET
 
 
-class AssistantMessage(Struct, tag_field="role", tag="assistant", omit_defaults=True, kw_only=True):
+class AssistantMessage(PlainData, tag_field="role", tag="assistant", omit_defaults=True, kw_only=True):
     """A previous assistant turn, possibly carrying tool calls."""
 
     content: MessageContent | None | UnsetType = UNSET
@@ -121,7 +121,7 @@ class AssistantMessage(Struct, tag_field="role", tag="assistant", omit_defaults=
     tool_calls: list[ToolCall] | UnsetType = UNSET
 
 
-class ToolMessage(Struct, tag_field="role", tag="tool", omit_defaults=True, kw_only=True):
+class ToolMessage(PlainData, tag_field="role", tag="tool", omit_defaults=True, kw_only=True):
     """The result of a tool call, answering `tool_call_id`."""
 
     content: MessageContent | None | UnsetType = UNSET
@@ -131,7 +131,7 @@ class ToolMessage(Struct, tag_field="role", tag="tool", omit_defaults=True, kw_o
 ChatCompletionMessage = Union[SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage]
 
 
-class FunctionDefinition(Struct, omit_defaults=True):
+class FunctionDefinition(PlainData, omit_defaults=True):
     """A function the model may call; `parameters` is a JSON Schema object."""
 
     name: str
@@ -140,43 +140,43 @@ class FunctionDefinition(Struct, omit_defaults=True):
     strict: bool | None | UnsetType = UNSET
 
 
-class Tool(Struct):
+class Tool(PlainData):
     """`{"type": "function", "function": {...}}`"""
 
     function: FunctionDefinition
     type: str = "function"
 
 
-class ChatCompletionNamedFunction(Struct):
+class ChatCompletionNamedFunction(PlainData):
     name: str
 
 
-class ChatCompletionNamedToolChoice(Struct):
+class ChatCompletionNamedToolChoice(PlainData):
     """Force one tool: `{"type": "function", "function": {"name": ...}}`."""
 
     function: ChatCompletionNamedFunction
     type: str = "function"
 
 
-class JsonSchemaResponseFormat(Struct, omit_defaults=True):
+class JsonSchemaResponseFormat(PlainData, omit_defaults=True):
     name: str
     description: str | None | UnsetType = UNSET
     schema: Any | UnsetType = UNSET
     strict: bool | None | UnsetType = UNSET
 
 
-class ResponseFormat(Struct, omit_defaults=True):
+class ResponseFormat(PlainData, omit_defaults=True):
     """`type` is text, json_object or json_schema."""
 
     type: str
     json_schema: JsonSchemaResponseFormat | None | UnsetType = UNSET
 
 
-class StreamOptions(Struct, omit_defaults=True):
+class StreamOptions(PlainData, omit_defaults=True):
     include_usage: bool | None | UnsetType = UNSET
 
 
-class ChatCompletionRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
+class ChatCompletionRequest(PlainData, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
     """The body of `POST /v1/chat/completions` (the Atoma v2 / OpenAI schema).
 
     Unknown top-level keys are refused (a typo would otherwise be dropped silently): send
@@ -214,25 +214,25 @@ class ChatCompletionRequest(Struct, omit_defaults=True, kw_only=True, forbid_unk
 # gc=False: these are acyclic plain data, so the cyclic GC need not track them (faster decode).
 
 
-class ChatCompletionLogProb(Struct, gc=False):
+class ChatCompletionLogProb(PlainData, gc=False):
     token: str = ""
     logprob: float = 0.0
     bytes: list[int] | None = None
 
 
-class ChatCompletionLogProbsContent(Struct, gc=False):
+class ChatCompletionLogProbsContent(PlainData, gc=False):
     token: str = ""
     logprob: float = 0.0
     bytes: list[int] | None = None
-    top_logprobs: list[ChatCompletionLogProb] = []
+    top_logprobs: list[ChatCompletionLogProb] = field(default_factory=list)
 
 
-class ChatCompletionLogProbs(Struct, gc=False):
+class ChatCompletionLogProbs(PlainData, gc=False):
     content: list[ChatCompletionLogProbsContent] | None = None
     refusal: list[ChatCompletionLogProbsContent] | None = None
 
 
-class ChatCompletionResponseMessage(Struct, gc=False):
+class ChatCompletionResponseMessage(PlainData, gc=False):
     """The assistant's message in a response (or accumulated from a stream)."""
 
     role: str = "assistant"
@@ -241,16 +241,21 @@ class ChatCompletionResponseMessage(Struct, gc=False):
     reasoning_content: str | None = None
     tool_calls: list[ToolCall] | None = None
 
-    def to_param(self) -> AssistantMessage:
-        """This message as a request message, to send back in a tool-calling loop."""
+    def to_param(self) -> dict[str, Any]:
+        """This message as a request message (a plain dict, so a history stays `json.dumps`-able),
+        to send back in a tool-calling loop. A tool-call turn gets `content: ""`: the Atoma proxy
+        answers 400 to null content."""
+        content = self.content
+        if content is None and self.tool_calls:
+            content = ""
         return AssistantMessage(
-            content=self.content,
+            content=content,
             refusal=UNSET if self.refusal is None else self.refusal,
             tool_calls=UNSET if not self.tool_calls else self.tool_calls,
-        )
+        ).to_dict()
 
 
-class ChatCompletionChoice(Struct, gc=False):
+class ChatCompletionChoice(PlainData, gc=False):
     message: ChatCompletionResponseMessage
     index: int = 0
     finish_reason: str | None = None
@@ -258,10 +263,12 @@ class ChatCompletionChoice(Struct, gc=False):
     stop_reason: int | str | None = None
 
 
-class ChatCompletionResponse(Struct, dict=True):
-    """A whole chat completion. Extra wire fields (`response_hash`, `signature`) are ignored.
+class ChatCompletionResponse(PlainData, dict=True):
+    """A whole chat completion. `response_hash` and `signature` are Atoma's verifiability fields
+    (None from other servers, and on a response accumulated from a stream: each chunk has its own).
 
     `meta` (not a wire field) is set by the SDK on what it returns; None on a hand-made instance.
+    `to_dict()` / `to_json()` give the wire shape, without `meta`.
     """
 
     meta: ClassVar[ResponseMeta | None] = None
@@ -274,14 +281,16 @@ class ChatCompletionResponse(Struct, dict=True):
     usage: Usage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+    response_hash: str | None = None
+    signature: str | None = None
 
 
-class ChatCompletionChunkDeltaToolCallFunction(Struct, gc=False):
+class ChatCompletionChunkDeltaToolCallFunction(PlainData, gc=False):
     name: str | None = None
     arguments: str | None = None
 
 
-class ChatCompletionChunkDeltaToolCall(Struct, gc=False):
+class ChatCompletionChunkDeltaToolCall(PlainData, gc=False):
     """A piece of a tool call: `id`, `type` and `name` come once; `arguments` concatenate."""
 
     index: int = 0
@@ -290,7 +299,7 @@ class ChatCompletionChunkDeltaToolCall(Struct, gc=False):
     function: ChatCompletionChunkDeltaToolCallFunction | None = None
 
 
-class ChatCompletionChunkDelta(Struct, gc=False):
+class ChatCompletionChunkDelta(PlainData, gc=False):
     role: str | None = None
     content: str | None = None
     reasoning_content: str | None = None
@@ -298,7 +307,7 @@ class ChatCompletionChunkDelta(Struct, gc=False):
     tool_calls: list[ChatCompletionChunkDeltaToolCall] | None = None
 
 
-class ChatCompletionChunkChoice(Struct, gc=False):
+class ChatCompletionChunkChoice(PlainData, gc=False):
     delta: ChatCompletionChunkDelta
     index: int = 0
     finish_reason: str | None = None
@@ -306,8 +315,9 @@ class ChatCompletionChunkChoice(Struct, gc=False):
     stop_reason: int | str | None = None
 
 
-class ChatCompletionChunk(Struct, gc=False):
-    """One streamed event. The final usage chunk has `choices == []`."""
+class ChatCompletionChunk(PlainData, gc=False):
+    """One streamed event. The final usage chunk has `choices == []`. From Atoma, every chunk
+    carries its own `response_hash` and `signature`."""
 
     choices: list[ChatCompletionChunkChoice]
     id: str = ""
@@ -317,3 +327,5 @@ class ChatCompletionChunk(Struct, gc=False):
     usage: Usage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+    response_hash: str | None = None
+    signature: str | None = None

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Union
 
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, UnsetType, field
 
 from .chat import StreamOptions
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 from .usage import Usage
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
 Prompt = Union[str, list[Union[str, int, list[int]]]]
 
 
-class CompletionRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
+class CompletionRequest(PlainData, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
     """The body of `POST /v1/completions`. `prompt` is text, texts, token ids or lists of them."""
 
     model: str
@@ -48,16 +48,16 @@ class CompletionRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown
     user: str | None | UnsetType = UNSET
 
 
-class CompletionLogProbs(Struct, gc=False):
+class CompletionLogProbs(PlainData, gc=False):
     """Per-token log probabilities, as parallel lists."""
 
-    tokens: list[str] = []
-    token_logprobs: list[float | None] = []
+    tokens: list[str] = field(default_factory=list)
+    token_logprobs: list[float | None] = field(default_factory=list)
     top_logprobs: list[dict[str, float] | None] | None = None
-    text_offset: list[int] = []
+    text_offset: list[int] = field(default_factory=list)
 
 
-class CompletionChoice(Struct, gc=False):
+class CompletionChoice(PlainData, gc=False):
     text: str = ""
     index: int = 0
     finish_reason: str | None = None
@@ -65,8 +65,9 @@ class CompletionChoice(Struct, gc=False):
     stop_reason: int | str | None = None
 
 
-class CompletionResponse(Struct, dict=True):
-    """A whole text completion. `meta` (not a wire field) is set by the SDK on what it returns."""
+class CompletionResponse(PlainData, dict=True):
+    """A whole text completion. `meta` (not a wire field) is set by the SDK on what it returns;
+    `response_hash` and `signature` are Atoma's verifiability fields (None elsewhere)."""
 
     meta: ClassVar[ResponseMeta | None] = None
 
@@ -77,9 +78,11 @@ class CompletionResponse(Struct, dict=True):
     model: str = ""
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    response_hash: str | None = None
+    signature: str | None = None
 
 
-class CompletionChunk(Struct, gc=False):
+class CompletionChunk(PlainData, gc=False):
     """One streamed event: `choices[i].text` is the next piece. The usage chunk has no choices."""
 
     choices: list[CompletionChoice]
@@ -89,3 +92,5 @@ class CompletionChunk(Struct, gc=False):
     model: str = ""
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    response_hash: str | None = None
+    signature: str | None = None

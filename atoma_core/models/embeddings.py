@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar, Union
 
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, UnsetType
 
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 
 __all__ = ["Embedding", "EmbeddingRequest", "EmbeddingResponse", "EmbeddingUsage"]
 
 
-class EmbeddingRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
+class EmbeddingRequest(PlainData, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
     """The body of `POST /v1/embeddings`: one text or a list of texts (token ids for servers that
     take them)."""
 
@@ -22,7 +22,7 @@ class EmbeddingRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_
     user: str | None | UnsetType = UNSET
 
 
-class Embedding(Struct, gc=False):
+class Embedding(PlainData, gc=False):
     """One input's vector. A str (base64 of little-endian float32) if encoding_format="base64"."""
 
     embedding: Union[list[float], str]
@@ -30,12 +30,12 @@ class Embedding(Struct, gc=False):
     object: str = "embedding"
 
 
-class EmbeddingUsage(Struct, gc=False):
+class EmbeddingUsage(PlainData, gc=False):
     prompt_tokens: int = 0
     total_tokens: int = 0
 
 
-class EmbeddingResponse(Struct, dict=True):
+class EmbeddingResponse(PlainData, dict=True):
     """The vectors, in input order. `meta` (not a wire field) is set by the SDK."""
 
     meta: ClassVar[ResponseMeta | None] = None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, UnsetType
 
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 
 __all__ = ["Image", "ImageGenerationRequest", "ImageGenerationResponse"]
 
 
-class ImageGenerationRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
+class ImageGenerationRequest(PlainData, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
     """The body of `POST /v1/images/generations`. `size` is "WIDTHxHEIGHT", e.g. "1024x1024"."""
 
     model: str
@@ -24,7 +24,7 @@ class ImageGenerationRequest(Struct, omit_defaults=True, kw_only=True, forbid_un
     user: str | None | UnsetType = UNSET
 
 
-class Image(Struct, gc=False):
+class Image(PlainData, gc=False):
     """One generated image: a `url`, or `b64_json` if response_format="b64_json"."""
 
     url: str | None = None
@@ -32,7 +32,7 @@ class Image(Struct, gc=False):
     revised_prompt: str | None = None
 
 
-class ImageGenerationResponse(Struct, dict=True):
+class ImageGenerationResponse(PlainData, dict=True):
     """The generated images. `meta` (not a wire field) is set by the SDK."""
 
     meta: ClassVar[ResponseMeta | None] = None

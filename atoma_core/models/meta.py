@@ -1,15 +1,44 @@
-"""Metadata the SDK attaches to what it returns (not part of any wire format)."""
+"""What the SDK adds to the wire models: `PlainData`, the base of every model (`to_dict()`,
+`to_json()`), and `ResponseMeta`, attached to what it returns (not part of any wire format).
+
+`meta` is not a wire field, so neither `to_dict()` nor `to_json()` includes it. The way back is
+msgspec's: `msgspec.convert(d, ChatCompletionResponse)` or
+`msgspec.json.decode(s, type=ChatCompletionResponse)`.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
-from msgspec import Struct
+import msgspec
 
-__all__ = ["ResponseMeta"]
+__all__ = ["PlainData", "ResponseMeta"]
 
 
-class ResponseMeta(Struct, gc=False):
+class PlainData(msgspec.Struct):
+    """A msgspec Struct that turns itself into plain data: dicts, lists, str, int, float, bool, None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire shape as a dict (what `json.dumps` takes): unset request fields left out,
+        `meta` left out, tagged messages with their `role`."""
+        return msgspec.to_builtins(self, enc_hook=_plain)  # type: ignore[no-any-return]
+
+    def to_json(self, *, indent: int = 0) -> str:
+        """The wire shape as JSON text, compact by default or indented by `indent` spaces."""
+        encoded = msgspec.json.encode(self, enc_hook=_plain)
+        if indent > 0:
+            encoded = msgspec.json.format(encoded, indent=indent)
+        return encoded.decode()
+
+
+def _plain(value: object) -> object:
+    """What msgspec cannot encode itself: read-only mappings (response headers) become dicts."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+class ResponseMeta(PlainData, gc=False):
     """How a response was obtained: HTTP attempts, the server's request id, headers, seconds taken."""
 
     attempts: int = 1

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from msgspec import Struct
-
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 
 __all__ = ["HealthResponse", "Model", "ModelList"]
 
 
-class Model(Struct, gc=False):
+class Model(PlainData, gc=False):
     """A model the server serves; `id` is what requests name."""
 
     id: str
@@ -20,7 +18,7 @@ class Model(Struct, gc=False):
     owned_by: str = ""
 
 
-class ModelList(Struct, dict=True):
+class ModelList(PlainData, dict=True):
     """`GET /v1/models`. `meta` (not a wire field) is set by the SDK."""
 
     meta: ClassVar[ResponseMeta | None] = None
@@ -29,7 +27,7 @@ class ModelList(Struct, dict=True):
     object: str = "list"
 
 
-class HealthResponse(Struct, dict=True):
+class HealthResponse(PlainData, dict=True):
     """`GET /health`: `{"message": "ok"}` when the service is up."""
 
     meta: ClassVar[ResponseMeta | None] = None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, UnsetType
 
-from .meta import ResponseMeta
+from .meta import PlainData, ResponseMeta
 
 __all__ = ["NodesCreateLockRequest", "NodesCreateLockResponse"]
 
 
-class NodesCreateLockRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
+class NodesCreateLockRequest(PlainData, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
     """Lock a confidential node for `model`; `max_num_tokens` and `timeout` are optional hints."""
 
     model: str
@@ -19,7 +19,7 @@ class NodesCreateLockRequest(Struct, omit_defaults=True, kw_only=True, forbid_un
     timeout: int | None | UnsetType = UNSET
 
 
-class NodesCreateLockResponse(Struct, dict=True):
+class NodesCreateLockResponse(PlainData, dict=True):
     """The locked node: its X25519 `public_key` (base64) and the stack to bill."""
 
     meta: ClassVar[ResponseMeta | None] = None

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from msgspec import Struct
+from .meta import PlainData
 
 __all__ = ["CompletionTokensDetails", "PromptTokensDetails", "Usage"]
 
 # gc=False: acyclic plain data, so the cyclic GC need not track them (faster decode).
 
 
-class PromptTokensDetails(Struct, gc=False):
+class PromptTokensDetails(PlainData, gc=False):
     cached_tokens: int | None = None
     audio_tokens: int | None = None
 
 
-class CompletionTokensDetails(Struct, gc=False):
+class CompletionTokensDetails(PlainData, gc=False):
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
     accepted_prediction_tokens: int | None = None
     rejected_prediction_tokens: int | None = None
 
 
-class Usage(Struct, gc=False):
+class Usage(PlainData, gc=False):
     """Token counts for one request."""
 
     prompt_tokens: int = 0

@@ -44,13 +44,17 @@ _ENVELOPES = {
 
 
 class RecordedRequest:
-    """A request the sandbox received: headers, raw body and parsed JSON (None if not JSON)."""
+    """A request the sandbox received: headers, raw body and parsed JSON (None if not JSON), and
+    `peer`, the client's (host, port): one per connection, so equal peers mean a reused one."""
 
-    def __init__(self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST") -> None:
+    def __init__(
+        self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST", peer: Any = None
+    ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.raw = raw
+        self.peer = peer
         try:
             self.json: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -198,7 +202,8 @@ class Sandbox:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method, peer))
         fault = self._take_fault()
         if fault is not None:
             early = await self._early_fault(request, fault)

@@ -1,0 +1,311 @@
+"""The sub-clients of `AtomaSDK` / `AtomaSyncSDK` (`sdk.chat`, `sdk.embeddings`, ...): one area of
+the API each, every method a few lines over a standalone function, written once for both faces
+(`_faces.py`): awaited on `AtomaSDK`, blocking on `AtomaSyncSDK`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
+
+from ._faces import Face, Resource, api, api_stream
+from ._options import call_options, merge
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from atoma_core._stream import ChatCompletionStream, CompletionStream
+    from atoma_core.config import RequestOptions
+    from atoma_core.core import AtomaCore
+    from atoma_core.errors import AtomaError
+    from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
+    from atoma_core.models.completions import CompletionRequest, CompletionResponse
+    from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
+    from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
+    from atoma_core.models.models import HealthResponse, ModelList
+    from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
+    from atoma_core.result import Result
+
+__all__ = [
+    "Chat",
+    "Completions",
+    "ConfidentialChat",
+    "ConfidentialEmbeddings",
+    "ConfidentialImages",
+    "Embeddings",
+    "Health",
+    "Images",
+    "Models",
+    "Nodes",
+]
+
+T = TypeVar("T")
+Request = Mapping[str, Any]
+
+
+def _request(request: Any, params: dict[str, Any]) -> Any:
+    """The request: positional (a dict or a request Struct) or openai-style keywords, not both."""
+    if request is None:
+        return params
+    if params:
+        raise TypeError("pass the request either as one positional argument or as keywords, not both")
+    return request
+
+
+class _Resource(Resource[Face]):
+    """One area of the API on a core; every method unwraps a standalone function's Result.
+
+    Request methods also take openai-python's `timeout=` (seconds, the whole call),
+    `max_retries=`, `extra_headers=` and `extra_body=` among their keywords (`_options.py`).
+    """
+
+    __slots__ = ()
+
+    async def _run(
+        self,
+        function: Callable[[AtomaCore, Any, RequestOptions | None], Awaitable[Result[T, AtomaError]]],
+        request: Any,
+        options: RequestOptions | None,
+        params: dict[str, Any],
+        *,
+        openai_keywords: bool = True,
+    ) -> T:
+        if openai_keywords:
+            options = call_options(self._core.retry_config, self._defaults, options, params)
+        else:
+            options = merge(self._defaults, options)
+        return (await function(self._core, _request(request, params), options)).unwrap()
+
+    async def _get(
+        self,
+        function: Callable[[AtomaCore, RequestOptions | None], Awaitable[Result[T, AtomaError]]],
+        options: RequestOptions | None,
+    ) -> T:
+        return (await function(self._core, merge(self._defaults, options))).unwrap()
+
+
+class Chat(_Resource[Face]):
+    """`sdk.chat`: chat completions (`POST /v1/chat/completions`)."""
+
+    __slots__ = ()
+
+    @property
+    def completions(self) -> Self:
+        """openai-python's spelling: `sdk.chat.completions.create(...)` is `sdk.chat.create(...)`."""
+        return self
+
+    @api
+    async def create(
+        self,
+        /,
+        request: ChatCompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ChatCompletionResponse:
+        """Create a chat completion and return it whole.
+
+        Pass the request as a dict / `ChatCompletionRequest`, or as keywords like openai-python
+        (`create(model=..., messages=[...])`). Raises the `AtomaError` subclass for any failure.
+        """
+        from ._chat import chat_create
+
+        return await self._run(chat_create, request, options, params)
+
+    @api_stream
+    async def create_stream(
+        self,
+        /,
+        request: ChatCompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ChatCompletionStream:
+        """Start a streamed chat completion; returns the open stream once its first event arrives.
+
+        Use it with `async with` and `async for` (or `await stream.collect()`). Failures before
+        the stream starts raise here; failures mid-stream raise from the iteration.
+        """
+        from ._chat import chat_create_stream
+
+        return await self._run(chat_create_stream, request, options, params)
+
+
+class Completions(_Resource[Face]):
+    """`sdk.completions`: legacy text completions (`POST /v1/completions`)."""
+
+    @api
+    async def create(
+        self,
+        /,
+        request: CompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> CompletionResponse:
+        """Complete a prompt and return the whole `CompletionResponse`."""
+        from ._completions import completions_create
+
+        return await self._run(completions_create, request, options, params)
+
+    @api_stream
+    async def create_stream(
+        self,
+        /,
+        request: CompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> CompletionStream:
+        """Start a streamed completion; like `sdk.chat.create_stream`."""
+        from ._completions import completions_create_stream
+
+        return await self._run(completions_create_stream, request, options, params)
+
+
+class Embeddings(_Resource[Face]):
+    """`sdk.embeddings`: vectors for texts (`POST /v1/embeddings`)."""
+
+    @api
+    async def create(
+        self,
+        /,
+        request: EmbeddingRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed `input` (a text or a list of texts) with `model`."""
+        from ._embeddings import embeddings_create
+
+        return await self._run(embeddings_create, request, options, params)
+
+
+class Images(_Resource[Face]):
+    """`sdk.images`: image generation (`POST /v1/images/generations`)."""
+
+    @api
+    async def generate(
+        self,
+        /,
+        request: ImageGenerationRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ImageGenerationResponse:
+        """Generate images for `prompt` with `model` (`n`, `size`, `response_format`, ...)."""
+        from ._images import images_generate
+
+        return await self._run(images_generate, request, options, params)
+
+
+class Models(_Resource[Face]):
+    """`sdk.models`: the model catalogue."""
+
+    @api
+    async def list(self, /, options: RequestOptions | None = None) -> ModelList:
+        """`GET /v1/models`: `.data[i].id`."""
+        from ._models import models_list
+
+        return await self._get(models_list, options)
+
+    @api
+    async def list_open_router(self, /, options: RequestOptions | None = None) -> Any:
+        """`GET /v1/open_router/models` (no token): plain JSON."""
+        from ._models import open_router_models_list
+
+        return await self._get(open_router_models_list, options)
+
+
+class Health(_Resource[Face]):
+    """`sdk.health`: is the service up."""
+
+    @api
+    async def check(self, /, options: RequestOptions | None = None) -> HealthResponse:
+        """`GET /health` (no token): `HealthResponse(message="ok")`."""
+        from ._health import health
+
+        return await self._get(health, options)
+
+
+class Nodes(_Resource[Face]):
+    """`sdk.nodes`: confidential node locks (`POST /v1/nodes/lock`)."""
+
+    @api
+    async def create_lock(
+        self,
+        /,
+        request: NodesCreateLockRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> NodesCreateLockResponse:
+        """Lock a node for `model`: its `public_key`, `stack_small_id`, `node_small_id`.
+
+        `timeout=` here is the lock's own field (seconds the node stays locked), not the call's
+        deadline: give that as `options=RequestOptions(timeout_ms=...)` or via `with_options`.
+        """
+        from ._nodes import nodes_create_lock
+
+        return await self._run(nodes_create_lock, request, options, params, openai_keywords=False)
+
+
+class ConfidentialChat(_Resource[Face]):
+    """`sdk.confidential_chat`: chat encrypted to a node in a TEE (needs the `confidential` extra)."""
+
+    __slots__ = ()
+
+    @api
+    async def create(
+        self,
+        /,
+        request: ChatCompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ChatCompletionResponse:
+        """Like `sdk.chat.create`, encrypted; the decrypted `ChatCompletionResponse`."""
+        from ._confidential import confidential_chat_create
+
+        return await self._run(confidential_chat_create, request, options, params)
+
+    @api_stream
+    async def create_stream(
+        self,
+        /,
+        request: ChatCompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ChatCompletionStream:
+        """Like `sdk.chat.create_stream`, encrypted: every event decrypted."""
+        from ._confidential import confidential_chat_create_stream
+
+        return await self._run(confidential_chat_create_stream, request, options, params)
+
+
+class ConfidentialEmbeddings(_Resource[Face]):
+    """`sdk.confidential_embeddings`: embeddings encrypted to a node in a TEE."""
+
+    __slots__ = ()
+
+    @api
+    async def create(
+        self,
+        /,
+        request: EmbeddingRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Like `sdk.embeddings.create`, encrypted."""
+        from ._confidential import confidential_embeddings_create
+
+        return await self._run(confidential_embeddings_create, request, options, params)
+
+
+class ConfidentialImages(_Resource[Face]):
+    """`sdk.confidential_images`: image generation encrypted to a node in a TEE."""
+
+    __slots__ = ()
+
+    @api
+    async def generate(
+        self,
+        /,
+        request: ImageGenerationRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ImageGenerationResponse:
+        """Like `sdk.images.generate`, encrypted."""
+        from ._confidential import confidential_images_generate
+
+        return await self._run(confidential_images_generate, request, options, params)
