@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._batch import BatchRequest, BatchResult, batch_run
     from ._chat import chat_create, chat_create_stream
     from ._completions import completions_create, completions_create_stream
     from ._embeddings import embeddings_create
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 # Which private module (one per area) holds each public name.
 _LAZY = {
+    "batch_run": "._batch",
+    "BatchRequest": "._batch",
+    "BatchResult": "._batch",
     "chat_create": "._chat",
     "chat_create_stream": "._chat",
     "completions_create": "._completions",
@@ -37,6 +41,9 @@ _LAZY = {
 
 __all__ = [
     "AtomaSDK",
+    "BatchRequest",
+    "BatchResult",
+    "batch_run",
     "chat_create",
     "chat_create_stream",
     "completions_create",
