@@ -60,8 +60,10 @@ Item = Union[BatchRequest, Mapping[str, Any]]
 
 def check_item(item: Any, operations: Mapping[str, BatchOperation] = OPERATIONS) -> BatchRequest:
     """A batch-input line (a dict or a `BatchRequest`) checked; `InvalidRequestError` says why not."""
-    if isinstance(item, BatchRequest):
-        fields: Mapping[str, Any] = msgspec.structs.asdict(item)
+    if type(item) is dict:  # the common case, before the slower ABC check
+        fields: Mapping[str, Any] = item
+    elif isinstance(item, BatchRequest):
+        fields = msgspec.structs.asdict(item)
     elif isinstance(item, Mapping):
         fields = item
     else:
@@ -73,7 +75,7 @@ def check_item(item: Any, operations: Mapping[str, BatchOperation] = OPERATIONS)
     if method != "POST":
         raise InvalidRequestError(f"method must be POST, not {method!r}")
     url = fields.get("url")
-    if url not in operations:
+    if not isinstance(url, str) or url not in operations:
         known = ", ".join(sorted(operations))
         raise InvalidRequestError(f"unknown url {url!r} (batch runs {known})")
     body = fields.get("body")

@@ -4,6 +4,8 @@ and the one-line summary at the end."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -70,18 +72,16 @@ class Totals:
 
 
 def _count(bar: Any, path: str, already: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         bar.total = max(count_lines(path) - already, 0)
-    except OSError:
-        pass
 
 
 def _tqdm() -> Any:
+    """tqdm's bar class, if the `progress` extra is installed."""
     try:
-        from tqdm import tqdm
+        return importlib.import_module("tqdm").tqdm
     except ImportError:
         return None
-    return tqdm
 
 
 class Progress:

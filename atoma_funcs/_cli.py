@@ -201,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_positive_int, default=32, metavar="N", help="requests in flight (default 32)"
     )
     batch.add_argument("--rpm", type=_positive_float, metavar="N", help="at most N requests a minute")
-    batch.add_argument("--tpm", type=_positive_float, metavar="N", help="at most N tokens a minute (estimated)")
+    batch.add_argument(
+        "--tpm", type=_positive_float, metavar="N", help="at most N tokens a minute (estimated)"
+    )
     return parser
 
 

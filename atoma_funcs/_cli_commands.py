@@ -182,20 +182,26 @@ def _earlier_failure_codes(done: Done) -> set[int]:
     return codes
 
 
+def _batch_paths_problem(source: str, target: str) -> str | None:
+    import os
+
+    if not os.path.isfile(source) or not os.access(source, os.R_OK):
+        return f"cannot read {source}: not a readable file"
+    if os.path.exists(target) and os.path.samefile(source, target):
+        return "OUT must not be IN"
+    return None
+
+
 async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
     """Run IN's batch-input lines, append a batch-output line per request to OUT, resumably.
     Exit 0 if every line (OUT's earlier ones too) succeeded, else the lowest failure's code."""
-    import os
-
     from ._batch import batch_run
     from ._batch_files import InputLines, OutputFile, already_done, output_line
     from ._batch_progress import Progress, Totals
 
-    if not os.path.isfile(args.input) or not os.access(args.input, os.R_OK):
-        ui.note(f"atoma: error: cannot read {args.input}: not a readable file")
-        return EXIT_USAGE
-    if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
-        ui.note("atoma: error: OUT must not be IN")
+    problem = _batch_paths_problem(args.input, args.output)
+    if problem is not None:
+        ui.note(f"atoma: error: {problem}")
         return EXIT_USAGE
     try:
         done = already_done(args.output)
@@ -216,7 +222,11 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
     finished = False
     try:
         results = batch_run(
-            core, lines, concurrency=args.concurrency, requests_per_minute=args.rpm, tokens_per_minute=args.tpm
+            core,
+            lines,
+            concurrency=args.concurrency,
+            requests_per_minute=args.rpm,
+            tokens_per_minute=args.tpm,
         )
         async for result in results:
             out.write(output_line(result))

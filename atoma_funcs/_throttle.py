@@ -93,37 +93,47 @@ class Throttle:
         """Requests allowed in flight now."""
         return max(1, int(self.concurrency * self.factor(now) + 1e-9))
 
-    def _bucket_wait(self, cost: float, now: float, factor: float) -> float:
+    def _wait(self, tokens: float, now: float) -> float | None:
+        """Seconds to wait before an attempt may go (0: now), or None: until a slot is freed."""
+        if now < self.paused_until:
+            return self.paused_until - now
+        factor = self.factor(now)
+        if self.in_flight >= max(1, int(self.concurrency * factor + 1e-9)):
+            return None
         wait = 0.0
-        for bucket, units in ((self.requests, 1.0), (self.tokens, cost)):
+        for bucket, units in ((self.requests, 1.0), (self.tokens, tokens)):
             if bucket is not None:
                 bucket.refill(now, factor)
                 wait = max(wait, bucket.wait(units, factor))
         return wait
 
+    def _take(self, tokens: float) -> None:
+        if self.requests is not None:
+            self.requests.adjust(-1.0)
+        if self.tokens is not None:
+            self.tokens.adjust(-tokens)
+        self.in_flight += 1
+
     async def acquire(self, tokens: float) -> float:
         """Wait for the pause, a free slot and both buckets; take them. Returns the send time,
         which `rate_limited` needs."""
+        if not self._turn.locked():  # nobody queued: go at once if everything allows it
+            now = self.clock()
+            if self._wait(tokens, now) == 0.0:
+                self._take(tokens)
+                return now
         async with self._turn:
             while True:
                 now = self.clock()
-                if now < self.paused_until:
-                    await asyncio.sleep(self.paused_until - now)
-                    continue
-                if self.in_flight >= self.limit(now):
+                wait = self._wait(tokens, now)
+                if wait is None:
                     self._freed.clear()
                     await self._freed.wait()
-                    continue
-                wait = self._bucket_wait(tokens, now, self.factor(now))
-                if wait <= 0:
-                    break
-                await asyncio.sleep(wait)
-            if self.requests is not None:
-                self.requests.adjust(-1.0)
-            if self.tokens is not None:
-                self.tokens.adjust(-tokens)
-            self.in_flight += 1
-            return now
+                elif wait > 0:
+                    await asyncio.sleep(wait)
+                else:
+                    self._take(tokens)
+                    return now
 
     def release(self) -> None:
         """The attempt is over (answered, failed or cancelled): its slot is free."""
