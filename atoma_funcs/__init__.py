@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._batch import BatchRequest, BatchResult, batch_run
+    from ._batch_files import BatchOutputFile, batch_output_line, read_batch_output
     from ._chat import chat_create, chat_create_stream
     from ._completions import completions_create, completions_create_stream
     from ._embeddings import embeddings_create
@@ -26,6 +27,9 @@ _LAZY = {
     "batch_run": "._batch",
     "BatchRequest": "._batch",
     "BatchResult": "._batch",
+    "BatchOutputFile": "._batch_files",
+    "batch_output_line": "._batch_files",
+    "read_batch_output": "._batch_files",
     "chat_create": "._chat",
     "chat_create_stream": "._chat",
     "completions_create": "._completions",
@@ -41,8 +45,10 @@ _LAZY = {
 
 __all__ = [
     "AtomaSDK",
+    "BatchOutputFile",
     "BatchRequest",
     "BatchResult",
+    "batch_output_line",
     "batch_run",
     "chat_create",
     "chat_create_stream",
@@ -54,6 +60,7 @@ __all__ = [
     "models_list",
     "nodes_create_lock",
     "open_router_models_list",
+    "read_batch_output",
 ]
 
 

@@ -21,7 +21,7 @@ from ._batch import BatchRequest, check_item
 if TYPE_CHECKING:
     from ._batch import BatchResult
 
-__all__ = ["InputLines", "OutputFile", "already_done", "output_line"]
+__all__ = ["BatchOutputFile", "InputLines", "WrittenResults", "batch_output_line", "read_batch_output"]
 
 FSYNC_INTERVAL = 1.0  # seconds: written lines survive a crash of the machine, not just of us
 
@@ -67,7 +67,7 @@ def _error_body(error: APIError) -> Any:
         return {"error": {"message": error.body}}
 
 
-def output_line(result: BatchResult) -> bytes:
+def batch_output_line(result: BatchResult) -> bytes:
     """The batch-output line of one result, newline included."""
     outcome = result.result
     if outcome.ok:
@@ -86,7 +86,7 @@ def output_line(result: BatchResult) -> bytes:
     return _encoder.encode(line) + b"\n"
 
 
-class Done(msgspec.Struct):
+class WrittenResults(msgspec.Struct):
     """The custom_ids OUT already holds; how many of those lines are failures, and of which
     kinds: (HTTP status or None, error code)."""
 
@@ -95,10 +95,10 @@ class Done(msgspec.Struct):
     failures: set[tuple[int | None, str]] = msgspec.field(default_factory=set)
 
 
-def already_done(path: str) -> Done:
+def read_batch_output(path: str) -> WrittenResults:
     """Read OUT (if any): the custom_ids in it. A last line without its newline is what a crash
     left half-written: it is cut off, so the file ends with a whole line again."""
-    done = Done(set())
+    done = WrittenResults(set())
     try:
         file = open(path, "r+b")  # noqa: SIM115 - closed below, after a possible truncate
     except FileNotFoundError:
@@ -162,10 +162,12 @@ class InputLines:
                     yield request
 
 
-class OutputFile:
-    """OUT, opened to append. Each line goes out in one `write` as soon as it is ready, so a
-    crash loses at most the requests in flight and never leaves half a line of ours behind;
-    the file is fsynced at most once a second, and when closed."""
+class BatchOutputFile:
+    """OUT, opened to append: `with BatchOutputFile(path) as out: out.write(line)`.
+
+    Each line goes out in one `write` as soon as it is ready, so a crash loses at most the
+    requests in flight and never leaves half a line of ours behind; the file is fsynced at most
+    once a second, and when closed."""
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -180,7 +182,14 @@ class OutputFile:
             os.fsync(self._fd)
             self._synced = now
 
+    def __enter__(self) -> BatchOutputFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """fsync and close (idempotent)."""
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             try:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from atoma_core.models.chat import ChatCompletionResponse
     from atoma_core.models.usage import Usage
 
-    from ._batch_files import Done
+    from ._batch_files import WrittenResults
 
 __all__ = ["batch", "chat", "embed", "models"]
 
@@ -169,7 +169,7 @@ async def embed(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
     return EXIT_OK
 
 
-def _earlier_failure_codes(done: Done) -> set[int]:
+def _earlier_failure_codes(done: WrittenResults) -> set[int]:
     """Exit codes of the failures an earlier run left in OUT: by status, else by error class."""
     from atoma_core import errors
 
@@ -196,7 +196,7 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
     """Run IN's batch-input lines, append a batch-output line per request to OUT, resumably.
     Exit 0 if every line (OUT's earlier ones too) succeeded, else the lowest failure's code."""
     from ._batch import batch_run
-    from ._batch_files import InputLines, OutputFile, already_done, output_line
+    from ._batch_files import BatchOutputFile, InputLines, batch_output_line, read_batch_output
     from ._batch_progress import Progress, Totals
 
     problem = _batch_paths_problem(args.input, args.output)
@@ -204,8 +204,8 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
         ui.note(f"atoma: error: {problem}")
         return EXIT_USAGE
     try:
-        done = already_done(args.output)
-        out = OutputFile(args.output)
+        done = read_batch_output(args.output)
+        out = BatchOutputFile(args.output)
     except OSError as exc:
         ui.note(f"atoma: error: cannot use {args.output}: {exc.strerror or exc}")
         return EXIT_USAGE
@@ -229,7 +229,7 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
             tokens_per_minute=args.tpm,
         )
         async for result in results:
-            out.write(output_line(result))
+            out.write(batch_output_line(result))
             totals.add(result)
             if not result.result.ok:
                 codes.add(exit_code_for(result.result.error))

@@ -18,7 +18,7 @@ from atoma_core import Err, errors
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import BatchResult
 from atoma_funcs import _batch_progress as progress_module
-from atoma_funcs._batch_files import already_done, output_line
+from atoma_funcs._batch_files import batch_output_line, read_batch_output
 from atoma_funcs._batch_progress import Progress, Totals
 
 from .test_cli import PYTHON, _env, arun, assert_clean, run
@@ -189,7 +189,7 @@ def test_a_torn_last_line_is_cut_off_on_resume(tmp_path: Path) -> None:
         b'{"id":"a","custom_id":"x","response":null,"error":{"code":"APIConnectionError","message":"m"}}\n'
     )
     out.write_bytes(whole + b'{"id":"b","custom_id":"y","resp')
-    done = already_done(str(out))
+    done = read_batch_output(str(out))
     assert done.ids == {"x"} and done.failed == 1 and done.failures == {(None, "APIConnectionError")}
     assert out.read_bytes() == whole
 
@@ -198,12 +198,12 @@ def test_a_corrupt_line_in_out_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_bytes(b'{"custom_id":"x"}\nnot json\n')
     with pytest.raises(errors.InvalidRequestError, match="line 2: not a batch output line"):
-        already_done(str(out))
+        read_batch_output(str(out))
 
 
 def test_output_line_of_a_failure_without_an_answer() -> None:
     result = BatchResult("x", Err(errors.APIConnectionError("cannot connect to 127.0.0.1:9")), 3)
-    row = json.loads(output_line(result))
+    row = json.loads(batch_output_line(result))
     assert row["response"] is None
     assert row["error"] == {"code": "APIConnectionError", "message": "cannot connect to 127.0.0.1:9"}
 
