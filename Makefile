@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-quick e2e clean
+.PHONY: demo test lint typecheck pytest bench bench-quick bench-batch e2e batch-ray clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,23 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
+# batch_run next to a plain asyncio.gather loop over chat_create (requests/s, CPU per request).
+bench-batch: $(STAMP)
+	$(BIN)/python -m benchmarks.batch
+
 e2e: $(STAMP)
 	bash tests/e2e/run.sh
 
+# examples/batch_ray.py on a local Ray instance against the sandbox; ray lives in its own venv.
+RAY_VENV := .venv-ray
+$(RAY_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/pip install -q --upgrade pip
+	$(RAY_VENV)/bin/pip install -q -e . 'ray[data]>=2.9'
+	touch $@
+
+batch-ray: $(RAY_VENV)/.installed
+	$(RAY_VENV)/bin/python tests/e2e/batch_ray_check.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(RAY_VENV) .mypy_cache .ruff_cache .pytest_cache
