@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
-import threading
-from typing import Any, Iterator
+from typing import Any
 
 import ray
 
@@ -102,25 +100,6 @@ def run(args: argparse.Namespace, server_url: str) -> tuple[int, int]:
     return written, bad
 
 
-@contextlib.contextmanager
-def sandbox_in_a_thread() -> Iterator[str]:
-    """For the demo: the bundled sandbox on an event loop of its own, in a thread of the driver
-    (the actors reach it over loopback). Yields its URL."""
-    from atoma_core.testing import Sandbox
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sandbox = asyncio.run_coroutine_threadsafe(Sandbox().start(), loop).result()
-    try:
-        yield sandbox.url
-    finally:
-        asyncio.run_coroutine_threadsafe(sandbox.close(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("input", metavar="IN.jsonl")
@@ -141,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.server_url:
             written, bad = run(args, args.server_url)
-        else:
-            with sandbox_in_a_thread() as url:
-                written, bad = run(args, url)
+        else:  # the demo: the bundled sandbox, in a thread of the driver (actors reach it on loopback)
+            from atoma_core.testing import sandbox_in_thread
+
+            with sandbox_in_thread() as sandbox:
+                written, bad = run(args, sandbox.url)
     finally:
         ray.shutdown()
     print(f"batch on ray: {written} lines written to {args.output}, {bad} bad lines", file=sys.stderr)

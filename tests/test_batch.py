@@ -20,6 +20,7 @@ from atoma_funcs._batch_ops import OPERATIONS, BatchOperation
 from atoma_funcs._throttle import Throttle, TokenBucket
 
 from .conftest import acquired_connections
+from .test_imports import NEVER, STREAM_ONLY, imported_modules
 
 CHAT_URL = "/v1/chat/completions"
 JITTER = 0.1  # seconds a request may take from the throttle to the server (a new connection, a busy CPU)
@@ -339,3 +340,10 @@ async def test_throttle_waits_for_a_slot() -> None:
     throttle.release()
     await asyncio.wait_for(third, 1)
     assert throttle.in_flight == 2
+
+
+def test_importing_batch_run_loads_no_bar_no_server_no_stream_code() -> None:
+    modules = imported_modules("from atoma_funcs import batch_run")
+    assert "atoma_funcs._batch_ops" in modules and "atoma_funcs._throttle" in modules
+    assert not modules & (STREAM_ONLY | NEVER | {"tqdm", "atoma_funcs._batch_progress"})
+    assert "atoma_funcs._throttle" not in imported_modules("from atoma_funcs import chat_create")

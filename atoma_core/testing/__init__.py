@@ -13,5 +13,6 @@ from __future__ import annotations
 from . import _faults as faults
 from ._faults import Fault
 from ._server import RecordedRequest, Sandbox
+from ._thread import sandbox_in_thread
 
-__all__ = ["Fault", "RecordedRequest", "Sandbox", "faults"]
+__all__ = ["Fault", "RecordedRequest", "Sandbox", "faults", "sandbox_in_thread"]
