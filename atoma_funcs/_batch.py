@@ -144,7 +144,6 @@ class _Runner:
         estimate = operation.estimate(request.body)
         throttle = self.throttle
         loop = asyncio.get_running_loop()
-        started = loop.time()
         schedule: RetrySchedule | None = None
         attempts = rate_limited = 0
         while True:
@@ -166,7 +165,9 @@ class _Runner:
                 rate_limited += 1
                 wait = self._rate_limited(error, sent_at, rate_limited)
             elif self.policy.enabled and _retryable(error, self.policy):
-                schedule = schedule or RetrySchedule(self.policy, started)
+                # The retry budget runs from the first failure: time spent queueing for the
+                # throttle before it is the job's pace, not this item's trouble.
+                schedule = schedule or RetrySchedule(self.policy, loop.time())
                 server_wait = server_retry_after(error.headers) if isinstance(error, APIError) else None
                 wait = schedule.next_wait(loop.time(), server_wait, None)
             if wait is None:

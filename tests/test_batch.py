@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from atoma_core import AtomaCore, Ok, RequestOptions, RetryConfig, errors
+from atoma_core import AtomaCore, BackoffStrategy, Ok, RequestOptions, RetryConfig, errors
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import BatchResult, batch_run
 from atoma_funcs._batch import check_item
@@ -120,6 +120,16 @@ async def test_a_5xx_is_retried_through_the_throttle(sandbox: Sandbox, core: Ato
     sandbox.script(faults.status(503), faults.status(502))
     [result] = await collect(batch_run(core, [chat_item(1)], concurrency=1))
     assert result.result.ok and result.attempts == 3
+
+
+async def test_time_queued_in_the_throttle_does_not_eat_the_retry_budget(sandbox: Sandbox, core: AtomaCore) -> None:
+    sandbox.script(faults.delay(0), faults.delay(0), faults.delay(0), faults.status(503))
+    backoff = BackoffStrategy(initial_interval=10, max_interval=20, max_elapsed_time=300)
+    options = RequestOptions(retries=RetryConfig(backoff=backoff))
+    items = [chat_item(i) for i in range(4)]
+    results = await collect(batch_run(core, items, concurrency=4, requests_per_minute=120, options=options))
+    # 2 a second: the 4th request waited about a second for its turn, then got the 503.
+    assert all(r.result.ok for r in results) and sorted(r.attempts for r in results) == [1, 1, 1, 2]
 
 
 async def test_with_retries_off_failures_are_results(sandbox: Sandbox, core: AtomaCore) -> None:
