@@ -79,6 +79,7 @@ class Sandbox:
     models: if set, other models get 400 "Model not supported".
     line_ending / bom / send_done: stream framing variants. chunk_delay: seconds between chunks
     (keep-alive comments every `keepalive_interval` meanwhile, as the proxy sends every 15 ms).
+    `requests` records what arrived and when; `max_concurrent` is the most handled at once.
     """
 
     def __init__(
