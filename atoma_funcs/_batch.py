@@ -233,7 +233,9 @@ async def batch_run(
     """Run batch-input lines (`{"custom_id", "url", "body"}` dicts or `BatchRequest`s), at most
     `concurrency` in flight and within the rate limits; yield a `BatchResult` per item as each
     finishes. Items are taken lazily, a few ahead; a bad item is an `Err(InvalidRequestError)`
-    result. `options` apply to every call. Leaving the loop early: use `contextlib.aclosing`."""
+    result. `options` apply to every call (its `retries` are the job's policy, see the module
+    doc). `operations` maps each `url` to what runs it. To leave the loop early, wrap the call
+    in `contextlib.aclosing`, so the requests still in flight are cancelled at once."""
     _check_limits(concurrency, requests_per_minute, tokens_per_minute)
     throttle = Throttle(concurrency, requests_per_minute, tokens_per_minute)
     runner = _Runner(core, throttle, options, operations)
