@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRISM_DIR := .prism
 PRISM_STAMP := $(PRISM_DIR)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-quick e2e clean
+.PHONY: demo test lint typecheck pytest bench bench-quick bench-batch e2e batch-ray clean
 
 # The last step puts atoma-sdk 0.1.3 in its own venv (it pins pydantic ~2.10), for the benchmarks
 # and the confidential-compute interoperability tests (which skip if it cannot be installed).
@@ -49,8 +49,23 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
+# batch_run next to a plain asyncio.gather loop over chat_create (requests/s, CPU per request).
+bench-batch: $(STAMP)
+	$(BIN)/python -m benchmarks.batch
+
 e2e: $(STAMP)
 	bash tests/e2e/run.sh
 
+# examples/batch_ray.py on a local Ray instance against the sandbox; ray lives in its own venv.
+RAY_VENV := .venv-ray
+$(RAY_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/pip install -q --upgrade pip
+	$(RAY_VENV)/bin/pip install -q -e . 'ray[data]>=2.9'
+	touch $@
+
+batch-ray: $(RAY_VENV)/.installed
+	$(RAY_VENV)/bin/python tests/e2e/batch_ray_check.py
+
 clean:
-	rm -rf $(VENV) $(PRISM_DIR) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PRISM_DIR) $(RAY_VENV) .mypy_cache .ruff_cache .pytest_cache

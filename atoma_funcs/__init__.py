@@ -12,6 +12,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._batch import BatchRequest, BatchResult, batch_run
+    from ._batch_files import BatchOutputFile, batch_output_line, read_batch_output
     from ._chat import chat_create, chat_create_stream
     from ._completions import completions_create, completions_create_stream
     from ._confidential import (
@@ -30,6 +32,12 @@ if TYPE_CHECKING:
 
 # Which private module (one per area) holds each public name.
 _LAZY = {
+    "batch_run": "._batch",
+    "BatchRequest": "._batch",
+    "BatchResult": "._batch",
+    "BatchOutputFile": "._batch_files",
+    "batch_output_line": "._batch_files",
+    "read_batch_output": "._batch_files",
     "chat_create": "._chat",
     "chat_create_stream": "._chat",
     "completions_create": "._completions",
@@ -53,6 +61,11 @@ __all__ = [
     "AtomaSDK",
     "AtomaSyncSDK",
     "SyncStream",
+    "BatchOutputFile",
+    "BatchRequest",
+    "BatchResult",
+    "batch_output_line",
+    "batch_run",
     "chat_create",
     "chat_create_stream",
     "completions_create",
@@ -67,6 +80,7 @@ __all__ = [
     "models_list",
     "nodes_create_lock",
     "open_router_models_list",
+    "read_batch_output",
 ]
 
 

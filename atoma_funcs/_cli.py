@@ -1,5 +1,6 @@
-"""The `atoma` command line: `atoma chat "prompt"`, `atoma models`, `atoma embed "text"` (also
-`python -m atoma_funcs`): parsing, output, exit codes. The commands are in `_cli_commands`.
+"""The `atoma` command line: `atoma chat "prompt"`, `atoma models`, `atoma embed "text"`, `atoma batch
+IN.jsonl -o OUT.jsonl` (also `python -m atoma_funcs`): parsing, output, exit codes. The commands
+are in `_cli_commands`.
 
 Answers go to stdout, usage and timings to stderr. Failures are one line on stderr and an exit
 code chosen by the error's class (see `EPILOG`).
@@ -35,6 +36,7 @@ __all__ = [
     "Output",
     "build_parser",
     "exit_code_for",
+    "exit_code_of",
     "main",
 ]
 
@@ -77,26 +79,34 @@ examples:
   echo "Summarise this" | atoma chat - --json
   atoma models
   atoma embed "first text" "second text" --dimensions 256
+  atoma batch requests.jsonl -o results.jsonl --concurrency 16 --rpm 600 --tpm 200000
 """
 
 
 def exit_code_for(error: BaseException) -> int:
     """The exit code for an SDK error, by class (the table in `EPILOG`)."""
+    from atoma_core.errors import APIError
+
+    return exit_code_of(type(error), error.status_code if isinstance(error, APIError) else None)
+
+
+def exit_code_of(kind: type[BaseException], status: int | None = None) -> int:
+    """The exit code for an error class (and an `APIError`'s status)."""
     from atoma_core import errors
 
-    if isinstance(error, errors.StreamError):
+    if issubclass(kind, errors.StreamError):
         return EXIT_STREAM
-    if isinstance(error, errors.APIError):
-        if error.status_code in (401, 403):
+    if issubclass(kind, errors.APIError):
+        if status in (401, 403):
             return EXIT_AUTH
-        if error.status_code == 429 or error.status_code >= 500:
+        if status is not None and (status == 429 or status >= 500):
             return EXIT_SERVER
         return EXIT_API
-    if isinstance(error, errors.APIConnectionError):
+    if issubclass(kind, errors.APIConnectionError):
         return EXIT_CONNECTION
-    if isinstance(error, errors.InvalidRequestError):
+    if issubclass(kind, errors.InvalidRequestError):
         return EXIT_USAGE
-    if isinstance(error, errors.ResponseValidationError):
+    if issubclass(kind, errors.ResponseValidationError):
         return EXIT_RESPONSE
     return EXIT_UNEXPECTED
 
@@ -175,6 +185,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", "-m", default=DEFAULT_EMBEDDING_MODEL, help="model name (default: %(default)s)"
     )
     embed.add_argument("--dimensions", type=_positive_int, metavar="N", help="ask for N-dimensional vectors")
+
+    batch = command(
+        "batch",
+        "run a JSONL file of requests, rate-limited and resumable",
+        "Run the OpenAI batch-input lines of IN ({custom_id, method, url, body}; url one of"
+        " /v1/chat/completions, /v1/completions, /v1/embeddings) and append one batch-output line"
+        " per request to OUT as it finishes. Rerun the same command to resume: custom_ids already"
+        " in OUT are skipped. Bad lines are reported as 'line N: why' and skipped. --timeout"
+        " applies to each request.",
+    )
+    batch.add_argument("input", metavar="IN.jsonl", help="batch-input lines, one JSON object per line")
+    batch.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="batch-output lines")
+    batch.add_argument(
+        "--concurrency", type=_positive_int, default=32, metavar="N", help="requests in flight (default 32)"
+    )
+    batch.add_argument("--rpm", type=_positive_float, metavar="N", help="at most N requests a minute")
+    batch.add_argument(
+        "--tpm", type=_positive_float, metavar="N", help="at most N tokens a minute (estimated)"
+    )
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._cli import EXIT_OK, Output
+from ._cli import EXIT_OK, EXIT_USAGE, Output, exit_code_for, exit_code_of
 
 if TYPE_CHECKING:
     from atoma_core._events import StreamMetrics
@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from atoma_core.models.chat import ChatCompletionResponse
     from atoma_core.models.usage import Usage
 
-__all__ = ["chat", "embed", "models"]
+    from ._batch_files import WrittenResults
+
+__all__ = ["batch", "chat", "embed", "models"]
 
 
 def _chat_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,3 +161,82 @@ async def embed(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
     usage = response.usage
     ui.note(f"usage: {usage.prompt_tokens} prompt tokens" if usage is not None else "usage: not reported")
     return EXIT_OK
+
+
+def _earlier_failure_codes(done: WrittenResults) -> set[int]:
+    """Exit codes of the failures an earlier run left in OUT: by status, else by error class."""
+    from atoma_core import errors
+
+    codes = set()
+    for status, code in done.failures:
+        kind = getattr(errors, code, None) if status is None else errors.APIError
+        if not (isinstance(kind, type) and issubclass(kind, errors.AtomaError)):
+            kind = errors.UnexpectedClientError
+        codes.add(exit_code_of(kind, status))
+    return codes
+
+
+def _batch_paths_problem(source: str, target: str) -> str | None:
+    import os
+
+    if not os.path.isfile(source) or not os.access(source, os.R_OK):
+        return f"cannot read {source}: not a readable file"
+    if os.path.exists(target) and os.path.samefile(source, target):
+        return "OUT must not be IN"
+    return None
+
+
+async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
+    """Run IN's batch-input lines, append a batch-output line per request to OUT, resumably.
+    Exit 0 if every line (OUT's earlier ones too) succeeded, else the lowest failure's code."""
+    from ._batch import batch_run
+    from ._batch_files import BatchOutputFile, InputLines, batch_output_line, read_batch_output
+    from ._batch_progress import Progress, Totals
+
+    problem = _batch_paths_problem(args.input, args.output)
+    if problem is not None:
+        ui.note(f"atoma: error: {problem}")
+        return EXIT_USAGE
+    try:
+        done = read_batch_output(args.output)
+        out = BatchOutputFile(args.output)
+    except OSError as exc:
+        ui.note(f"atoma: error: cannot use {args.output}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    codes = _earlier_failure_codes(done)
+    totals = Totals()
+    totals.skipped_failed = done.failed
+    progress = Progress(ui.err, totals, args.input, len(done.ids))
+
+    def report(number: int, why: str) -> None:
+        progress.note(f"line {number}: {why}")
+        progress.step()
+
+    lines = InputLines(args.input, done.ids, report)
+    finished = False
+    try:
+        results = batch_run(
+            core,
+            lines,
+            concurrency=args.concurrency,
+            requests_per_minute=args.rpm,
+            tokens_per_minute=args.tpm,
+        )
+        async for result in results:
+            out.write(batch_output_line(result))
+            totals.add(result)
+            if not result.result.ok:
+                codes.add(exit_code_for(result.result.error))
+            progress.step()
+        finished = True
+    except OSError as exc:
+        progress.note(f"atoma: error: {exc.filename or args.input}: {exc.strerror or exc}")
+        codes.add(EXIT_USAGE)
+    finally:
+        out.close()
+        progress.close()
+        totals.bad, totals.skipped = lines.bad, lines.skipped
+        ui.note(totals.summary(interrupted=not finished))
+    if lines.bad:
+        codes.add(EXIT_USAGE)
+    return min(codes, default=EXIT_OK)

@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from atoma_core import AtomaCore, Err, Ok
@@ -82,32 +79,16 @@ def main(server_url: str | None = None) -> list[dict[str, Any]]:
     return [handler({"prompt": "first invocation"}), handler({"prompt": "second invocation"})]
 
 
-@contextmanager
-def sandbox_in_thread() -> Iterator[str]:
-    """A sandbox on its own event loop in a thread (the handler owns the main thread's loops)."""
-    from atoma_core.testing import Sandbox
-
-    loop = asyncio.new_event_loop()
-    sandbox = Sandbox()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(sandbox.start(), loop).result()
-    try:
-        yield sandbox.url
-    finally:
-        asyncio.run_coroutine_threadsafe(sandbox.close(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 1:
         results = main(sys.argv[1])
         shutdown()
     else:
-        with sandbox_in_thread() as url:
-            results = main(url)
+        # The sandbox gets a loop of its own in a thread: the handler owns the main thread's loops.
+        from atoma_core.testing import sandbox_in_thread
+
+        with sandbox_in_thread() as sandbox:
+            results = main(sandbox.url)
             shutdown()
     for result in results:
         print(result)

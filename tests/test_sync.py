@@ -330,11 +330,12 @@ def test_both_faces_are_typed() -> None:
 FORKED = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from examples.serverless_handler import sandbox_in_thread
+from atoma_core.testing import sandbox_in_thread
 from atoma_funcs import AtomaSyncSDK
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-with sandbox_in_thread() as url:
+with sandbox_in_thread() as sandbox:
+    url = sandbox.url
     sdk = AtomaSyncSDK(server_url=url)  # built before the fork, as with gunicorn --preload
     assert sdk.chat.create(CHAT).choices[0].message.content == "You said: hi"
     child = os.fork()

@@ -14,6 +14,7 @@ import itertools
 import json
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -45,11 +46,13 @@ _ENVELOPES = {
 
 class RecordedRequest:
     """A request the sandbox received: headers, raw body and parsed JSON (None if not JSON), and
-    `peer`, the client's (host, port): one per connection, so equal peers mean a reused one."""
+    `peer`, the client's (host, port): one per connection, so equal peers mean a reused one; and
+    `received_at`, when its body had arrived (`time.monotonic()`, the event loop's clock)."""
 
     def __init__(
         self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST", peer: Any = None
     ) -> None:
+        self.received_at = time.monotonic()
         self.method = method
         self.path = path
         self.headers = headers
@@ -108,6 +111,7 @@ class Sandbox:
     (keep-alive comments every `keepalive_interval` meanwhile, as the proxy sends every 15 ms).
     node: the confidential node to play (`/v1/nodes/lock` hands out its key, `/v1/confidential/...`
     opens and seals with it); by default one with a fresh key when `cryptography` is installed.
+    `requests` records what arrived and when; `max_concurrent` is the most handled at once.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class Sandbox:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
+        self.max_concurrent = 0  # the most requests handled at once since start (or reset)
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -150,9 +155,10 @@ class Sandbox:
         return self
 
     def reset(self) -> None:
-        """Forget scripted faults and recorded requests."""
+        """Forget scripted faults, recorded requests and the concurrency peak."""
         self._faults.clear()
         self.requests.clear()
+        self.max_concurrent = len(self._handlers)
 
     async def start(self) -> Sandbox:
         app = web.Application(client_max_size=1024**3)
@@ -193,6 +199,7 @@ class Sandbox:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.max_concurrent = max(self.max_concurrent, len(self._handlers))
         try:
             return await self._answer(request)
         except ConnectionResetError:  # the client left mid-answer (a break, a timeout): fine
