@@ -38,6 +38,7 @@ class CallContext:
         "deadline",
         "last_error",
         "operation_id",
+        "ready_by",
         "request_id",
         "retry",
         "started",
@@ -53,13 +54,15 @@ class CallContext:
         timeouts: Timeouts,
         started: float,
         deadline: float | None,
+        ready_by: float | None = None,
     ) -> None:
         self.core = core
         self.operation_id = operation_id
         self.retry = retry
         self.timeouts = timeouts
         self.started = started
-        self.deadline = deadline
+        self.deadline = deadline  # loop time the whole call must end by (`total`)
+        self.ready_by = ready_by  # loop time its value must be ready by (`response`)
         self.attempts = 0
         self.request_id: str | None = None
         self.state: Any = None
@@ -81,6 +84,7 @@ class Operation(Generic[Req, T]):
     build_body: an async step run before every attempt on the encoded JSON (encryption).
     auth: False for routes that take no bearer token (`/health`, `/v1/open_router/models`).
     retry_statuses: statuses this operation retries on top of the configured ones.
+    An operation that accepts `text/event-stream` `streams`: its value outlives `handle`.
     """
 
     __slots__ = (
@@ -94,6 +98,7 @@ class Operation(Generic[Req, T]):
         "prepare",
         "request_type",
         "retry_statuses",
+        "streams",
     )
 
     def __init__(
@@ -120,6 +125,8 @@ class Operation(Generic[Req, T]):
         self.accept = accept
         self.auth = auth
         self.retry_statuses = retry_statuses
+        # Its value is an open event stream, read on after `handle` returns.
+        self.streams = accept == "text/event-stream"
 
 
 class RetryableError(Exception):

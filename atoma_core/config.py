@@ -65,13 +65,19 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     first_token: from sending a stream request to its first content chunk.
     idle: between two stream events, and from the headers to the first event (keep-alive
         comments do not count; time your own code spends between chunks does not count).
-    total: the whole call, retries and a stream's iteration included.
+    response: from the call's start until its value is ready, retries and waits included: a plain
+        call's whole body, a stream's first event. On by default (600 s, openai-python's default
+        timeout), so no call hangs forever, yet it never cuts a stream that has started (its
+        iteration is bounded by `read` per read, and by `idle` if you set it). Used only while
+        `total` is None: a `total` you set bounds the whole call on its own.
+    total: the whole call, retries and a stream's iteration included; `timeout_ms` sets it.
     """
 
     connect: float | None = 10.0
     read: float | None = 120.0
     first_token: float | None = None
     idle: float | None = None
+    response: float | None = 600.0
     total: float | None = None
 
 

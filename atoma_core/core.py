@@ -68,6 +68,9 @@ class AtomaCore:
         defaults to the ATOMASDK_BEARER_AUTH environment variable. Never shown in repr or errors.
     server_url: base URL, optionally with a path prefix; default https://api.atoma.network.
     session: an `aiohttp.ClientSession` of your own; used as is and never closed by the SDK.
+    max_body_size / max_event_size / max_stream_size: bytes of a decoded response body, of one
+        stream event, and of all the event data one stream may bring in (it is all kept for
+        `partial` and `collect()`); past one, `ResponseTooLargeError`.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class AtomaCore:
         hooks: Hooks | None = None,
         max_body_size: int = 64 * MiB,
         max_event_size: int = 64 * MiB,
+        max_stream_size: int = 64 * MiB,
         connection_limit: int = 100,
     ) -> None:
         if bearer_auth is None:
@@ -97,6 +101,7 @@ class AtomaCore:
         self.hooks = hooks
         self.max_body_size = max_body_size
         self.max_event_size = max_event_size
+        self.max_stream_size = max_stream_size
         self.connection_limit = connection_limit
         self.headers: dict[str, str] = {"User-Agent": f"atoma-python/{__version__}"}
         for name, value in (headers or {}).items():

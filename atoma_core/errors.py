@@ -57,7 +57,7 @@ __all__ = [
     "error_class_for",
 ]
 
-TimeoutPhase = Literal["connect", "read", "first_token", "idle", "total"]
+TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
 
 
 class AtomaError(Exception):
@@ -162,7 +162,7 @@ class APIConnectionError(AtomaError):
 
 
 class RequestTimeoutError(APIConnectionError):
-    """A deadline passed. `phase` is connect, read, first_token, idle or total."""
+    """A deadline passed. `phase` is connect, read, first_token, idle, response or total."""
 
     def __init__(self, message: str, *, phase: TimeoutPhase, timeout: float | None = None) -> None:
         super().__init__(message)
