@@ -22,7 +22,7 @@ from atoma_core._retries import server_retry_after
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import chat_create, chat_create_stream
 
-from .conftest import CHAT, TOKEN, _fast_backoff, acquired_connections
+from .conftest import CHAT, TOKEN, _fast_backoff, acquired_connections, serve_app
 
 MiB = 1 << 20
 # Every test here is async, even those that await nothing: with pytest-asyncio 1.5, a sync test
@@ -302,13 +302,8 @@ async def bomb_server(bomb: bytes) -> AsyncIterator[tuple[str, list[int]]]:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}", statuses
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url, statuses
 
 
 async def peak_memory(call: Awaitable[Any]) -> tuple[Any, int]:
