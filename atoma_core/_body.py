@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, TypeVar
 import aiohttp
 import msgspec
 
-from .errors import ResponseTooLargeError, ResponseValidationError
+from .errors import APIConnectionError, ResponseTooLargeError, ResponseValidationError
 from .models.meta import ResponseMeta
 
 if TYPE_CHECKING:
     from ._operation import CallContext
 
-__all__ = ["decode_json_body", "json_response", "read_body", "stamp_meta"]
+__all__ = ["ERROR_BODY_PREFIX", "decode_json_body", "json_response", "read_body", "read_prefix", "stamp_meta"]
 
 T = TypeVar("T")
+ERROR_BODY_PREFIX = 64 * 1024  # bytes of an error body kept for `.body` and its message
 
 
 async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None) -> bytes:
@@ -26,34 +27,61 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: 
     length = response.content_length
     if length is not None and length > limit:
         raise ResponseTooLargeError(f"response body of {length} bytes exceeds {limit}", limit=limit)
+    parts, complete = await _read_up_to(response, limit, read_timeout)
+    if not complete:
+        raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def read_prefix(
+    response: aiohttp.ClientResponse, limit: int = ERROR_BODY_PREFIX, read_timeout: float | None = None
+) -> bytes:
+    """At most the first `limit` bytes of the body, decoded: enough of an error body for `.body`
+    and its message; the rest is never read (nor inflated), and the connection is then closed."""
+    parts, complete = await _read_up_to(response, limit, read_timeout)
+    if not complete:
+        response.close()
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    return body[:limit]
+
+
+async def _read_up_to(
+    response: aiohttp.ClientResponse, limit: int, read_timeout: float | None
+) -> tuple[list[bytes], bool]:
+    """Read decoded pieces until the end, or until more than `limit` bytes came: (pieces, ended)."""
     content = response.content
     watchdog = None
-    if read_timeout is not None and not content.is_eof():  # a body already in is read at once
+    if not content.is_eof():  # a body already in is read at once
         from ._errormap import timeout_error
         from ._watchdog import Watchdog
 
-        watchdog = Watchdog(content, read_timeout, lambda: timeout_error("read", read_timeout), _always)
+        watchdog = Watchdog(
+            response, read_timeout, lambda: timeout_error("read", read_timeout), _always, make_lost=_lost
+        )
     parts: list[bytes] = []
     size = 0
     try:
         while True:
             piece = await content.readany()
             if not piece:
-                break
+                return parts, True
             size += len(piece)
-            if size > limit:
-                raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
             parts.append(piece)
+            if size > limit:
+                return parts, False
             if watchdog is not None:
                 watchdog.progress()
     finally:
         if watchdog is not None:
             watchdog.cancel()
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _always() -> bool:
     return True
+
+
+def _lost() -> APIConnectionError:
+    return APIConnectionError("connection lost before the response body ended (broken framing)")
 
 
 def json_response(

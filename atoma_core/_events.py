@@ -122,7 +122,7 @@ class EventStream(Generic[E, R]):
         self._watchdogs: list[Watchdog] = []
         self._timeouts = ctx.timeouts
         self._idle: Watchdog | None = None
-        self._read: Watchdog | None = None
+        self._max_stream_size = self._room = ctx.core.max_stream_size  # bytes of event data allowed
         self.headers: Mapping[str, str] = response.headers
         self.request_id = ctx.request_id
         self.attempts = ctx.attempts
@@ -132,22 +132,24 @@ class EventStream(Generic[E, R]):
         if timeouts.first_token is not None:
             due = self._started + timeouts.first_token
             self._timers.append(self._loop.call_at(due, _first_token_due, me))
-        if timeouts.idle is not None or timeouts.read is not None:
 
-            def waiting() -> bool:
-                stream = me()
-                return stream is not None and stream._waiting and not stream._closed
+        def waiting() -> bool:
+            stream = me()
+            return stream is not None and stream._waiting and not stream._closed
 
-            if timeouts.idle is not None:
-                self._idle = self._watch(timeouts.idle, _idle_error(timeouts.idle), waiting)
-            if timeouts.read is not None:
-                read = timeouts.read
-                self._read = self._watch(read, lambda: timeout_error("read", read), waiting)
+        if timeouts.idle is not None:
+            self._idle = self._watch(timeouts.idle, _idle_error(timeouts.idle), waiting)
+        read = timeouts.read  # also probes for a lost connection, even with no read timeout
+        self._read = self._watch(read, lambda: timeout_error("read", read), waiting, _stream_lost)
 
     def _watch(
-        self, seconds: float, make_error: Callable[[], AtomaError], waiting: Callable[[], bool]
+        self,
+        seconds: float | None,
+        make_error: Callable[[], AtomaError],
+        waiting: Callable[[], bool],
+        make_lost: Callable[[], AtomaError] | None = None,
     ) -> Watchdog:
-        watchdog = Watchdog(self._content, seconds, make_error, waiting)
+        watchdog = Watchdog(self._response, seconds, make_error, waiting, make_lost=make_lost)
         self._watchdogs.append(watchdog)
         return watchdog
 
@@ -169,6 +171,9 @@ class EventStream(Generic[E, R]):
                     if item == _DONE:
                         await self._finish_after_done()
                         raise StopAsyncIteration
+                    self._room -= len(item)
+                    if self._room < 0:
+                        raise self._fail(self._too_large())
                     try:  # inlined (not a method call): this runs once per chunk
                         decoded = self._decode(item)
                     except Exception as exc:
@@ -192,8 +197,7 @@ class EventStream(Generic[E, R]):
             pending = self._pending
 
     async def _read_more(self) -> bytes:
-        if self._read is not None:
-            self._read.progress()
+        self._read.progress()
         self._waiting = True
         try:
             return await self._content.readany()
@@ -241,6 +245,9 @@ class EventStream(Generic[E, R]):
             first = first.data
         if first == _DONE:
             return
+        self._room -= len(first)
+        if self._room < 0:
+            raise self._fail(self._too_large())
         try:
             decoded = self._decode(first)
         except Exception as exc:
@@ -254,6 +261,11 @@ class EventStream(Generic[E, R]):
         if self._accumulator.is_token(decoded):
             self._first_token_at = self._loop.time()
         self._pending[-1] = decoded
+
+    def _too_large(self) -> ResponseTooLargeError:
+        limit = self._max_stream_size
+        message = f"stream exceeds {limit} bytes of event data (max_stream_size)"
+        return ResponseTooLargeError(message, limit=limit)
 
     def _decode_error(self, data: bytes, exc: Exception) -> AtomaError:
         """What a failed decode means: a malformed frame, an error object, or a wrong shape."""
@@ -461,6 +473,10 @@ def _first_token_due(ref: weakref.ReferenceType[EventStream[Any, Any]]) -> None:
         seconds = stream._timeouts.first_token
         message = f"no content within first_token timeout ({seconds:g} s)"
         stream._content.set_exception(RequestTimeoutError(message, phase="first_token", timeout=seconds))
+
+
+def _stream_lost() -> AtomaError:
+    return StreamInterruptedError("stream interrupted: connection lost mid-body (broken framing)")
 
 
 def _idle_error(seconds: float) -> Callable[[], AtomaError]:

@@ -40,6 +40,7 @@ class CallContext:
         "last_error",
         "operation_id",
         "options",
+        "ready_by",
         "request_id",
         "retry",
         "started",
@@ -56,6 +57,7 @@ class CallContext:
         started: float,
         deadline: float | None,
         options: RequestOptions | None = None,
+        ready_by: float | None = None,
     ) -> None:
         self.core = core
         self.options = options
@@ -63,7 +65,8 @@ class CallContext:
         self.retry = retry
         self.timeouts = timeouts
         self.started = started
-        self.deadline = deadline
+        self.deadline = deadline  # loop time the whole call must end by (`total`)
+        self.ready_by = ready_by  # loop time its value must be ready by (`response`)
         self.attempts = 0
         self.request_id: str | None = None
         self.state: Any = None
@@ -85,6 +88,7 @@ class Operation(Generic[Req, T]):
     build_body: an async step run before every attempt on the encoded JSON (encryption).
     auth: False for routes that take no bearer token (`/health`, `/v1/open_router/models`).
     retry_statuses: statuses this operation retries on top of the configured ones.
+    An operation that accepts `text/event-stream` `streams`: its value outlives `handle`.
     """
 
     __slots__ = (
@@ -98,6 +102,7 @@ class Operation(Generic[Req, T]):
         "prepare",
         "request_type",
         "retry_statuses",
+        "streams",
     )
 
     def __init__(
@@ -124,6 +129,8 @@ class Operation(Generic[Req, T]):
         self.accept = accept
         self.auth = auth
         self.retry_statuses = retry_statuses
+        # Its value is an open event stream, read on after `handle` returns.
+        self.streams = accept == "text/event-stream"
 
 
 class RetryableError(Exception):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import aiohttp
 import msgspec
 
-from ._body import read_body
+from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
 from .config import HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
@@ -32,6 +33,11 @@ from .result import Err, Ok, Result
 if TYPE_CHECKING:
     from .config import Hook
     from .core import AtomaCore
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at as _timeout_at
+else:  # aiohttp itself depends on async-timeout below Python 3.11
+    from async_timeout import timeout_at as _timeout_at  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["call"]
 
@@ -98,17 +104,23 @@ async def run_hook(hook: Hook, context: HookContext) -> None:
         raise error from exc
 
 
-_timeout_cache: dict[Timeouts, aiohttp.ClientTimeout] = {}  # one per distinct configuration
+_timeout_cache: dict[tuple[Timeouts, float | None], aiohttp.ClientTimeout] = {}
+_FRESH = 0.01  # an attempt starting this soon after its call gets the whole budget (cached)
 
 
-def _client_timeout(timeouts: Timeouts, remaining: float | None) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for one attempt: `total` is what is left of the call's deadline."""
-    if remaining is not None:
-        return aiohttp.ClientTimeout(total=remaining, sock_connect=timeouts.connect, sock_read=timeouts.read)
-    cached = _timeout_cache.get(timeouts)
+def _client_timeout(timeouts: Timeouts, budget: float | None, left: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for one attempt: `total` is the `left` of the call's `budget` seconds
+    (None: no deadline). The first attempt, within `_FRESH` of the call's start, gets the whole
+    budget from a cache: nothing is built per request."""
+    if budget is not None and budget - left > _FRESH:
+        return aiohttp.ClientTimeout(total=left, sock_connect=timeouts.connect, sock_read=timeouts.read)
+    key = (timeouts, budget)
+    cached = _timeout_cache.get(key)
     if cached is None:
-        cached = _timeout_cache[timeouts] = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
+        if len(_timeout_cache) >= 256:  # computed per-call timeouts must not grow it for ever
+            _timeout_cache.clear()
+        cached = _timeout_cache[key] = aiohttp.ClientTimeout(
+            total=budget, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
     return cached
 
@@ -151,7 +163,11 @@ async def call(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeouts.total if timeouts.total is not None else None
-    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options)
+    ready_by = None  # `response` is the deadline of a call without `total`, up to its value
+    if deadline is None and timeouts.response is not None:
+        ready_by = started + timeouts.response
+    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options, ready_by)
+    retry_by = deadline if deadline is not None else ready_by
     schedule = None
     while True:
         ctx.attempts += 1
@@ -168,7 +184,7 @@ async def call(
                 from ._retries import RetrySchedule
 
                 schedule = RetrySchedule(retry, started)
-            wait = schedule.next_wait(now, failed.server_wait, deadline)
+            wait = schedule.next_wait(now, failed.server_wait, retry_by)
             if wait is None:
                 return _failed(op, ctx, failure)
             log.debug(
@@ -285,12 +301,53 @@ async def _send(
     body: bytes | None,
     hook_ctx: HookContext | None,
 ) -> T:
+    """One attempt under the call's deadline: `total` if set, else `response`. aiohttp's timer
+    enforces it, except `response` for a stream: that one ends with the first event, while
+    aiohttp's timer would go on to cut the iteration, so a scope of our own enforces it."""
     timeouts = ctx.timeouts
-    remaining = None
+    now = asyncio.get_running_loop().time()
     if ctx.deadline is not None:
-        remaining = ctx.deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
+        if ctx.deadline <= now:
             raise _AttemptFailed(timeout_error("total", timeouts.total), retryable=False)
+        timeout = _client_timeout(timeouts, timeouts.total, ctx.deadline - now)
+    elif ctx.ready_by is not None:
+        if ctx.ready_by <= now:
+            raise _AttemptFailed(timeout_error("response", timeouts.response), retryable=False)
+        if op.streams:
+            try:
+                async with _timeout_at(ctx.ready_by):
+                    return await _exchange(core, op, ctx, url, headers, body, hook_ctx, _no_total(timeouts))
+            except asyncio.TimeoutError:  # everything inside maps its own failures: this is ours
+                raise _AttemptFailed(timeout_error("response", timeouts.response), False) from None
+        timeout = _client_timeout(timeouts, timeouts.response, ctx.ready_by - now)
+    else:
+        timeout = _no_total(timeouts)
+    return await _exchange(core, op, ctx, url, headers, body, hook_ctx, timeout)
+
+
+def _no_total(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    return _client_timeout(timeouts, None, 0.0)
+
+
+def _transport_failure(exc: BaseException, ctx: CallContext) -> AtomaError:
+    """A transport exception as an error; aiohttp's own deadline is `response` when `total` is off."""
+    error = transport_error(exc, ctx.timeouts)
+    if isinstance(error, RequestTimeoutError) and error.phase == "total" and ctx.deadline is None:
+        return timeout_error("response", ctx.timeouts.response)
+    return error
+
+
+async def _exchange(
+    core: AtomaCore,
+    op: Operation[Req, T],
+    ctx: CallContext,
+    url: Any,
+    headers: dict[str, str],
+    body: bytes | None,
+    hook_ctx: HookContext | None,
+    timeout: aiohttp.ClientTimeout,
+) -> T:
+    """Send, check the status, hand the response to the operation's `handle` step."""
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
         log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
@@ -303,15 +360,15 @@ async def _send(
             url,
             data=body,
             headers=headers,
-            timeout=_client_timeout(timeouts, remaining),
+            timeout=timeout,
             allow_redirects=False,
         )
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        error = transport_error(exc, timeouts)
+        error = _transport_failure(exc, ctx)
         retryable = isinstance(error, APIConnectionError) and (
-            not isinstance(error, RequestTimeoutError) or error.phase != "total"
+            not isinstance(error, RequestTimeoutError) or error.phase not in ("total", "response")
         )
         raise _AttemptFailed(error, retryable and ctx.retry.retry_connection_errors) from None
     status = response.status
@@ -329,7 +386,7 @@ async def _send(
         hook_ctx.status = status
         hook_ctx.response_headers = response.headers
     if status >= 300:
-        await _raise_for_status(core, op, response, ctx)
+        await _raise_for_status(op, response, ctx)
     hooks = core.hooks
     try:
         if hooks is not None and hooks.after_success is not None and hook_ctx is not None:
@@ -346,7 +403,7 @@ async def _send(
         raise _AttemptFailed(error, retryable=False) from None
     except Exception as exc:
         response.close()
-        raise _AttemptFailed(transport_error(exc, timeouts), retryable=False) from None
+        raise _AttemptFailed(_transport_failure(exc, ctx), retryable=False) from None
 
 
 def _retryable(retry: RetryConfig, op: Operation[Any, Any], error: AtomaError) -> bool:
@@ -359,12 +416,12 @@ def _retryable(retry: RetryConfig, op: Operation[Any, Any], error: AtomaError) -
 
 
 async def _raise_for_status(
-    core: AtomaCore, op: Operation[Any, Any], response: aiohttp.ClientResponse, ctx: CallContext
+    op: Operation[Any, Any], response: aiohttp.ClientResponse, ctx: CallContext
 ) -> None:
     from ._retries import server_retry_after, status_is_retryable
 
     try:
-        raw = await read_body(response, core.max_body_size)
+        raw = await read_prefix(response, read_timeout=ctx.timeouts.read)
     except asyncio.CancelledError:
         response.close()
         raise

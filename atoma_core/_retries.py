@@ -6,6 +6,7 @@ so a call that succeeds first time pays nothing for it.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Iterator, Mapping
 
@@ -16,27 +17,38 @@ __all__ = ["RetrySchedule", "server_retry_after", "status_is_retryable"]
 
 
 def server_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asks us to wait: `retry-after-ms`, then `Retry-After` (seconds or date)."""
+    """Seconds the server asks us to wait: `retry-after-ms`, then `Retry-After` (seconds or date).
+    A value that is not a finite number (`NaN`, `inf`) is ignored, as if absent: the backoff
+    schedule decides instead (an unchecked NaN would make the retry sleep forever)."""
     value = headers.get("retry-after-ms")
     if value is not None:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        seconds = _finite_seconds(value, 1000.0)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _finite_seconds(value, 1.0)
+    if seconds is not None:
+        return seconds
     from email.utils import parsedate_to_datetime
 
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return max(when - time.time(), 0.0)
+
+
+def _finite_seconds(value: str, per_second: float) -> float | None:
+    """`value / per_second` as seconds (negative counts as 0), or None if not a finite number."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    return max(number / per_second, 0.0)
 
 
 def status_is_retryable(

@@ -247,7 +247,12 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     first_token: from sending a stream request to its first content chunk.
     idle: between two stream events, and from the headers to the first event (keep-alive
         comments do not count; time your own code spends between chunks does not count).
-    total: the whole call, retries and a stream's iteration included.
+    response: from the call's start until its value is ready, retries and waits included: a plain
+        call's whole body, a stream's first event. On by default (600 s, openai-python's default
+        timeout), so no call hangs forever, yet it never cuts a stream that has started (its
+        iteration is bounded by `read` per read, and by `idle` if you set it). Used only while
+        `total` is None: a `total` you set bounds the whole call on its own.
+    total: the whole call, retries and a stream's iteration included; `timeout_ms` sets it.
 
     Where Timeouts are expected (`AtomaCore(timeouts=)`, `RequestOptions(timeouts=)`), a plain
     number n of seconds means `Timeouts(connect=n, read=n)`, as openai-python's `timeout=n`: each
@@ -258,10 +263,11 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     read: float | None = 120.0
     first_token: float | None = None
     idle: float | None = None
+    response: float | None = 600.0
     total: float | None = None
 
     def __post_init__(self) -> None:  # kept cheap: `replace(timeouts, total=...)` runs it per call
-        for value in (self.connect, self.read, self.first_token, self.idle, self.total):
+        for value in (self.connect, self.read, self.first_token, self.idle, self.response, self.total):
             if value is not None and not (type(value) in (float, int) and 0 < value < _INF):
                 self._check_each()  # the slow path: subclasses of float pass, the rest raises
 
@@ -277,7 +283,8 @@ def as_timeouts(value: object, name: str) -> Timeouts:
     if isinstance(value, Timeouts):
         return value
     seconds = number(name, value, "a Timeouts or a positive number of seconds", positive=True)
-    return Timeouts(connect=seconds, read=seconds)
+    # A call allowed to wait n seconds per read must not be cut by the 600 s `response` default.
+    return Timeouts(connect=seconds, read=seconds, response=max(seconds, 600.0))
 
 
 class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):

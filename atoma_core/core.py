@@ -122,7 +122,10 @@ class AtomaCore:
     session: an `aiohttp.ClientSession` of your own; used as is and never closed by the SDK. The
         SDK's own sessions ignore HTTP(S)_PROXY (aiohttp's trust_env=False): to use a proxy, pass
         `aiohttp.ClientSession(trust_env=True)` here.
-    max_body_size / max_event_size: bytes, at least 1. connection_limit: 0 means no limit.
+    max_body_size / max_event_size / max_stream_size: bytes of a decoded response body, of one
+        stream event, and of all the event data one stream may bring in (it is all kept for
+        `partial` and `collect()`); past one, `ResponseTooLargeError`. At least 1 each.
+    connection_limit: 0 means no limit.
 
     Every argument is checked here: a wrong one raises `InvalidRequestError` (a `ValueError`).
     """
@@ -139,6 +142,7 @@ class AtomaCore:
         hooks: Hooks | None = None,
         max_body_size: int = 64 * MiB,
         max_event_size: int = 64 * MiB,
+        max_stream_size: int = 64 * MiB,
         connection_limit: int = 100,
     ) -> None:
         self._bearer_auth = _bearer_auth(bearer_auth)
@@ -153,6 +157,7 @@ class AtomaCore:
         size = "a whole number of bytes >= 1"
         self.max_body_size = whole_number("max_body_size", max_body_size, size, minimum=1)
         self.max_event_size = whole_number("max_event_size", max_event_size, size, minimum=1)
+        self.max_stream_size = whole_number("max_stream_size", max_stream_size, size, minimum=1)
         self.connection_limit = whole_number(
             "connection_limit", connection_limit, "a whole number >= 0 (0: no limit)"
         )

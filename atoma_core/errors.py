@@ -62,7 +62,7 @@ __all__ = [
     "error_class_for",
 ]
 
-TimeoutPhase = Literal["connect", "read", "first_token", "idle", "total"]
+TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
 CryptoFailure = Literal["key", "encoding", "tag", "hash"]
 
 
@@ -168,7 +168,7 @@ class APIConnectionError(AtomaError):
 
 
 class RequestTimeoutError(APIConnectionError):
-    """A deadline passed. `phase` is connect, read, first_token, idle or total."""
+    """A deadline passed. `phase` is connect, read, first_token, idle, response or total."""
 
     def __init__(self, message: str, *, phase: TimeoutPhase, timeout: float | None = None) -> None:
         super().__init__(message)

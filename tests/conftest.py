@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 
 from atoma_core import AtomaCore, RetryConfig
 from atoma_core.testing import Sandbox
@@ -35,6 +37,18 @@ def _fast_backoff():  # type: ignore[no-untyped-def]
     from atoma_core import BackoffStrategy
 
     return BackoffStrategy(initial_interval=10, max_interval=50, exponent=2.0, max_elapsed_time=5_000)
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Run an aiohttp.web app on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ from atoma_funcs import (
     open_router_models_list,
 )
 
-from .conftest import TOKEN, acquired_connections
+from .conftest import TOKEN, acquired_connections, serve_app
 
 
 async def test_embeddings_one_text_and_a_list(core: AtomaCore, sandbox: Sandbox) -> None:
@@ -208,12 +208,8 @@ async def bare_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/redirect", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 async def test_a_server_without_models_route_gives_not_found(bare_server: str) -> None:
