@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence, Union
 
 from ._version import __version__
 from .config import Hooks, RetryConfig, Timeouts
@@ -68,6 +68,8 @@ class AtomaCore:
         defaults to the ATOMASDK_BEARER_AUTH environment variable. Never shown in repr or errors.
     server_url: base URL, optionally with a path prefix; default https://api.atoma.network.
     session: an `aiohttp.ClientSession` of your own; used as is and never closed by the SDK.
+    hooks: one `Hooks` or several, run in order; `add_hooks` / `remove_hooks` change them later
+        (tracing adds its own next to yours). A call keeps the hooks it started with.
     """
 
     def __init__(
@@ -79,7 +81,7 @@ class AtomaCore:
         retry_config: RetryConfig | None = None,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
-        hooks: Hooks | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
         max_body_size: int = 64 * MiB,
         max_event_size: int = 64 * MiB,
         connection_limit: int = 100,
@@ -94,7 +96,9 @@ class AtomaCore:
         )
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.retry_config = retry_config if retry_config is not None else RetryConfig()
-        self.hooks = hooks
+        self.hooks: tuple[Hooks, ...] = (
+            () if hooks is None else (hooks,) if isinstance(hooks, Hooks) else tuple(hooks)
+        )
         self.max_body_size = max_body_size
         self.max_event_size = max_event_size
         self.connection_limit = connection_limit
@@ -111,6 +115,14 @@ class AtomaCore:
     def __repr__(self) -> str:
         auth = "set" if self._bearer_auth is not None else "none"
         return f"AtomaCore(server_url={self.server_url!r}, bearer_auth=<{auth}>)"
+
+    def add_hooks(self, hooks: Hooks) -> None:
+        """Run `hooks` too, after those already installed, from the next call on."""
+        self.hooks = (*self.hooks, hooks)
+
+    def remove_hooks(self, hooks: Hooks) -> None:
+        """Stop running `hooks` from the next call on (calls in flight keep theirs); absent: no-op."""
+        self.hooks = tuple(h for h in self.hooks if h is not hooks)
 
     async def authorization(self) -> str | None:
         """The Authorization header value for the next request (the token is re-read each time)."""
