@@ -3,14 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Stoplight Prism (npm) for tests/test_prism.py, pinned by tests/data/prism/package-lock.json.
+PRISM_DIR := .prism
+PRISM_STAMP := $(PRISM_DIR)/.installed
 
 .PHONY: demo test lint typecheck pytest bench bench-quick e2e clean
 
+# The last step puts atoma-sdk 0.1.3 in its own venv (it pins pydantic ~2.10), for the benchmarks
+# and the confidential-compute interoperability tests (which skip if it cannot be installed).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c 'from benchmarks.run import ensure_atoma_venv; ensure_atoma_venv()'
 	touch $(STAMP)
+
+# Without npm this prints a note and installs nothing: tests/test_prism.py then skips, saying why.
+$(PRISM_STAMP): tests/data/prism/package.json tests/data/prism/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(PRISM_DIR) && cp tests/data/prism/package.json tests/data/prism/package-lock.json $(PRISM_DIR)/ && \
+		npm ci --prefix $(PRISM_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "note: npm not found, so Prism is not installed and tests/test_prism.py will be skipped"; \
+	fi
 
 # With ATOMASDK_BEARER_AUTH set, the demo talks to the real API instead of the bundled sandbox.
 demo: $(STAMP)
@@ -25,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(PRISM_STAMP)
 	PYTHONDEVMODE=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -38,4 +53,4 @@ e2e: $(STAMP)
 	bash tests/e2e/run.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PRISM_DIR) .mypy_cache .ruff_cache .pytest_cache

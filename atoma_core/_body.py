@@ -56,12 +56,17 @@ def _always() -> bool:
     return True
 
 
-def json_response(response_type: type[T]) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
-    """A `handle` step that reads the whole body and decodes it as `response_type`."""
+def json_response(
+    response_type: type[T], unwrap: Callable[[bytes, CallContext], bytes] | None = None
+) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
+    """A `handle` step that reads the whole body and decodes it as `response_type`; `unwrap`, if
+    given, first turns the body into the JSON to decode (confidential compute decrypts there)."""
     decoder = msgspec.json.Decoder(response_type)
 
     async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
         raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
+        if unwrap is not None:
+            raw = unwrap(raw, ctx)
         value = decode_json_body(raw, decoder, response.status)
         elapsed = asyncio.get_running_loop().time() - ctx.started
         stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)

@@ -15,7 +15,7 @@ import msgspec
 if TYPE_CHECKING:
     import aiohttp
 
-    from .config import CallInfo, Hooks, RetryConfig, Timeouts
+    from .config import CallInfo, Hooks, RequestOptions, RetryConfig, Timeouts
     from .core import AtomaCore
     from .errors import AtomaError
 
@@ -33,6 +33,7 @@ class CallContext:
     `state` belongs to the operation: its body builder may leave something there for its
     `handle` step (confidential compute leaves the key that decrypts the answer). `last_error`
     is the previous attempt's failure, so a body builder can react to it (re-lock on 423).
+    `options` are the call's own, for a step that makes a call of its own (the node lock).
     `hooks` are the core's hooks when the call started; `call` is what the call-level hooks see,
     None when there are none (then nothing below does any work for them).
     """
@@ -46,6 +47,7 @@ class CallContext:
         "hooks",
         "last_error",
         "operation_id",
+        "options",
         "request_id",
         "retry",
         "started",
@@ -61,8 +63,10 @@ class CallContext:
         timeouts: Timeouts,
         started: float,
         deadline: float | None,
+        options: RequestOptions | None = None,
     ) -> None:
         self.core = core
+        self.options = options
         self.operation_id = operation_id
         self.retry = retry
         self.timeouts = timeouts

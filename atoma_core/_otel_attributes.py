@@ -29,6 +29,9 @@ OPERATIONS: dict[str, tuple[str, bool]] = {
     "completions_create": ("text_completion", False),
     "completions_create_stream": ("text_completion", True),
     "embeddings_create": ("embeddings", False),
+    "confidential_chat_completions_create": ("chat", False),
+    "confidential_chat_completions_create_stream": ("chat", True),
+    "confidential_embeddings_create": ("embeddings", False),
 }
 """operation_id -> (gen_ai.operation.name, streamed). Operations not here get no span."""
 

@@ -17,7 +17,7 @@ import msgspec
 from ._body import read_body
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
-from .config import CallInfo, HookContext, RequestOptions, RetryConfig, Timeouts
+from .config import CallInfo, HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
 from .core import check_header_value
 from .errors import (
     APIConnectionError,
@@ -120,6 +120,10 @@ async def call(
     options: RequestOptions | None = None,
 ) -> Result[T, AtomaError]:
     """Run one operation end to end with retries. Returns Ok(value) or Err(AtomaError)."""
+    try:  # a dict of options becomes RequestOptions; anything else wrong is an Err
+        options = coerce_options(options)
+    except InvalidRequestError as invalid:
+        return Err(invalid)
     retry: RetryConfig = core.retry_config
     timeouts: Timeouts = core.timeouts
     extra_headers: Mapping[str, str] | None = None
@@ -147,7 +151,7 @@ async def call(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeouts.total if timeouts.total is not None else None
-    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline)
+    ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options)
     if ctx.hooks and any(h.on_call_start or h.on_call_end for h in ctx.hooks):
         return await _observed(op, ctx, req, url, headers, body)
     return await _attempts(op, ctx, url, headers, body)

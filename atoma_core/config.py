@@ -1,13 +1,20 @@
-"""Plain configuration values: retries, deadlines, per-call options and hooks.
+"""Plain configuration values: retries, deadlines, per-call options and hooks, checked once.
 
 Retry intervals are in milliseconds, as in the Atoma SDKs; `Timeouts` are in seconds, as in aiohttp.
+Each value is checked when it is built (msgspec's `__post_init__`), never per request: a wrong
+one raises `InvalidRequestError` (also a `ValueError`) naming the field and what it must be.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Union
 
 import msgspec
+from msgspec.structs import force_setattr
+
+from .errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from .errors import AtomaError
@@ -20,7 +27,143 @@ __all__ = [
     "RequestOptions",
     "RetryConfig",
     "Timeouts",
+    "coerce_options",
 ]
+
+_INF = math.inf  # NaN fails every comparison, so `0 < x < _INF` also refuses it
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters other than HTAB
+_HOST_LABEL = re.compile(r"[a-z0-9_-]+")  # urlsplit lowercases the host; `_` for container names
+
+
+def _not(name: str, what: str, value: object) -> InvalidRequestError:
+    """The error for a value of the wrong type or range: numbers are shown, other values only typed."""
+    shown = repr(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return InvalidRequestError(f"{name} must be {what}, not {shown or type(value).__name__}")
+
+
+def number(name: str, value: object, what: str, *, positive: bool = False) -> float:
+    """`value` if it is a finite number >= 0 (> 0 if `positive`); a bool is not a number here."""
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (value > 0 if positive else value >= 0)
+        and value < _INF
+    ):
+        return value
+    raise _not(name, what, value)
+
+
+def whole_number(name: str, value: object, what: str, *, minimum: int = 0) -> int:
+    """`value` if it is an int >= `minimum` (a bool or a float is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _not(name, what, value)
+    return value
+
+
+def check_header_value(name: object, value: object) -> None:
+    """Refuse a header that would break or inject into the request: the name must be an RFC 9110
+    token, the value a str without CR, LF or other control characters. The value is never echoed."""
+    if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
+        shown = f" {name!r}" if isinstance(name, str) and name.isprintable() and len(name) < 64 else ""
+        what = "a non-empty RFC 9110 token (letters, digits, !#$%&'*+-.^_`|~)"
+        raise InvalidRequestError(f"header name{shown} is not {what}")
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"header {name!r} must be a str, not {type(value).__name__}")
+    if _CONTROL.search(value) is not None:
+        raise InvalidRequestError(f"header {name!r} contains a CR, LF, NUL or other control character")
+
+
+def check_headers(headers: object, name: str) -> Mapping[str, str]:
+    """`headers` if it is a mapping of valid header names to valid str values."""
+    if not isinstance(headers, Mapping):
+        raise _not(name, "a mapping of header names to str values", headers)
+    for key, value in headers.items():
+        check_header_value(key, value)
+    return headers
+
+
+def token_problem(token: str) -> str | None:
+    """Why a bearer token cannot be sent, or None. A header value must be ASCII (RFC 9110 allows
+    Latin-1 at most; aiohttp would send UTF-8) without control characters."""
+    if _CONTROL.search(token) is not None:
+        return "contains a CR, LF, NUL or other control character"
+    if not token.isascii():
+        return "contains non-ASCII characters (a header value must be ASCII)"
+    return None
+
+
+def normalise_server_url(url: str) -> str:
+    """Drop a trailing slash and a trailing `/v1` (operation paths start with `/v1`)."""
+    url = url.rstrip("/")
+    return url[:-3] if url.endswith("/v1") else url
+
+
+def check_server_url(url: object, name: str) -> str:
+    """`url` normalised, if it is an http(s) base URL with a valid host and port and no
+    credentials, query or fragment. The error never repeats the URL: it may hold a secret."""
+    if not isinstance(url, str):
+        raise _not(name, "a str such as 'https://api.atoma.network'", url)
+    problem = _url_problem(url)
+    if problem is not None:
+        raise InvalidRequestError(f"invalid {name}: {problem}")
+    return normalise_server_url(url)
+
+
+def _url_problem(url: str) -> str | None:
+    if not url:
+        return "it is empty (leave it unset, or None, for the default server)"
+    if not url.isprintable() or " " in url:
+        return "it contains whitespace or a control character"
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed or misplaced [IPv6] bracket
+        return "its host cannot be parsed (an IPv6 address goes in [brackets])"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if "@" in parts.netloc:
+        return "it contains credentials (user:password@): pass the token as bearer_auth instead"
+    if "?" in url or "#" in url:
+        return "it contains a query (?) or a fragment (#): give a base URL such as https://host/prefix"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "its port must be a number from 1 to 65535"
+    host = parts.hostname
+    if not host:
+        return "it has no host"
+    if "[" in parts.netloc:
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "the IPv6 address in [brackets] is not valid"
+        return None
+    return _host_problem(host)
+
+
+def _host_problem(host: str) -> str | None:
+    """Why a host name cannot be resolved as written (labels of 1-63 characters, 253 in all)."""
+    name = host[:-1] if host.endswith(".") else host  # a fully qualified name may end with a dot
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return "its host name cannot be encoded (IDNA)"
+    labels = name.split(".")
+    if len(name) > 253 or any(len(label) > 63 for label in labels):
+        return "its host name is too long (a label may have 63 characters, the name 253)"
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "its host name has an empty label or a character not allowed in host names"
+    return None
+
+
+_RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})  # the default, known to be valid
 
 
 class BackoffStrategy(msgspec.Struct, frozen=True):
@@ -34,20 +177,51 @@ class BackoffStrategy(msgspec.Struct, frozen=True):
     exponent: float = 2.0
     max_elapsed_time: int = 60_000
 
+    def __post_init__(self) -> None:
+        what = "a number of milliseconds >= 0"
+        number("BackoffStrategy.initial_interval", self.initial_interval, what)
+        number("BackoffStrategy.max_interval", self.max_interval, what)
+        number("BackoffStrategy.max_elapsed_time", self.max_elapsed_time, what)
+        number("BackoffStrategy.exponent", self.exponent, "a positive number", positive=True)
+
 
 class RetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     """When and how to retry. On by default: 2 retries on 429/5xx gateway codes and connect errors.
 
     `max_retry_after_ms` caps a server's `Retry-After`: asked to wait longer, the SDK returns the
-    error at once instead. `x-should-retry: true|false` from the server overrides `status_codes`.
+    error at once instead. `x-should-retry: true|false` from the server overrides `status_codes`
+    (any iterable of HTTP status codes; stored as a frozenset). Where a RetryConfig is expected
+    (`AtomaCore(retry_config=)`, `RequestOptions(retries=)`), a plain int n means
+    `RetryConfig(max_retries=n)`, as openai-python's `max_retries=n` does.
     """
 
     strategy: Literal["backoff", "none"] = "backoff"
     backoff: BackoffStrategy = BackoffStrategy()
     retry_connection_errors: bool = True
     max_retries: int = 2
-    status_codes: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    status_codes: frozenset[int] = _RETRIED_STATUSES
     max_retry_after_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("backoff", "none"):
+            what = "'backoff' or 'none'"
+            raise InvalidRequestError(f"RetryConfig.strategy must be {what}, not {self.strategy!r}")
+        if not isinstance(self.backoff, BackoffStrategy):
+            raise _not("RetryConfig.backoff", "a BackoffStrategy", self.backoff)
+        if not isinstance(self.retry_connection_errors, bool):
+            raise _not("RetryConfig.retry_connection_errors", "True or False", self.retry_connection_errors)
+        whole_number("RetryConfig.max_retries", self.max_retries, "a whole number >= 0")
+        number("RetryConfig.max_retry_after_ms", self.max_retry_after_ms, "a number of milliseconds >= 0")
+        codes = self.status_codes
+        if codes is _RETRIED_STATUSES:
+            return
+        if type(codes) is not frozenset:
+            if isinstance(codes, (str, bytes)) or not hasattr(codes, "__iter__"):
+                raise _not("RetryConfig.status_codes", "a set of HTTP status codes", codes)
+            force_setattr(self, "status_codes", frozenset(codes))
+        for code in self.status_codes:
+            if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+                raise _not("RetryConfig.status_codes", "a set of HTTP status codes (100-599)", code)
 
     @classmethod
     def none(cls) -> RetryConfig:
@@ -59,14 +233,26 @@ class RetryConfig(msgspec.Struct, frozen=True, kw_only=True):
         return self.strategy == "backoff" and self.max_retries > 0
 
 
+def as_retry_config(value: object, name: str) -> RetryConfig:
+    """`value` as a RetryConfig: an int n means `RetryConfig(max_retries=n)` (openai's `max_retries`)."""
+    if isinstance(value, RetryConfig):
+        return value
+    retries = whole_number(name, value, "a RetryConfig or a whole number of retries >= 0")
+    return RetryConfig(max_retries=retries)
+
+
 class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
-    """Deadlines in seconds; None disables one.
+    """Deadlines in seconds: each a positive number, or None to disable it (0 is refused).
 
     connect: TCP/TLS connect. read: any single socket read (and waiting for headers).
     first_token: from sending a stream request to its first content chunk.
     idle: between two stream events, and from the headers to the first event (keep-alive
         comments do not count; time your own code spends between chunks does not count).
     total: the whole call, retries and a stream's iteration included.
+
+    Where Timeouts are expected (`AtomaCore(timeouts=)`, `RequestOptions(timeouts=)`), a plain
+    number n of seconds means `Timeouts(connect=n, read=n)`, as openai-python's `timeout=n`: each
+    connect and each read is limited to n, not the whole call (use `total` or `timeout_ms` for that).
     """
 
     connect: float | None = 10.0
@@ -75,19 +261,72 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     idle: float | None = None
     total: float | None = None
 
+    def __post_init__(self) -> None:  # kept cheap: `replace(timeouts, total=...)` runs it per call
+        for value in (self.connect, self.read, self.first_token, self.idle, self.total):
+            if value is not None and not (type(value) in (float, int) and 0 < value < _INF):
+                self._check_each()  # the slow path: subclasses of float pass, the rest raises
+
+    def _check_each(self) -> None:
+        for field in self.__struct_fields__:
+            value = getattr(self, field)
+            if value is not None:
+                number(f"Timeouts.{field}", value, "a positive number of seconds, or None", positive=True)
+
+
+def as_timeouts(value: object, name: str) -> Timeouts:
+    """`value` as Timeouts: a number n of seconds means `Timeouts(connect=n, read=n)` (openai's `timeout`)."""
+    if isinstance(value, Timeouts):
+        return value
+    seconds = number(name, value, "a Timeouts or a positive number of seconds", positive=True)
+    return Timeouts(connect=seconds, read=seconds)
+
 
 class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Per-call overrides. `timeout_ms` sets the total deadline; `timeouts` replaces them all.
 
-    `extra_body` is merged into the JSON body, for fields a server supports beyond the schema.
+    `retries=3` means `RetryConfig(max_retries=3)` and `timeouts=30.0` means
+    `Timeouts(connect=30.0, read=30.0)`. `extra_body` is merged into the JSON body, for fields a
+    server supports beyond the schema. A function given a dict instead takes it as these fields.
     """
 
     retries: RetryConfig | None = None
-    timeout_ms: int | None = None
+    timeout_ms: float | None = None
     headers: Mapping[str, str] | None = None
     server_url: str | None = None
     timeouts: Timeouts | None = None
     extra_body: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.retries is not None and type(self.retries) is not RetryConfig:
+            force_setattr(self, "retries", as_retry_config(self.retries, "RequestOptions.retries"))
+        if self.timeouts is not None and type(self.timeouts) is not Timeouts:
+            force_setattr(self, "timeouts", as_timeouts(self.timeouts, "RequestOptions.timeouts"))
+        if self.timeout_ms is not None:
+            what = "a positive number of milliseconds, or None"
+            number("RequestOptions.timeout_ms", self.timeout_ms, what, positive=True)
+        if self.headers is not None:
+            check_headers(self.headers, "RequestOptions.headers")
+        if self.server_url is not None:
+            check_server_url(self.server_url, "RequestOptions.server_url")
+        if self.extra_body is not None and not isinstance(self.extra_body, Mapping):
+            raise _not("RequestOptions.extra_body", "a mapping of JSON fields", self.extra_body)
+
+
+_OPTION_NAMES = RequestOptions.__struct_fields__
+
+
+def coerce_options(options: object) -> RequestOptions | None:
+    """A function's `options` as RequestOptions: None, RequestOptions, or a dict of its fields."""
+    if options is None or isinstance(options, RequestOptions):
+        return options
+    if not isinstance(options, Mapping):
+        what = "a RequestOptions, a dict of its fields, or None"
+        raise InvalidRequestError(f"options must be {what}, not {type(options).__name__}")
+    unknown = [key for key in options if key not in _OPTION_NAMES]
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise InvalidRequestError(f"unknown option {names}: RequestOptions has {', '.join(_OPTION_NAMES)}")
+    return RequestOptions(**options)
 
 
 class CallInfo(msgspec.Struct, kw_only=True):
@@ -158,3 +397,9 @@ class Hooks(msgspec.Struct, frozen=True, kw_only=True):
     after_error: Hook | None = None
     on_call_start: CallHook | None = None
     on_call_end: CallHook | None = None
+
+    def __post_init__(self) -> None:
+        for field in self.__struct_fields__:
+            hook = getattr(self, field)
+            if hook is not None and not callable(hook):
+                raise _not(f"Hooks.{field}", "a function (sync or async) or None", hook)

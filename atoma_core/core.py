@@ -8,12 +8,26 @@ The session is created lazily inside the running loop. When that loop shuts down
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import weakref
 from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence, Union
 
 from ._version import __version__
-from .config import Hooks, RetryConfig, Timeouts
+from .config import (
+    Hooks,
+    RetryConfig,
+    Timeouts,
+    as_retry_config,
+    as_timeouts,
+    check_headers,
+    check_server_url,
+    normalise_server_url,
+    token_problem,
+    whole_number,
+)
+from .config import check_header_value as check_header_value  # re-exported for the request path
+from .errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,16 +44,53 @@ MiB = 1024 * 1024
 BearerAuth = Union[str, Callable[[], str], Callable[[], Awaitable[str]]]
 
 
-def normalise_server_url(url: str) -> str:
-    """Drop a trailing slash and a trailing `/v1` (operation paths start with `/v1`)."""
-    url = url.rstrip("/")
-    return url[:-3] if url.endswith("/v1") else url
+def _bearer_auth(bearer_auth: BearerAuth | None) -> BearerAuth | None:
+    """The token (or its callable), from the argument or ATOMASDK_BEARER_AUTH, checked if a str."""
+    source = "bearer_auth"
+    if bearer_auth is None:
+        bearer_auth = os.environ.get(ENV_BEARER_AUTH) or None
+        source = ENV_BEARER_AUTH
+    if bearer_auth is None or callable(bearer_auth):
+        return bearer_auth
+    if not isinstance(bearer_auth, str):
+        what = "a str, or a function (sync or async) returning one"
+        raise InvalidRequestError(f"bearer_auth must be {what}, not {type(bearer_auth).__name__}")
+    problem = token_problem(bearer_auth)
+    if problem is not None:
+        raise InvalidRequestError(f"invalid {source}: the token {problem}")
+    return bearer_auth
 
 
-def check_header_value(name: str, value: str) -> None:
-    """Refuse CR/LF/NUL in a header (header injection). The value itself is never echoed."""
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"header {name!r} contains a CR, LF or NUL character")
+def _server_url(server_url: str | None) -> str:
+    """The base URL, from the argument, ATOMASDK_SERVER_URL (even if empty: an error), or the default."""
+    if server_url is not None:
+        return check_server_url(server_url, "server_url")
+    from_env = os.environ.get(ENV_SERVER_URL)
+    if from_env is not None:
+        return check_server_url(from_env, ENV_SERVER_URL)
+    return DEFAULT_SERVER_URL
+
+
+def _user_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
+    """The caller's own session, if any (aiohttp is already loaded then: checking it is free)."""
+    if session is not None:
+        import aiohttp
+
+        if not isinstance(session, aiohttp.ClientSession):
+            what = "an aiohttp.ClientSession or None"
+            raise InvalidRequestError(f"session must be {what}, not {type(session).__name__}")
+    return session
+
+
+def _hooks(hooks: Hooks | Sequence[Hooks] | None) -> tuple[Hooks, ...]:
+    """One `Hooks`, several, or none, as the tuple a core keeps."""
+    if hooks is None:
+        return ()
+    if isinstance(hooks, Hooks):
+        return (hooks,)
+    if isinstance(hooks, (list, tuple)) and all(isinstance(h, Hooks) for h in hooks):
+        return tuple(hooks)
+    raise InvalidRequestError(f"hooks must be a Hooks, a list of them or None, not {type(hooks).__name__}")
 
 
 class _LoopSession:
@@ -66,10 +117,22 @@ class AtomaCore:
 
     bearer_auth: token, or a (sync or async) callable returning one, re-read for each request;
         defaults to the ATOMASDK_BEARER_AUTH environment variable. Never shown in repr or errors.
-    server_url: base URL, optionally with a path prefix; default https://api.atoma.network.
-    session: an `aiohttp.ClientSession` of your own; used as is and never closed by the SDK.
+        It must be ASCII without control characters.
+    server_url: http(s) base URL, optionally with a path prefix; defaults to ATOMASDK_SERVER_URL,
+        then https://api.atoma.network. No credentials, query or fragment; an empty one is an error.
+        Plain http:// is accepted for any host without a warning (in-cluster servers are often
+        http), but the token then crosses the network in clear: use https:// beyond your network.
+    timeouts: `Timeouts`, or a number n of seconds: `Timeouts(connect=n, read=n)`, as
+        openai-python's `timeout=n` (each connect and read, not the whole call).
+    retry_config: `RetryConfig`, or an int n: `RetryConfig(max_retries=n)`.
+    session: an `aiohttp.ClientSession` of your own; used as is and never closed by the SDK. The
+        SDK's own sessions ignore HTTP(S)_PROXY (aiohttp's trust_env=False): to use a proxy, pass
+        `aiohttp.ClientSession(trust_env=True)` here.
     hooks: one `Hooks` or several, run in order; `add_hooks` / `remove_hooks` change them later
         (tracing adds its own next to yours). A call keeps the hooks it started with.
+    max_body_size / max_event_size: bytes, at least 1. connection_limit: 0 means no limit.
+
+    Every argument is checked here: a wrong one raises `InvalidRequestError` (a `ValueError`).
     """
 
     def __init__(
@@ -77,8 +140,8 @@ class AtomaCore:
         bearer_auth: BearerAuth | None = None,
         server_url: str | None = None,
         *,
-        timeouts: Timeouts | None = None,
-        retry_config: RetryConfig | None = None,
+        timeouts: Timeouts | float | None = None,
+        retry_config: RetryConfig | int | None = None,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
         hooks: Hooks | Sequence[Hooks] | None = None,
@@ -86,27 +149,23 @@ class AtomaCore:
         max_event_size: int = 64 * MiB,
         connection_limit: int = 100,
     ) -> None:
-        if bearer_auth is None:
-            bearer_auth = os.environ.get(ENV_BEARER_AUTH) or None
-        if isinstance(bearer_auth, str):
-            check_header_value("Authorization", bearer_auth)
-        self._bearer_auth = bearer_auth
-        self.server_url = normalise_server_url(
-            server_url or os.environ.get(ENV_SERVER_URL) or DEFAULT_SERVER_URL
+        self._bearer_auth = _bearer_auth(bearer_auth)
+        self.server_url = _server_url(server_url)
+        self.timeouts = as_timeouts(timeouts, "timeouts") if timeouts is not None else Timeouts()
+        self.retry_config = (
+            as_retry_config(retry_config, "retry_config") if retry_config is not None else RetryConfig()
         )
-        self.timeouts = timeouts if timeouts is not None else Timeouts()
-        self.retry_config = retry_config if retry_config is not None else RetryConfig()
-        self.hooks: tuple[Hooks, ...] = (
-            () if hooks is None else (hooks,) if isinstance(hooks, Hooks) else tuple(hooks)
+        self.hooks: tuple[Hooks, ...] = _hooks(hooks)
+        size = "a whole number of bytes >= 1"
+        self.max_body_size = whole_number("max_body_size", max_body_size, size, minimum=1)
+        self.max_event_size = whole_number("max_event_size", max_event_size, size, minimum=1)
+        self.connection_limit = whole_number(
+            "connection_limit", connection_limit, "a whole number >= 0 (0: no limit)"
         )
-        self.max_body_size = max_body_size
-        self.max_event_size = max_event_size
-        self.connection_limit = connection_limit
         self.headers: dict[str, str] = {"User-Agent": f"atoma-python/{__version__}"}
-        for name, value in (headers or {}).items():
-            check_header_value(name, value)
-            self.headers[name] = value
-        self._user_session = session
+        if headers is not None:
+            self.headers.update(check_headers(headers, "headers"))
+        self._user_session = _user_session(session)
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = (
             weakref.WeakKeyDictionary()
         )
@@ -118,7 +177,7 @@ class AtomaCore:
 
     def add_hooks(self, hooks: Hooks) -> None:
         """Run `hooks` too, after those already installed, from the next call on."""
-        self.hooks = (*self.hooks, hooks)
+        self.hooks = (*self.hooks, *_hooks(hooks))
 
     def remove_hooks(self, hooks: Hooks) -> None:
         """Stop running `hooks` from the next call on (calls in flight keep theirs); absent: no-op."""
@@ -131,8 +190,14 @@ class AtomaCore:
             return None
         if not isinstance(token, str):
             value = token()
-            token = await value if not isinstance(value, str) else value
-            check_header_value("Authorization", token)
+            if inspect.isawaitable(value):
+                value = await value
+            if not isinstance(value, str):
+                raise InvalidRequestError(f"bearer_auth returned {type(value).__name__}, not a str")
+            problem = token_problem(value)
+            if problem is not None:
+                raise InvalidRequestError(f"the token returned by bearer_auth {problem}")
+            token = value
         if token[:7].lower() == "bearer ":
             return token
         return "Bearer " + token

@@ -16,12 +16,14 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     │   └── InternalServerError       >= 500
     ├── APIConnectionError            no usable answer: refused, reset, DNS, TLS
     │   └── RequestTimeoutError       a deadline passed (`.phase` says which)
-    ├── InvalidRequestError           rejected before sending
+    ├── InvalidRequestError           rejected before sending (also a ValueError)
     ├── ResponseValidationError       the answer is not what the API promises (`.raw`)
-    │   └── ResponseTooLargeError     a body or an event over the configured limit
+    │   ├── ResponseTooLargeError     a body or an event over the configured limit
+    │   └── ConfidentialComputeError  a confidential message could not be opened (`.reason`)
     ├── StreamError                   a stream ended badly after it started
     │   ├── StreamInterruptedError    the connection dropped or a frame was malformed
     │   └── StreamTruncatedError      clean end of body, but no finish_reason
+    ├── MissingDependencyError        an optional extra is not installed (the message names it)
     └── UnexpectedClientError         a bug or an unforeseen exception (see `__cause__`)
 
 `asyncio.CancelledError` is never wrapped. Messages never contain the bearer token.
@@ -37,10 +39,13 @@ __all__ = [
     "AtomaError",
     "AuthenticationError",
     "BadRequestError",
+    "ConfidentialComputeError",
+    "CryptoFailure",
     "InsufficientBalanceError",
     "InternalServerError",
     "InvalidRequestError",
     "LockedError",
+    "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -58,6 +63,7 @@ __all__ = [
 ]
 
 TimeoutPhase = Literal["connect", "read", "first_token", "idle", "total"]
+CryptoFailure = Literal["key", "encoding", "tag", "hash"]
 
 
 class AtomaError(Exception):
@@ -170,8 +176,12 @@ class RequestTimeoutError(APIConnectionError):
         self.timeout = timeout
 
 
-class InvalidRequestError(AtomaError):
-    """The request was rejected before anything was sent (bad fields, bad header value)."""
+class InvalidRequestError(AtomaError, ValueError):
+    """The request or the configuration was rejected before anything was sent.
+
+    Functions return it as `Err`; constructors (`AtomaCore`, `RequestOptions`, `Timeouts`...)
+    raise it, and it is also a `ValueError` so that either `except` idiom catches it.
+    """
 
 
 class ResponseValidationError(AtomaError):
@@ -191,6 +201,20 @@ class ResponseTooLargeError(ResponseValidationError):
         self.limit = limit
 
 
+class ConfidentialComputeError(ResponseValidationError):
+    """A confidential message could not be opened, so nothing of it is used.
+
+    `reason`: "key" (a public key that is not a usable X25519 key), "encoding" (bad base64 or
+    nonce), "tag" (AES-GCM authentication failed: tampered, or sealed with another key) or "hash"
+    (the plaintext does not match its BLAKE2b hash). Neither the message nor `raw` holds key
+    material or plaintext.
+    """
+
+    def __init__(self, message: str, *, reason: CryptoFailure) -> None:
+        super().__init__(message)
+        self.reason: CryptoFailure = reason
+
+
 class StreamError(AtomaError):
     """A stream that had started ended badly; `partial` holds what arrived."""
 
@@ -205,6 +229,15 @@ class StreamInterruptedError(StreamError):
 
 class StreamTruncatedError(StreamError):
     """The body ended cleanly but a choice never got a `finish_reason` (a failed generation)."""
+
+
+class MissingDependencyError(AtomaError):
+    """An optional dependency is not installed; the message says which extra to install."""
+
+    def __init__(self, message: str, *, package: str, extra: str) -> None:
+        super().__init__(message)
+        self.package = package
+        self.extra = extra
 
 
 class UnexpectedClientError(AtomaError):

@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._chat import chat_create, chat_create_stream
     from ._completions import completions_create, completions_create_stream
+    from ._confidential import (
+        confidential_chat_create,
+        confidential_chat_create_stream,
+        confidential_embeddings_create,
+        confidential_images_generate,
+    )
     from ._embeddings import embeddings_create
     from ._health import health
     from ._images import images_generate
@@ -26,6 +32,10 @@ _LAZY = {
     "chat_create_stream": "._chat",
     "completions_create": "._completions",
     "completions_create_stream": "._completions",
+    "confidential_chat_create": "._confidential",
+    "confidential_chat_create_stream": "._confidential",
+    "confidential_embeddings_create": "._confidential",
+    "confidential_images_generate": "._confidential",
     "embeddings_create": "._embeddings",
     "images_generate": "._images",
     "models_list": "._models",
@@ -41,6 +51,10 @@ __all__ = [
     "chat_create_stream",
     "completions_create",
     "completions_create_stream",
+    "confidential_chat_create",
+    "confidential_chat_create_stream",
+    "confidential_embeddings_create",
+    "confidential_images_generate",
     "embeddings_create",
     "health",
     "images_generate",

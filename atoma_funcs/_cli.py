@@ -1,7 +1,8 @@
-"""The `atoma` command line: `atoma chat "prompt" [options]` (also `python -m atoma_funcs`).
+"""The `atoma` command line: `atoma chat "prompt"`, `atoma models`, `atoma embed "text"` (also
+`python -m atoma_funcs`): parsing, output, exit codes. The commands are in `_cli_commands`.
 
-Streams the answer to stdout as it arrives and prints usage and timings on stderr. Failures are one
-line on stderr and an exit code chosen by the error's class (see `EPILOG`).
+Answers go to stdout, usage and timings to stderr. Failures are one line on stderr and an exit
+code chosen by the error's class (see `EPILOG`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ import contextlib
 import io
 import os
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from atoma_core._stream import StreamMetrics
-    from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
-    from atoma_core.models.chat import ChatCompletionResponse
-    from atoma_core.models.usage import Usage
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -35,12 +32,14 @@ __all__ = [
     "EXIT_STREAM",
     "EXIT_UNEXPECTED",
     "EXIT_USAGE",
+    "Output",
     "build_parser",
     "exit_code_for",
     "main",
 ]
 
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+DEFAULT_EMBEDDING_MODEL = "intfloat/multilingual-e5-large-instruct"
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -74,8 +73,10 @@ environment:
 
 examples:
   atoma chat "Tell me about Atoma in one sentence." --sandbox
-  ATOMASDK_BEARER_AUTH=... atoma chat "Hi" --max-tokens 64
+  ATOMASDK_BEARER_AUTH=... atoma chat "Hi" --max-tokens 64 --timeout 30
   echo "Summarise this" | atoma chat - --json
+  atoma models
+  atoma embed "first text" "second text" --dimensions 256
 """
 
 
@@ -100,6 +101,16 @@ def exit_code_for(error: BaseException) -> int:
     return EXIT_UNEXPECTED
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -122,45 +133,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chat = commands.add_parser(
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--server-url", metavar="URL", help="API base URL (default: $ATOMASDK_SERVER_URL)")
+    where.add_argument(
+        "--sandbox", action="store_true", help="start the bundled sandbox server in-process and use it"
+    )
+    common.add_argument("--json", action="store_true", help="print the whole response as JSON on stdout")
+    common.add_argument("--timeout", type=_positive_float, metavar="S", help="give up after S seconds in all")
+    common.add_argument("--verbose", "-v", action="store_true", help='DEBUG log of the "atoma" logger')
+
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=description,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    chat = command(
         "chat",
-        help="send one prompt and stream the answer",
-        description="Send one prompt; stream the answer to stdout, usage and timings to stderr.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "send one prompt and stream the answer",
+        "Send one prompt; stream the answer to stdout, usage and timings to stderr.",
     )
     chat.add_argument("prompt", nargs="?", default="-", help='the user message ("-" or none: read stdin)')
     chat.add_argument("--model", "-m", default=DEFAULT_MODEL, help="model name (default: %(default)s)")
     chat.add_argument("--system", "-s", metavar="TEXT", help="a system message to send first")
     chat.add_argument("--max-tokens", type=_positive_int, metavar="N", help="limit the answer to N tokens")
     chat.add_argument("--temperature", "-t", type=float, metavar="T", help="sampling temperature")
-    where = chat.add_mutually_exclusive_group()
-    where.add_argument("--server-url", metavar="URL", help="API base URL (default: $ATOMASDK_SERVER_URL)")
-    where.add_argument(
-        "--sandbox", action="store_true", help="start the bundled sandbox server in-process and use it"
-    )
-    chat.add_argument(
-        "--json", action="store_true", help="print the final response as JSON on stdout (not the text)"
-    )
     chat.add_argument("--no-stream", action="store_true", help="one request for the whole answer")
-    chat.add_argument("--verbose", "-v", action="store_true", help='DEBUG log of the "atoma" logger')
+
+    command("models", "list the models the server serves", "Print the id of every model, one per line.")
+
+    embed = command("embed", "embed texts", "Print one JSON vector per text, one per line.")
+    embed.add_argument(
+        "texts", nargs="*", default=["-"], help='texts to embed ("-" or none: one per stdin line)'
+    )
+    embed.add_argument(
+        "--model", "-m", default=DEFAULT_EMBEDDING_MODEL, help="model name (default: %(default)s)"
+    )
+    embed.add_argument("--dimensions", type=_positive_int, metavar="N", help="ask for N-dimensional vectors")
     return parser
 
 
-def _request(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
-    messages: list[dict[str, Any]] = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
-    messages.append({"role": "user", "content": prompt})
-    request: dict[str, Any] = {"model": args.model, "messages": messages}
-    if args.max_tokens is not None:
-        request["max_tokens"] = args.max_tokens
-    if args.temperature is not None:
-        request["temperature"] = args.temperature
-    return request
-
-
-class _Output:
+class Output:
     """stdout for the answer (tracking whether a line is open), stderr for everything else."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
@@ -182,7 +200,7 @@ class _Output:
             self.out.flush()
             self.line_open = False
 
-    def json(self, response: ChatCompletionResponse) -> None:
+    def json(self, response: object) -> None:
         import msgspec
 
         self.out.write(msgspec.json.format(msgspec.json.encode(response), indent=2).decode() + "\n")
@@ -191,6 +209,11 @@ class _Output:
     def note(self, line: str) -> None:
         self.err.write(line + "\n")
         self.err.flush()
+
+    def fail(self, error: AtomaError) -> int:
+        """Report the error on stderr; the exit code for it."""
+        self.error(error)
+        return exit_code_for(error)
 
     def error(self, error: AtomaError) -> None:
         self.end_line()
@@ -202,109 +225,48 @@ class _Output:
         self.note(f"atoma: error: {type(error).__name__}: {text}{attempts}{hint}")
 
 
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def _usage(usage: Usage | None) -> str:
-    if usage is None:
-        return "usage: not reported"
-    return (
-        f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
-        f" = {usage.total_tokens} tokens"
-    )
-
-
-def _stream_stats(usage: Usage | None, metrics: StreamMetrics) -> str:
-    parts = [_usage(usage)]
-    if metrics.time_to_first_token is not None:
-        parts.append(f"time to first token {_seconds(metrics.time_to_first_token)}")
-    if metrics.tokens_per_second is not None:
-        parts.append(f"{metrics.tokens_per_second:.1f} tokens/s")
-    parts.append(f"{_seconds(metrics.elapsed)} total")
-    parts.append(f"{metrics.chunks} chunks, {metrics.attempts} attempt{'s' * (metrics.attempts != 1)}")
-    return " | ".join(parts)
-
-
-def _note_cut(response: ChatCompletionResponse, ui: _Output) -> None:
-    if response.choices and response.choices[0].finish_reason == "length":
-        ui.note("atoma: note: the answer was cut at the token limit (finish_reason=length)")
-
-
-async def _chat_stream(
-    core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: _Output
-) -> int:
-    from atoma_core.errors import AtomaError
-    from atoma_core.result import Err
-
-    from ._chat import chat_create_stream
-
-    started = await chat_create_stream(core, request)
-    if isinstance(started, Err):
-        ui.error(started.error)
-        return exit_code_for(started.error)
-    stream = started.value
-    async with stream:
-        try:
-            async for chunk in stream:
-                if chunk.choices and not args.json:
-                    piece = chunk.choices[0].delta.content
-                    if piece:
-                        ui.text(piece)
-        except AtomaError as error:
-            ui.error(error)
-            return exit_code_for(error)
-        ui.end_line()
-        collected = await stream.collect()  # already drained: builds the whole response
-    if isinstance(collected, Err):  # pragma: no cover - the iteration above raised instead
-        ui.error(collected.error)
-        return exit_code_for(collected.error)
-    response = collected.value
-    if args.json:
-        ui.json(response)
-    _note_cut(response, ui)
-    ui.note(_stream_stats(stream.usage, stream.metrics))
-    return EXIT_OK
-
-
-async def _chat_once(core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: _Output) -> int:
-    from atoma_core.result import Err
-
-    from ._chat import chat_create
-
-    result = await chat_create(core, request)
-    if isinstance(result, Err):
-        ui.error(result.error)
-        return exit_code_for(result.error)
-    response = result.value
-    if args.json:
-        ui.json(response)
-    elif response.choices:
-        ui.text(response.choices[0].message.content or "")
-        ui.end_line()
-    _note_cut(response, ui)
-    parts = [_usage(response.usage)]
-    meta = response.meta
-    if meta is not None:
-        parts.append(f"{_seconds(meta.elapsed)} total")
-        parts.append(f"{meta.attempts} attempt{'s' * (meta.attempts != 1)}")
-    ui.note(" | ".join(parts))
-    return EXIT_OK
-
-
-async def _run(args: argparse.Namespace, prompt: str, ui: _Output) -> int:
+async def _run(args: argparse.Namespace, ui: Output) -> int:
+    from atoma_core.config import Timeouts
     from atoma_core.core import AtomaCore
 
-    request = _request(args, prompt)
-    chat = _chat_once if args.no_stream else _chat_stream
+    from . import _cli_commands
+
+    run = getattr(_cli_commands, args.command)
+    timeouts = Timeouts(total=args.timeout) if args.timeout is not None else None
     if args.sandbox:
         from atoma_core.testing import Sandbox
 
         # A little delay between chunks, so the demo visibly streams (keep-alives in between).
-        async with Sandbox(chunk_delay=0.02) as sandbox, AtomaCore(server_url=sandbox.url) as core:
-            return await chat(core, request, args, ui)
-    async with AtomaCore(server_url=args.server_url) as core:
-        return await chat(core, request, args, ui)
+        async with (
+            Sandbox(chunk_delay=0.02) as sandbox,
+            AtomaCore(server_url=sandbox.url, timeouts=timeouts) as core,
+        ):
+            return int(await run(core, args, ui))
+    from atoma_core.errors import InvalidRequestError
+
+    try:
+        core = AtomaCore(server_url=args.server_url, timeouts=timeouts)
+    except InvalidRequestError as invalid:  # a bad --server-url or $ATOMASDK_*: one line, exit 2
+        return ui.fail(invalid)
+    async with core:
+        return int(await run(core, args, ui))
+
+
+def _stdin_text() -> str:
+    return "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+
+
+def _read_inputs(args: argparse.Namespace) -> str | None:
+    """Fill in what a command reads from stdin ("-"); say what is missing, if anything."""
+    if args.command == "chat":
+        if args.prompt == "-":
+            args.prompt = _stdin_text().strip()
+        return None if args.prompt else "no prompt (pass one, or pipe it on stdin with '-')"
+    if args.command == "embed":
+        if args.texts == ["-"]:
+            args.texts = [line for line in _stdin_text().splitlines() if line.strip()]
+        return None if args.texts else "no text to embed (pass some, or pipe lines on stdin)"
+    return None
 
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -319,20 +281,18 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, bad usage
         return done.code if isinstance(done.code, int) else EXIT_USAGE
-    prompt = args.prompt
-    if prompt == "-":
-        prompt = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read().strip()
-    if not prompt:
-        err.write("atoma: error: no prompt (pass one, or pipe it on stdin with '-')\n")
+    problem = _read_inputs(args)
+    if problem is not None:
+        err.write(f"atoma: error: {problem}\n")
         return EXIT_USAGE
     if args.verbose:
         import logging
 
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=err)
         logging.getLogger("atoma").setLevel(logging.DEBUG)
-    output = _Output(out, err)
+    output = Output(out, err)
     try:
-        return asyncio.run(_run(args, prompt, output))
+        return asyncio.run(_run(args, output))
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):
             output.end_line()

@@ -20,7 +20,7 @@ __all__ = ["models_list", "open_router_models_list"]
 
 _LIST: Operation[Any, ModelList] = Operation("models_list", "GET", "/v1/models", json_response(ModelList))
 _OPEN_ROUTER: Operation[Any, Any] = Operation(
-    "open_router_models_list", "GET", "/v1/open_router/models", json_response(Any), auth=False
+    "open_router_models_list", "GET", "/v1/open_router/models", json_response(object), auth=False
 )
 
 

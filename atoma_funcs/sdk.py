@@ -30,7 +30,19 @@ if TYPE_CHECKING:
     from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
     from atoma_core.result import Result
 
-__all__ = ["AtomaSDK", "Chat", "Completions", "Embeddings", "Health", "Images", "Models", "Nodes"]
+__all__ = [
+    "AtomaSDK",
+    "Chat",
+    "Completions",
+    "ConfidentialChat",
+    "ConfidentialEmbeddings",
+    "ConfidentialImages",
+    "Embeddings",
+    "Health",
+    "Images",
+    "Models",
+    "Nodes",
+]
 
 T = TypeVar("T")
 Request = Mapping[str, Any]
@@ -194,6 +206,62 @@ class Nodes(_Resource):
         return await self._run(nodes_create_lock, request, options, params)
 
 
+class ConfidentialChat(_Resource):
+    """`sdk.confidential_chat`: chat encrypted to a node in a TEE (needs the `confidential` extra)."""
+
+    async def create(
+        self,
+        request: ChatCompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ChatCompletionResponse:
+        """Like `sdk.chat.create`, encrypted; the decrypted `ChatCompletionResponse`."""
+        from ._confidential import confidential_chat_create
+
+        return await self._run(confidential_chat_create, request, options, params)
+
+    async def create_stream(
+        self,
+        request: ChatCompletionRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ChatCompletionStream:
+        """Like `sdk.chat.create_stream`, encrypted: every event decrypted."""
+        from ._confidential import confidential_chat_create_stream
+
+        return await self._run(confidential_chat_create_stream, request, options, params)
+
+
+class ConfidentialEmbeddings(_Resource):
+    """`sdk.confidential_embeddings`: embeddings encrypted to a node in a TEE."""
+
+    async def create(
+        self,
+        request: EmbeddingRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Like `sdk.embeddings.create`, encrypted."""
+        from ._confidential import confidential_embeddings_create
+
+        return await self._run(confidential_embeddings_create, request, options, params)
+
+
+class ConfidentialImages(_Resource):
+    """`sdk.confidential_images`: image generation encrypted to a node in a TEE."""
+
+    async def generate(
+        self,
+        request: ImageGenerationRequest | Request | None = None,
+        options: RequestOptions | None = None,
+        **params: Any,
+    ) -> ImageGenerationResponse:
+        """Like `sdk.images.generate`, encrypted."""
+        from ._confidential import confidential_images_generate
+
+        return await self._run(confidential_images_generate, request, options, params)
+
+
 class AtomaSDK:
     """The bundled client: `sdk.chat.create(...)`, `sdk.embeddings.create(...)`, ..., raising on error.
 
@@ -202,7 +270,19 @@ class AtomaSDK:
     with the standalone functions. Use `async with`, or `await sdk.close()` when done.
     """
 
-    __slots__ = ("chat", "completions", "core", "embeddings", "health", "images", "models", "nodes")
+    __slots__ = (
+        "chat",
+        "completions",
+        "confidential_chat",
+        "confidential_embeddings",
+        "confidential_images",
+        "core",
+        "embeddings",
+        "health",
+        "images",
+        "models",
+        "nodes",
+    )
 
     def __init__(
         self,
@@ -232,6 +312,12 @@ class AtomaSDK:
         """Service health: `check`."""
         self.nodes: Nodes = Nodes(core)
         """Node locks for confidential compute: `create_lock`."""
+        self.confidential_chat: ConfidentialChat = ConfidentialChat(core)
+        """Confidential chat: `create` and `create_stream`, encrypted end to end."""
+        self.confidential_embeddings: ConfidentialEmbeddings = ConfidentialEmbeddings(core)
+        """Confidential embeddings: `create`."""
+        self.confidential_images: ConfidentialImages = ConfidentialImages(core)
+        """Confidential image generation: `generate`."""
 
     def __repr__(self) -> str:
         return f"AtomaSDK({self.core!r})"

@@ -209,9 +209,12 @@ async def test_invalid_requests_fail_before_sending(
 
 
 async def test_crlf_in_a_header_is_refused(core: AtomaCore, sandbox: Sandbox) -> None:
-    res = await chat_create(core, CHAT, RequestOptions(headers={"X-Trace": "a\r\nInjected: 1"}))
+    headers = {"X-Trace": "a\r\nInjected: 1"}
+    with pytest.raises(errors.InvalidRequestError) as refused:  # options are checked when built
+        RequestOptions(headers=headers)
+    res = await chat_create(core, CHAT, {"headers": headers})  # type: ignore[arg-type]
     assert isinstance(res, Err) and type(res.error) is errors.InvalidRequestError
-    assert "Injected" not in res.error.message
+    assert "Injected" not in res.error.message and "Injected" not in refused.value.message
     assert sandbox.requests == []
     with pytest.raises(ValueError):
         AtomaCore("tok\r\nen")

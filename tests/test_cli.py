@@ -236,6 +236,22 @@ def test_usage_errors_exit_2() -> None:
         assert_clean(res.stderr)
 
 
+@pytest.mark.parametrize(
+    ("url", "token", "text"),
+    [
+        ("http://user:hunter2@127.0.0.1:9", "sk-x", "invalid server_url: it contains credentials"),
+        ("ftp://127.0.0.1:9", "sk-x", "invalid server_url: it must start with http:// or https://"),
+        ("http://127.0.0.1:9", "sk-\u00e9", "invalid ATOMASDK_BEARER_AUTH: the token contains non-ASCII"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(url: str, token: str, text: str) -> None:
+    res = run("chat", "hi", "--server-url", url, token=token)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(f"atoma: error: InvalidRequestError: {text}")
+    assert len(res.stderr.strip().splitlines()) == 1 and "hunter2" not in res.stderr
+    assert_clean(res.stderr)
+
+
 def test_empty_prompt_is_a_usage_error() -> None:
     res = run("chat", "-", "--sandbox", stdin="")
     assert res.returncode == 2

@@ -183,3 +183,30 @@ def test_runs_as_a_script_with_its_own_sandbox(name: str, expected: str) -> None
     assert res.returncode == 0, res.stderr
     assert expected in res.stdout
     assert res.stderr == ""
+
+
+# ------------------------------------------------------------------ confidential_chat
+
+
+async def test_confidential_chat_streams_through_the_node(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mod = load("confidential_chat")
+    text, tokens = await mod.main(sandbox.url, "a secret plan")
+    assert text == "You said: a secret plan" and tokens > 0
+    assert capsys.readouterr().out == "You said: a secret plan\n"
+    sealed = [r for r in sandbox.requests if r.path == "/v1/confidential/chat/completions"]
+    assert len(sealed) == 1 and b"secret plan" not in sealed[0].raw
+
+
+def test_confidential_chat_runs_as_a_script() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMASDK_")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "confidential_chat.py"), "hello", "node"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "You said: hello node\n" and done.stderr.strip().endswith("tokens")

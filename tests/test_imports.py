@@ -55,3 +55,33 @@ def test_lazy_names_resolve() -> None:
     assert callable(atoma_funcs.chat_create) and callable(atoma_funcs.chat_create_stream)
     with pytest.raises(AttributeError):
         atoma_funcs.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("name", "area"),
+    [
+        ("embeddings_create", "embeddings"),
+        ("images_generate", "images"),
+        ("models_list", "models"),
+        ("health", "models"),
+        ("nodes_create_lock", "nodes"),
+    ],
+)
+def test_each_function_loads_only_its_own_area(name: str, area: str) -> None:
+    modules = imported_modules(f"from atoma_funcs import {name}")
+    loaded = {m.rsplit(".", 1)[-1] for m in modules if m.startswith("atoma_core.models.")}
+    assert loaded <= {area, "meta"}, loaded
+    assert not modules & (STREAM_ONLY | NEVER)
+
+
+def test_the_models_table_lists_every_public_model() -> None:
+    import importlib
+
+    import atoma_core.models as models
+
+    for area, names in models._AREAS.items():
+        module = importlib.import_module(f"atoma_core.models.{area}")
+        assert set(names) == set(module.__all__), area
+        assert all(getattr(models, n) is getattr(module, n) for n in names)
+    with pytest.raises(AttributeError):
+        models.Nope  # noqa: B018

@@ -15,8 +15,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +41,8 @@ from atoma_core import (
 )
 from atoma_core.models import ChatCompletionResponse
 from atoma_funcs import chat_create, chat_create_stream
+
+from .conftest import stop_process
 
 LLMOCK = Path(sys.executable).with_name("llmock")
 FAST_RETRIES = RetryConfig(backoff=BackoffStrategy(10, 50, 2.0, 5_000))
@@ -102,13 +102,7 @@ def running_llmock(*flags: str, start_timeout: float = 30.0) -> Iterator[str]:
                     time.sleep(0.05)
             yield url
         finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_process(proc)
 
 
 @pytest.fixture(scope="module")

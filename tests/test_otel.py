@@ -10,7 +10,6 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import msgspec
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -41,7 +40,13 @@ from atoma_core.models.embeddings import Embedding, EmbeddingResponse, Embedding
 from atoma_core.models.usage import Usage
 from atoma_core.otel import CAPTURE_CONTENT_ENV, Instrumentation, instrument
 from atoma_core.testing import Sandbox, faults
-from atoma_funcs import chat_create, chat_create_stream, completions_create_stream, embeddings_create
+from atoma_funcs import (
+    chat_create,
+    chat_create_stream,
+    completions_create_stream,
+    confidential_chat_create_stream,
+    embeddings_create,
+)
 
 from .conftest import CHAT, STREAM_CHAT, TOKEN
 from .test_imports import imported_modules
@@ -323,17 +328,7 @@ async def test_an_abandoned_stream_ends_its_span(core: AtomaCore, traced: Teleme
 # ------------------------------------------------------------------ other operations
 
 
-async def _sandbox_serves(sandbox: Sandbox, path: str) -> bool:
-    """Whether this base's sandbox has the route (the lead is adding /v1/embeddings, /v1/completions)."""
-    async with aiohttp.ClientSession() as session, session.post(sandbox.url + path, json={}) as response:
-        served = response.status != 404
-    sandbox.reset()
-    return served
-
-
 async def test_embeddings_span(core: AtomaCore, sandbox: Sandbox, traced: Telemetry) -> None:
-    if not await _sandbox_serves(sandbox, "/v1/embeddings"):
-        pytest.skip("the sandbox has no /v1/embeddings route in this base (the lead is adding it)")
     request = {"model": "embed-model", "input": ["a", "b"], "dimensions": 8, "encoding_format": "float"}
     resp = (await embeddings_create(core, request)).unwrap()
     span = traced.only_span()
@@ -347,8 +342,6 @@ async def test_embeddings_span(core: AtomaCore, sandbox: Sandbox, traced: Teleme
 
 
 async def test_completions_stream_span(core: AtomaCore, sandbox: Sandbox, traced: Telemetry) -> None:
-    if not await _sandbox_serves(sandbox, "/v1/completions"):
-        pytest.skip("the sandbox has no /v1/completions route in this base (the lead is adding it)")
     stream = (
         await completions_create_stream(core, {"model": "m", "prompt": SECRET, "max_tokens": 5})
     ).unwrap()
@@ -360,6 +353,20 @@ async def test_completions_stream_span(core: AtomaCore, sandbox: Sandbox, traced
     assert span.name == "text_completion m"
     assert attributes["gen_ai.request.max_tokens"] == 5
     assert attributes["gen_ai.response.time_to_first_chunk"] > 0
+    assert SECRET not in _everything(traced)
+
+
+async def test_confidential_chat_stream_span(core: AtomaCore, sandbox: Sandbox, traced: Telemetry) -> None:
+    stream = (await confidential_chat_create_stream(core, SECRET_CHAT)).unwrap()
+    response = (await stream.collect()).unwrap()
+    chat = next(s for s in traced.finished() if s.name == "chat sandbox-model")
+    attributes = dict(chat.attributes or {})
+    assert response.usage is not None
+    assert attributes["gen_ai.usage.output_tokens"] == response.usage.completion_tokens
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    sealed = sandbox.requests[-1]
+    assert sealed.path == "/v1/confidential/chat/completions"
+    assert sealed.headers["traceparent"] == _traceparent(chat.context)
     assert SECRET not in _everything(traced)
 
 

@@ -10,11 +10,10 @@ import time
 import msgspec
 import pytest
 
-from atoma_core import AtomaCore, Err, RequestOptions, RetryConfig, Timeouts, errors
+from atoma_core import AtomaCore, ChatCompletionStream, Err, RequestOptions, RetryConfig, Timeouts, errors
 from atoma_core.models import ChatCompletionChunk
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import chat_create, chat_create_stream
-from atoma_core import ChatCompletionStream
 
 from .conftest import STREAM_CHAT, TOKEN, acquired_connections
 

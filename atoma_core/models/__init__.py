@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .chat import *  # noqa: F403
     from .completions import *  # noqa: F403
+    from .confidential import *  # noqa: F403
     from .embeddings import *  # noqa: F403
     from .images import *  # noqa: F403
     from .meta import *  # noqa: F403
@@ -66,6 +67,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "images": ("Image", "ImageGenerationRequest", "ImageGenerationResponse"),
     "models": ("HealthResponse", "Model", "ModelList"),
     "nodes": ("NodesCreateLockRequest", "NodesCreateLockResponse"),
+    "confidential": ("ConfidentialComputeRequest", "ConfidentialComputeResponse"),
 }
 _MODULE_OF = {name: area for area, names in _AREAS.items() for name in names}
 

@@ -21,7 +21,8 @@ __all__ = [
     "CompletionResponse",
 ]
 
-Prompt = Union[str, list[str], list[int], list[list[int]]]
+# msgspec allows one array type in a union: texts, token ids or lists of token ids share it.
+Prompt = Union[str, list[Union[str, int, list[int]]]]
 
 
 class CompletionRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):

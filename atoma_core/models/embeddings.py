@@ -16,7 +16,7 @@ class EmbeddingRequest(Struct, omit_defaults=True, kw_only=True, forbid_unknown_
     take them)."""
 
     model: str
-    input: Union[str, list[str], list[int], list[list[int]]]
+    input: Union[str, list[Union[str, int, list[int]]]]  # msgspec allows one array type per union
     dimensions: int | None | UnsetType = UNSET
     encoding_format: str | None | UnsetType = UNSET
     user: str | None | UnsetType = UNSET

@@ -12,6 +12,16 @@ from __future__ import annotations
 
 from . import _faults as faults
 from ._faults import Fault
+from ._node import OpenedRequest, SandboxNode, tamper_ciphertext, wrong_response_hash
 from ._server import RecordedRequest, Sandbox
 
-__all__ = ["Fault", "RecordedRequest", "Sandbox", "faults"]
+__all__ = [
+    "Fault",
+    "OpenedRequest",
+    "RecordedRequest",
+    "Sandbox",
+    "SandboxNode",
+    "faults",
+    "tamper_ciphertext",
+    "wrong_response_hash",
+]

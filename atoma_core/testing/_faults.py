@@ -23,9 +23,11 @@ __all__ = [
     "reset",
     "stall",
     "status",
+    "tamper",
     "trickle",
     "truncate",
     "truncated_json",
+    "wrong_hash",
 ]
 
 FaultKind = Literal[
@@ -43,6 +45,8 @@ FaultKind = Literal[
     "truncated_json",
     "oversized_event",
     "done_then_linger",
+    "tamper",
+    "wrong_hash",
 ]
 
 
@@ -159,3 +163,13 @@ def oversized_event(size: int, *, times: int | None = 1) -> Fault:
 def done_then_linger(seconds: float = 30.0, *, times: int | None = 1) -> Fault:
     """Send `data: [DONE]`, then keep the connection open without ending the body."""
     return Fault(kind="done_then_linger", seconds=seconds, times=times)
+
+
+def tamper(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
+    """Confidential routes: flip a ciphertext bit of the sealed answer (None) or of event N."""
+    return Fault(kind="tamper", after_chunks=after_chunks, times=times)
+
+
+def wrong_hash(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
+    """Confidential routes: a `response_hash` that does not match the answer (None) or event N."""
+    return Fault(kind="wrong_hash", after_chunks=after_chunks, times=times)

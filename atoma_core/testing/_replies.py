@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-__all__ = ["Reply"]
+__all__ = ["CompletionReply", "Reply", "split_tokens"]
 
 _SIGNATURE = "sandbox-signature"
 
@@ -23,6 +23,21 @@ def _text_of(content: Any) -> str:
 def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     """Words per message plus 3 tokens of overhead, as the proxy's estimate does."""
     return sum(len(_text_of(m.get("content")).split()) + 3 for m in messages)
+
+
+def split_tokens(text: str, limit: int) -> tuple[list[str], str]:
+    """Word tokens (a space before all but the first), cut at `limit`, and the finish_reason."""
+    words = text.split()
+    tokens = [w if i == 0 else " " + w for i, w in enumerate(words)][:limit]
+    return tokens, "length" if len(words) > limit else "stop"
+
+
+def sign(obj: dict[str, Any]) -> dict[str, Any]:
+    """Add Atoma's `response_hash` and `signature` fields, as the proxy passes them through."""
+    digest = hashlib.blake2b(json.dumps(obj, sort_keys=True).encode(), digest_size=32)
+    obj["response_hash"] = digest.hexdigest()
+    obj["signature"] = _SIGNATURE
+    return obj
 
 
 class Reply:
@@ -57,9 +72,7 @@ class Reply:
             text = "Tool said: " + _text_of(last.get("content"))
         else:
             text = "You said: " + _text_of(last.get("content"))
-        words = text.split()
-        self.tokens = [w if i == 0 else " " + w for i, w in enumerate(words)][:limit]
-        self.finish_reason = "length" if len(words) > limit else "stop"
+        self.tokens, self.finish_reason = split_tokens(text, limit)
         self.completion_tokens = len(self.tokens)
 
     @property
@@ -74,12 +87,6 @@ class Reply:
             "prompt_tokens_details": {"cached_tokens": 0},
         }
 
-    def _signed(self, obj: dict[str, Any]) -> dict[str, Any]:
-        digest = hashlib.blake2b(json.dumps(obj, sort_keys=True).encode(), digest_size=32)
-        obj["response_hash"] = digest.hexdigest()
-        obj["signature"] = _SIGNATURE
-        return obj
-
     def completion(self) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
@@ -89,7 +96,7 @@ class Reply:
         }
         if self.tool_call:
             message["tool_calls"] = [self.tool_call]
-        return self._signed(
+        return sign(
             {
                 "id": self.id,
                 "object": "chat.completion",
@@ -110,7 +117,7 @@ class Reply:
         )
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return self._signed(
+        return sign(
             {
                 "id": self.id,
                 "object": "chat.completion.chunk",
@@ -158,7 +165,7 @@ class Reply:
         out.append(self.chunk({}, self.finish_reason))
         if include_usage:
             out.append(
-                self._signed(
+                sign(
                     {
                         "id": self.id,
                         "object": "chat.completion.chunk",
@@ -169,4 +176,61 @@ class Reply:
                     }
                 )
             )
+        return out
+
+
+class CompletionReply:
+    """A legacy completion: `You said: <prompt>`, cut at `max_tokens` (16 by default, as OpenAI)."""
+
+    def __init__(self, body: dict[str, Any], request_id: str) -> None:
+        prompt = body["prompt"]
+        text = prompt if isinstance(prompt, str) else str(prompt[0]) if prompt else ""
+        self.id = "cmpl-" + request_id
+        self.model = body["model"]
+        self.created = int(time.time())
+        self.prompt_tokens = len(text.split())
+        self.tokens, self.finish_reason = split_tokens("You said: " + text, body.get("max_tokens") or 16)
+
+    def usage(self) -> dict[str, Any]:
+        completion = len(self.tokens)
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        }
+
+    def _body(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None) -> dict[str, Any]:
+        return sign(
+            {
+                "id": self.id,
+                "object": "text_completion",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": "sandbox",
+                "choices": choices,
+                "usage": usage,
+            }
+        )
+
+    def completion(self) -> dict[str, Any]:
+        choice = {
+            "text": "".join(self.tokens),
+            "index": 0,
+            "logprobs": None,
+            "finish_reason": self.finish_reason,
+        }
+        return self._body([choice], self.usage())
+
+    def chunks(self) -> list[dict[str, Any]]:
+        """Text chunks, the finish chunk, then the usage chunk (`choices: []`)."""
+        out = [
+            self._body([{"text": t, "index": 0, "logprobs": None, "finish_reason": None}], None)
+            for t in self.tokens
+        ]
+        out.append(
+            self._body(
+                [{"text": "", "index": 0, "logprobs": None, "finish_reason": self.finish_reason}], None
+            )
+        )
+        out.append(self._body([], self.usage()))
         return out

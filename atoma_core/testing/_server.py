@@ -14,13 +14,18 @@ import itertools
 import json
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
 from ._faults import Fault
-from ._replies import Reply
+from ._routes import ROUTES, Route, Served, check_body, padded_chunk
+from ._sealed import open_sealed, seal_answer
+
+if TYPE_CHECKING:
+    from .._crypto import ResponseKey
+    from ._node import SandboxNode
 
 __all__ = ["RecordedRequest", "Sandbox"]
 
@@ -41,7 +46,8 @@ _ENVELOPES = {
 class RecordedRequest:
     """A request the sandbox received: headers, raw body and parsed JSON (None if not JSON)."""
 
-    def __init__(self, path: str, headers: dict[str, str], raw: bytes) -> None:
+    def __init__(self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST") -> None:
+        self.method = method
         self.path = path
         self.headers = headers
         self.raw = raw
@@ -55,6 +61,27 @@ def _error(status: int, message: str | None = None, headers: dict[str, str] | No
     code, default = _ENVELOPES.get(status, ("INTERNAL_ERROR", "Internal server error occurred"))
     body = {"error": {"code": code, "message": message or default}}
     return web.json_response(body, status=status, headers=headers)
+
+
+_SEALING_FAULTS = ("tamper", "wrong_hash")
+
+
+def _default_node() -> SandboxNode | None:
+    """A node with a fresh key, or None without the `cryptography` package."""
+    from ..errors import MissingDependencyError
+    from ._node import SandboxNode
+
+    try:
+        return SandboxNode()
+    except MissingDependencyError:
+        return None
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def _reset_connection(request: web.Request) -> None:
@@ -75,6 +102,8 @@ class Sandbox:
     models: if set, other models get 400 "Model not supported".
     line_ending / bom / send_done: stream framing variants. chunk_delay: seconds between chunks
     (keep-alive comments every `keepalive_interval` meanwhile, as the proxy sends every 15 ms).
+    node: the confidential node to play (`/v1/nodes/lock` hands out its key, `/v1/confidential/...`
+    opens and seals with it); by default one with a fresh key when `cryptography` is installed.
     """
 
     def __init__(
@@ -89,8 +118,10 @@ class Sandbox:
         send_done: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        node: SandboxNode | None = None,
     ) -> None:
         self.token = token
+        self.node = node if node is not None else _default_node()
         self.models = models
         self.keepalive_interval = keepalive_interval
         self.chunk_delay = chunk_delay
@@ -121,8 +152,8 @@ class Sandbox:
 
     async def start(self) -> Sandbox:
         app = web.Application(client_max_size=1024**3)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/health", self._health)
+        for method, path in ROUTES:
+            app.router.add_route(method, path, self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -154,10 +185,7 @@ class Sandbox:
                 self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
         return fault
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"message": "ok"})
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -170,21 +198,50 @@ class Sandbox:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw))
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method))
         fault = self._take_fault()
         if fault is not None:
             early = await self._early_fault(request, fault)
             if early is not None:
                 return early
-        checked = self._validate(request, raw)
+        route = ROUTES[(request.method, request.path)]
+        key = None
+        if route.sealed is not None:  # a confidential route: open it, then check what is inside
+            opened = self._open(request, raw, route)
+            if isinstance(opened, web.Response):
+                return opened
+            raw, key = opened
+            route = ROUTES[route.sealed]
+        checked = self._validate(request, raw, route)
         if isinstance(checked, web.Response):
             return checked
-        reply = Reply(checked, f"{next(self._ids):06d}")
-        if checked.get("stream") is True:
-            return await self._stream(request, reply, fault)
+        rid = f"{next(self._ids):06d}"
+        served = Served(
+            self.models or ["sandbox-model"], None if self.node is None else self.node.lock_response
+        )
+        answer = route.answer(checked, rid, served)
+        if key is not None and self.node is not None:
+            answer = seal_answer(self.node, key, answer, fault)
+        if isinstance(answer, list):
+            return await self._stream(request, answer, rid, fault)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
-        return await self._complete(request, reply, fault)
+        return await self._complete(request, answer, rid, fault)
+
+    def _open(
+        self, request: web.Request, raw: bytes, route: Route
+    ) -> web.Response | tuple[bytes, ResponseKey]:
+        """A sealed request: auth first (as the proxy does here), then the node decrypts it."""
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401)
+        if self.node is None:
+            return _error(501, "Confidential compute needs the cryptography package in the sandbox")
+        problem = check_body(route, _json_or_none(raw))
+        opened = open_sealed(self.node, raw) if problem is None else problem
+        if isinstance(opened, str):
+            return _error(400, opened)
+        body, key = opened
+        return json.dumps(body).encode(), key
 
     async def _early_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
         """Faults that act before the request is even looked at."""
@@ -208,44 +265,44 @@ class Sandbox:
             )
         return None
 
-    def _validate(self, request: web.Request, raw: bytes) -> web.Response | dict[str, Any]:
+    def _validate(self, request: web.Request, raw: bytes, route: Route) -> web.Response | dict[str, Any]:
         """The proxy's checks, in the proxy's order (JSON and fields before auth)."""
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return _error(400, f"Request error: Failed to parse body as JSON: {exc}")
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            return _error(
-                400,
-                "Request error: Failed to parse body as chat completions request model: "
-                "Request error: Missing or invalid 'model' field",
-            )
-        if not isinstance(body.get("messages"), list):
-            return _error(
-                400,
-                "Request error: Failed to parse body as chat completions request model: "
-                "Request error: Missing or invalid 'messages' field",
-            )
-        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+        body: dict[str, Any] = {}
+        if route.fields:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                return _error(400, f"Request error: Failed to parse body as JSON: {exc}")
+            problem = check_body(route, body)
+            if problem is not None:
+                return _error(400, problem)
+        if (
+            route.auth
+            and self.token is not None
+            and request.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
             return _error(401)
+        if not route.fields:
+            return body
         if self.models is not None and body["model"] not in self.models:
             return _error(400, "Request error: Model not supported")
-        for message in body["messages"]:
+        for message in body.get("messages", ()):
             content = message.get("content") if isinstance(message, dict) else None
             if not (isinstance(content, str) or (isinstance(content, list) and content)):
                 return _error(400, "Request error: Missing or invalid message content")
         if request.content_type != "application/json":
             return web.Response(status=415, text="Expected request with `Content-Type: application/json`")
-        if "max_tokens" not in body and "max_completion_tokens" not in body:
+        if "messages" in body and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_completion_tokens"] = 8192
         return body
 
-    async def _complete(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
-        completion = reply.completion()
+    async def _complete(
+        self, request: web.Request, answer: dict[str, Any], rid: str, fault: Fault | None
+    ) -> web.StreamResponse:
         kind = fault.kind if fault is not None else None
         if kind == "oversized_event" and fault is not None:
-            completion["choices"][0]["message"]["content"] += "x" * fault.size
-        data = json.dumps(completion).encode()
+            answer["padding"] = "x" * fault.size
+        data = json.dumps(answer).encode()
         if kind == "truncated_json":
             data = data[: len(data) // 2]
         if kind in ("reset", "stall", "trickle"):
@@ -261,7 +318,8 @@ class Sandbox:
                 assert fault is not None
                 await self._trickle(resp, data, fault)
             return resp
-        return web.Response(body=data, content_type="application/json", headers={"x-request-id": reply.id})
+        request_id = str(answer.get("id", rid))  # the proxy's x-request-id is the completion id
+        return web.Response(body=data, content_type="application/json", headers={"x-request-id": request_id})
 
     async def _trickle(self, resp: web.StreamResponse, data: bytes, fault: Fault) -> None:
         for i in range(min(fault.size, len(data))):
@@ -284,19 +342,20 @@ class Sandbox:
         head = b"event: " + event + end if event else b""
         return head + b"data: " + payload + end + end
 
-    async def _stream(self, request: web.Request, reply: Reply, fault: Fault | None) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, chunks: list[dict[str, Any]], rid: str, fault: Fault | None
+    ) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
-                "x-request-id": reply.id,
+                "x-request-id": str(chunks[0].get("id", rid)) if chunks else rid,
             }
         )
         await resp.prepare(request)
-        chunks = reply.chunks(include_usage=True)  # the Atoma node always forces include_usage
         kind = fault.kind if fault is not None else None
         if kind == "oversized_event" and fault is not None:
-            chunks.insert(1, reply.chunk({"content": "x" * fault.size}))
+            chunks.insert(1, padded_chunk(chunks[0], fault.size))
         frames = [self._frame(json.dumps(c, separators=(",", ":")).encode()) for c in chunks]
         if self.send_done or kind == "done_then_linger":
             frames.append(self._frame(b"[DONE]"))
@@ -307,7 +366,13 @@ class Sandbox:
             return resp
         if kind == "delay" and fault is not None:
             await self._pause(resp, fault.seconds)
-        cut = fault.after_chunks if fault is not None and fault.after_chunks is not None else -1
+        cut = -1
+        if (
+            fault is not None
+            and fault.after_chunks is not None
+            and fault.kind not in ("tamper", "wrong_hash")
+        ):
+            cut = fault.after_chunks  # (tamper and wrong_hash spoil a sealed event instead: _sealed.py)
         for i, frame in enumerate(frames):
             if i == cut and fault is not None:
                 await self._stream_fault(request, resp, fault)

@@ -249,3 +249,36 @@ def test_cli_context_overflow_exit_codes(flags: list[str], code: int) -> None:
     assert done.returncode == code, (done.returncode, done.stderr)
     expected = "BadRequestError" if code == 4 else "StreamTruncatedError"
     assert f"atoma: error: {expected}" in done.stderr
+
+
+# ------------------------------------------------------------------ legacy completions
+
+
+async def test_completions_create(core: AtomaCore) -> None:
+    from atoma_core.models import CompletionResponse
+    from atoma_funcs import completions_create
+
+    result = await completions_create(core, {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 8})
+    assert isinstance(result, Ok), result
+    response = result.value
+    assert isinstance(response, CompletionResponse)
+    assert response.choices[0].text and response.choices[0].finish_reason in ("length", "stop")
+    assert response.usage is not None and 0 < response.usage.completion_tokens <= 8
+    report(f"completions: {response.usage.completion_tokens} tokens, finish {response.choices[0].finish_reason}")
+
+
+async def test_completions_stream_agrees_with_create_at_temperature_0(core: AtomaCore) -> None:
+    from atoma_funcs import completions_create, completions_create_stream
+
+    request = {"model": MODEL, "prompt": "Count: 1, 2, 3,", "max_tokens": 12, "temperature": 0}
+    whole = (await completions_create(core, request)).unwrap()
+    opened = (await completions_create_stream(core, request)).unwrap()
+    pieces: list[str] = []
+    async with opened as stream:
+        async for chunk in stream:
+            pieces.extend(c.text for c in chunk.choices)
+    collected = stream.partial
+    assert "".join(pieces) == collected.choices[0].text == whole.choices[0].text
+    assert collected.choices[0].finish_reason == whole.choices[0].finish_reason
+    m = stream.metrics
+    report(f"completions stream: {m.chunks} chunks, first token {1000 * (m.time_to_first_token or 0):.0f} ms")

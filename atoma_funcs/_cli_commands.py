@@ -1,0 +1,161 @@
+"""The `atoma` commands: each `async def <command>(core, args, ui) -> exit code`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from ._cli import EXIT_OK, Output
+
+if TYPE_CHECKING:
+    from atoma_core._events import StreamMetrics
+    from atoma_core.core import AtomaCore
+    from atoma_core.models.chat import ChatCompletionResponse
+    from atoma_core.models.usage import Usage
+
+__all__ = ["chat", "embed", "models"]
+
+
+def _chat_request(args: argparse.Namespace) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = []
+    if args.system:
+        messages.append({"role": "system", "content": args.system})
+    messages.append({"role": "user", "content": args.prompt})
+    request: dict[str, Any] = {"model": args.model, "messages": messages}
+    if args.max_tokens is not None:
+        request["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        request["temperature"] = args.temperature
+    return request
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _usage(usage: Usage | None) -> str:
+    if usage is None:
+        return "usage: not reported"
+    return (
+        f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+        f" = {usage.total_tokens} tokens"
+    )
+
+
+def _stream_stats(usage: Usage | None, metrics: StreamMetrics) -> str:
+    parts = [_usage(usage)]
+    if metrics.time_to_first_token is not None:
+        parts.append(f"time to first token {_seconds(metrics.time_to_first_token)}")
+    if metrics.tokens_per_second is not None:
+        parts.append(f"{metrics.tokens_per_second:.1f} tokens/s")
+    parts.append(f"{_seconds(metrics.elapsed)} total")
+    parts.append(f"{metrics.chunks} chunks, {metrics.attempts} attempt{'s' * (metrics.attempts != 1)}")
+    return " | ".join(parts)
+
+
+def _note_cut(response: ChatCompletionResponse, ui: Output) -> None:
+    if response.choices and response.choices[0].finish_reason == "length":
+        ui.note("atoma: note: the answer was cut at the token limit (finish_reason=length)")
+
+
+async def _chat_stream(core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: Output) -> int:
+    from atoma_core.errors import AtomaError
+    from atoma_core.result import Err
+
+    from ._chat import chat_create_stream
+
+    started = await chat_create_stream(core, request)
+    if isinstance(started, Err):
+        return ui.fail(started.error)
+    stream = started.value
+    async with stream:
+        try:
+            async for chunk in stream:
+                if chunk.choices and not args.json:
+                    piece = chunk.choices[0].delta.content
+                    if piece:
+                        ui.text(piece)
+        except AtomaError as error:
+            return ui.fail(error)
+        ui.end_line()
+        collected = await stream.collect()  # already drained: builds the whole response
+    if isinstance(collected, Err):  # pragma: no cover - the iteration above raised instead
+        return ui.fail(collected.error)
+    response = collected.value
+    if args.json:
+        ui.json(response)
+    _note_cut(response, ui)
+    ui.note(_stream_stats(stream.usage, stream.metrics))
+    return EXIT_OK
+
+
+async def _chat_once(core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: Output) -> int:
+    from atoma_core.result import Err
+
+    from ._chat import chat_create
+
+    result = await chat_create(core, request)
+    if isinstance(result, Err):
+        return ui.fail(result.error)
+    response = result.value
+    if args.json:
+        ui.json(response)
+    elif response.choices:
+        ui.text(response.choices[0].message.content or "")
+        ui.end_line()
+    _note_cut(response, ui)
+    parts = [_usage(response.usage)]
+    meta = response.meta
+    if meta is not None:
+        parts.append(f"{_seconds(meta.elapsed)} total")
+        parts.append(f"{meta.attempts} attempt{'s' * (meta.attempts != 1)}")
+    ui.note(" | ".join(parts))
+    return EXIT_OK
+
+
+async def chat(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
+    """Send one prompt; stream the answer (or not, with --no-stream)."""
+    run = _chat_once if args.no_stream else _chat_stream
+    return await run(core, _chat_request(args), args, ui)
+
+
+async def models(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
+    """Print the id of every model the server serves."""
+    from atoma_core.result import Err
+
+    from ._models import models_list
+
+    result = await models_list(core)
+    if isinstance(result, Err):
+        return ui.fail(result.error)
+    if args.json:
+        ui.json(result.value)
+    else:
+        for model in result.value.data:
+            ui.text(model.id + "\n")
+    return EXIT_OK
+
+
+async def embed(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
+    """Print one JSON vector per text, one per line; usage on stderr."""
+    import msgspec
+
+    from atoma_core.result import Err
+
+    from ._embeddings import embeddings_create
+
+    request: dict[str, Any] = {"model": args.model, "input": args.texts}
+    if args.dimensions is not None:
+        request["dimensions"] = args.dimensions
+    result = await embeddings_create(core, request)
+    if isinstance(result, Err):
+        return ui.fail(result.error)
+    response = result.value
+    if args.json:
+        ui.json(response)
+    else:
+        for item in response.data:
+            ui.text(msgspec.json.encode(item.embedding).decode() + "\n")
+    usage = response.usage
+    ui.note(f"usage: {usage.prompt_tokens} prompt tokens" if usage is not None else "usage: not reported")
+    return EXIT_OK
