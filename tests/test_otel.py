@@ -1,22 +1,13 @@
-"""OpenTelemetry GenAI spans and metrics (`atoma_core.otel`) against the sandbox, read back with
-opentelemetry-sdk's in-memory span exporter and metric reader."""
+"""OpenTelemetry GenAI spans and metrics (`atoma_core.otel`) for plain calls against the sandbox:
+the conventions' attributes, metrics, trace context on the wire, retries, failures, content
+capture, installing and removing. Streams and other operations: test_otel_streams.py."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import msgspec
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -28,99 +19,15 @@ from opentelemetry.trace import (
 )
 
 from atoma_core import AtomaCore, Hooks, errors
-from atoma_core._otel_attributes import (
-    input_messages,
-    output_messages,
-    request_attributes,
-    response_attributes,
-)
-from atoma_core.models.chat import ChatCompletionRequest
-from atoma_core.models.completions import CompletionChoice, CompletionRequest, CompletionResponse
-from atoma_core.models.embeddings import Embedding, EmbeddingResponse, EmbeddingUsage
-from atoma_core.models.usage import Usage
-from atoma_core.otel import CAPTURE_CONTENT_ENV, Instrumentation, instrument
+from atoma_core.otel import CAPTURE_CONTENT_ENV, instrument
 from atoma_core.testing import Sandbox, faults
-from atoma_funcs import (
-    chat_create,
-    chat_create_stream,
-    completions_create_stream,
-    confidential_chat_create_stream,
-    embeddings_create,
-)
+from atoma_funcs import chat_create, chat_create_stream
 
 from .conftest import CHAT, STREAM_CHAT, TOKEN
+from .otel_support import SECRET, SECRET_CHAT, Telemetry, everything, port, telemetry, traced, traceparent
 from .test_imports import imported_modules
 
-SECRET = "my-confidential-phrase-42"
-SECRET_CHAT = {"model": "sandbox-model", "messages": [{"role": "user", "content": SECRET}]}
-
-
-class Telemetry:
-    """An SDK tracer provider and meter provider that keep everything in memory."""
-
-    def __init__(self) -> None:
-        self.spans = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def only_span(self) -> ReadableSpan:
-        spans = self.finished()
-        assert len(spans) == 1, [s.name for s in spans]
-        return spans[0]
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        found = []
-        for resource in data.resource_metrics if data else ():
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name == name:
-                        found += list(metric.data.data_points)
-        return found
-
-    def instrument(self, core: AtomaCore, **kw: Any) -> Instrumentation:
-        return instrument(
-            core, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **kw
-        )
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    t = Telemetry()
-    yield t
-    t.tracer_provider.shutdown()
-    t.meter_provider.shutdown()
-
-
-@pytest.fixture
-async def traced(core: AtomaCore, telemetry: Telemetry) -> AsyncIterator[Telemetry]:
-    with telemetry.instrument(core):
-        yield telemetry
-
-
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/")[0])
-
-
-def _traceparent(context: SpanContext) -> str:
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-
-
-def _everything(telemetry: Telemetry) -> str:
-    """All that was recorded, spans and metrics, as one string to search."""
-    parts = []
-    for span in telemetry.finished():
-        parts += [span.name, str(dict(span.attributes or {})), str(span.status.description)]
-        parts += [f"{e.name} {dict(e.attributes or {})}" for e in span.events]
-    data = telemetry.reader.get_metrics_data()
-    parts.append(data.to_json() if data else "")
-    return "\n".join(parts)
-
+__all__ = ["telemetry", "traced"]  # fixtures, imported for pytest
 
 # ------------------------------------------------------------------ chat
 
@@ -152,7 +59,7 @@ async def test_chat_span_follows_the_genai_conventions(
         "gen_ai.request.stop_sequences": ("END",),
         "gen_ai.request.seed": 7,
         "server.address": "127.0.0.1",
-        "server.port": _port(sandbox.url),
+        "server.port": port(sandbox.url),
         "gen_ai.response.id": resp.id,
         "gen_ai.response.model": resp.model,
         "gen_ai.response.finish_reasons": ("stop",),
@@ -175,7 +82,7 @@ async def test_chat_metrics(core: AtomaCore, sandbox: Sandbox, traced: Telemetry
         "gen_ai.request.model": "sandbox-model",
         "gen_ai.response.model": resp.model,
         "server.address": "127.0.0.1",
-        "server.port": _port(sandbox.url),
+        "server.port": port(sandbox.url),
     }
     tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in traced.points("gen_ai.client.token.usage")}
     assert tokens == {"input": resp.usage.prompt_tokens, "output": resp.usage.completion_tokens}
@@ -199,7 +106,7 @@ async def test_traceparent_and_tracestate_reach_the_server(
     ours = next(s for s in traced.finished() if s.name.startswith("chat"))
     assert ours.context.trace_id == parent.trace_id  # one trace: caller, SDK, server
     headers = sandbox.requests[-1].headers
-    assert headers["traceparent"] == _traceparent(ours.context)
+    assert headers["traceparent"] == traceparent(ours.context)
     assert headers["tracestate"] == "caller=t61rcWkgMzE"
 
 
@@ -215,7 +122,7 @@ async def test_retries_are_attempt_events_on_one_span(
         {"atoma.attempt": 3, "http.response.status_code": 200},
     ]
     parents = {r.headers["traceparent"] for r in sandbox.requests}
-    assert len(sandbox.requests) == 3 and parents == {_traceparent(span.context)}
+    assert len(sandbox.requests) == 3 and parents == {traceparent(span.context)}
 
 
 async def test_a_failure_is_status_error_with_error_type(
@@ -232,142 +139,7 @@ async def test_a_failure_is_status_error_with_error_type(
     assert "gen_ai.response.id" not in span.attributes
     (duration,) = traced.points("gen_ai.client.operation.duration")
     assert duration.attributes["error.type"] == "BadRequestError"
-    assert SECRET not in _everything(traced)
-
-
-# ------------------------------------------------------------------ streams
-
-
-async def test_a_stream_span_is_open_mid_stream_and_closed_at_its_end(
-    core: AtomaCore, sandbox: Sandbox, traced: Telemetry
-) -> None:
-    stream = (await chat_create_stream(core, STREAM_CHAT)).unwrap()
-    async with stream:
-        async for _ in stream:
-            assert traced.finished() == []
-    assert stream.usage is not None
-    span = traced.only_span()
-    attributes = dict(span.attributes or {})
-    assert attributes["gen_ai.request.stream"] is True
-    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
-    assert attributes["gen_ai.response.id"] == stream.partial.id
-    assert attributes["gen_ai.usage.input_tokens"] == stream.usage.prompt_tokens
-    assert attributes["gen_ai.usage.output_tokens"] == stream.usage.completion_tokens
-    ttft = stream.metrics.time_to_first_token
-    assert ttft is not None and attributes["gen_ai.response.time_to_first_chunk"] == ttft
-    (first,) = traced.points("gen_ai.client.operation.time_to_first_chunk")
-    assert first.count == 1 and first.sum == ttft
-    (duration,) = traced.points("gen_ai.client.operation.duration")
-    assert duration.sum == stream.metrics.elapsed > ttft
-
-
-async def _break(stream: Any) -> None:
-    async with stream:
-        async for _ in stream:
-            break
-
-
-async def _aclose(stream: Any) -> None:
-    await stream.__anext__()
-    await stream.aclose()
-
-
-@pytest.mark.parametrize("end", [_break, _aclose], ids=["break", "aclose"])
-async def test_a_stream_left_early_ends_its_span(core: AtomaCore, traced: Telemetry, end: Any) -> None:
-    stream = (await chat_create_stream(core, STREAM_CHAT)).unwrap()
-    await end(stream)
-    span = traced.only_span()
-    assert span.status.status_code is StatusCode.UNSET
-    assert "gen_ai.response.finish_reasons" not in (span.attributes or {})
-
-
-async def test_a_cancelled_stream_ends_its_span_as_cancelled(
-    core: AtomaCore, sandbox: Sandbox, traced: Telemetry
-) -> None:
-    sandbox.script(faults.stall(after_chunks=2))
-    stream = (await chat_create_stream(core, STREAM_CHAT)).unwrap()
-    two_chunks = asyncio.Event()
-
-    async def drain() -> None:
-        async with stream:
-            async for _ in stream:
-                if stream.metrics.chunks == 2:
-                    two_chunks.set()
-
-    task = asyncio.create_task(drain())
-    await two_chunks.wait()
-    assert traced.finished() == []
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    span = traced.only_span()
-    assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})["error.type"] == "CancelledError"
-
-
-async def test_a_broken_stream_ends_its_span_with_the_error(
-    core: AtomaCore, sandbox: Sandbox, traced: Telemetry
-) -> None:
-    sandbox.script(faults.truncate(after_chunks=2))
-    stream = (await chat_create_stream(core, STREAM_CHAT)).unwrap()
-    assert (await stream.collect()).error.__class__ is errors.StreamTruncatedError
-    span = traced.only_span()
-    assert span.status.description == "StreamTruncatedError"
-    assert (span.attributes or {})["error.type"] == "StreamTruncatedError"
-
-
-async def test_an_abandoned_stream_ends_its_span(core: AtomaCore, traced: Telemetry) -> None:
-    stream = (await chat_create_stream(core, STREAM_CHAT)).unwrap()
-    with pytest.warns(ResourceWarning):
-        del stream
-        gc.collect()
-    await asyncio.sleep(0)
-    assert traced.only_span().name == "chat sandbox-model"
-
-
-# ------------------------------------------------------------------ other operations
-
-
-async def test_embeddings_span(core: AtomaCore, sandbox: Sandbox, traced: Telemetry) -> None:
-    request = {"model": "embed-model", "input": ["a", "b"], "dimensions": 8, "encoding_format": "float"}
-    resp = (await embeddings_create(core, request)).unwrap()
-    span = traced.only_span()
-    attributes = dict(span.attributes or {})
-    assert span.name == "embeddings embed-model"
-    assert attributes["gen_ai.operation.name"] == "embeddings"
-    assert attributes["gen_ai.embeddings.dimension.count"] == 8
-    assert attributes["gen_ai.request.encoding_formats"] == ("float",)
-    assert resp.usage is not None and attributes["gen_ai.usage.input_tokens"] == resp.usage.prompt_tokens
-    assert "gen_ai.usage.output_tokens" not in attributes
-
-
-async def test_completions_stream_span(core: AtomaCore, sandbox: Sandbox, traced: Telemetry) -> None:
-    stream = (
-        await completions_create_stream(core, {"model": "m", "prompt": SECRET, "max_tokens": 5})
-    ).unwrap()
-    async with stream:
-        async for _ in stream:
-            pass
-    span = traced.only_span()
-    attributes = dict(span.attributes or {})
-    assert span.name == "text_completion m"
-    assert attributes["gen_ai.request.max_tokens"] == 5
-    assert attributes["gen_ai.response.time_to_first_chunk"] > 0
-    assert SECRET not in _everything(traced)
-
-
-async def test_confidential_chat_stream_span(core: AtomaCore, sandbox: Sandbox, traced: Telemetry) -> None:
-    stream = (await confidential_chat_create_stream(core, SECRET_CHAT)).unwrap()
-    response = (await stream.collect()).unwrap()
-    chat = next(s for s in traced.finished() if s.name == "chat sandbox-model")
-    attributes = dict(chat.attributes or {})
-    assert response.usage is not None
-    assert attributes["gen_ai.usage.output_tokens"] == response.usage.completion_tokens
-    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
-    sealed = sandbox.requests[-1]
-    assert sealed.path == "/v1/confidential/chat/completions"
-    assert sealed.headers["traceparent"] == _traceparent(chat.context)
-    assert SECRET not in _everything(traced)
+    assert SECRET not in everything(traced)
 
 
 # ------------------------------------------------------------------ content, secrets
@@ -379,10 +151,10 @@ async def test_no_content_and_no_token_by_default(
     assert (await chat_create(core, SECRET_CHAT)).ok
     stream = (await chat_create_stream(core, SECRET_CHAT)).unwrap()
     await stream.collect()
-    everything = _everything(traced)
+    recorded = everything(traced)
     assert len(traced.finished()) == 2
-    assert SECRET not in everything and TOKEN not in everything
-    assert "gen_ai.input.messages" not in everything and "gen_ai.output.messages" not in everything
+    assert SECRET not in recorded and TOKEN not in recorded
+    assert "gen_ai.input.messages" not in recorded and "gen_ai.output.messages" not in recorded
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])
@@ -405,7 +177,7 @@ async def test_content_when_opted_in(
     assert attributes["gen_ai.output.messages"] == (
         f'[{{"role":"assistant","parts":[{{"type":"text","content":"You said: {SECRET}"}}],"finish_reason":"stop"}}]'
     )
-    assert TOKEN not in _everything(telemetry)
+    assert TOKEN not in everything(telemetry)
 
 
 async def test_an_explicit_false_beats_the_environment(
@@ -414,13 +186,13 @@ async def test_an_explicit_false_beats_the_environment(
     monkeypatch.setenv(CAPTURE_CONTENT_ENV, "true")
     with telemetry.instrument(core, capture_content=False):
         assert (await chat_create(core, SECRET_CHAT)).ok
-    assert SECRET not in _everything(telemetry)
+    assert SECRET not in everything(telemetry)
 
 
 # ------------------------------------------------------------------ installing, removing
 
 
-async def test_uninstrument_removes_everything(
+async def test_uninstrument_removeseverything(
     core: AtomaCore, sandbox: Sandbox, telemetry: Telemetry
 ) -> None:
     mine = Hooks(before_request=lambda ctx: None)
@@ -462,7 +234,7 @@ async def test_other_operations_carry_the_callers_trace_without_a_span(
     with tracer.start_as_current_span("handler") as handler:
         assert (await health(core)).ok
     assert [s.name for s in traced.finished()] == ["handler"]
-    assert sent[-1]["traceparent"] == _traceparent(handler.get_span_context())
+    assert sent[-1]["traceparent"] == traceparent(handler.get_span_context())
 
 
 def test_without_opentelemetry_instrument_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -479,57 +251,3 @@ def test_tracing_costs_no_import_until_instrument() -> None:
     modules = imported_modules("import atoma_core.otel")
     assert not any(m.startswith("opentelemetry") for m in modules)
     assert "atoma_core._otel_hooks" not in modules
-
-
-# ------------------------------------------------------------------ attributes of other shapes
-
-
-def test_attributes_of_embeddings_and_text_completions() -> None:
-    embedded = EmbeddingResponse(data=[Embedding([0.5])], model="e", usage=EmbeddingUsage(3, 3))
-    assert response_attributes(embedded, embedded.usage) == {
-        "gen_ai.response.model": "e",
-        "gen_ai.usage.input_tokens": 3,
-    }
-    request = CompletionRequest(model="m", prompt="p", n=2, stop=["a", "b"], max_tokens=4)
-    assert request_attributes(request) == {
-        "gen_ai.request.max_tokens": 4,
-        "gen_ai.request.stop_sequences": ["a", "b"],
-        "gen_ai.request.choice.count": 2,
-    }
-    completed = CompletionResponse(
-        choices=[CompletionChoice(text="hi", finish_reason="length")], id="c1", usage=Usage(1, 2, 3)
-    )
-    assert response_attributes(completed, completed.usage) == {
-        "gen_ai.response.id": "c1",
-        "gen_ai.response.finish_reasons": ["length"],
-        "gen_ai.usage.input_tokens": 1,
-        "gen_ai.usage.output_tokens": 2,
-    }
-    assert output_messages(completed) == (
-        '[{"role":"assistant","parts":[{"type":"text","content":"hi"}],"finish_reason":"length"}]'
-    )
-
-
-def test_tool_calls_and_results_as_message_parts() -> None:
-    request = msgspec.convert(
-        {
-            "model": "m",
-            "response_format": {"type": "json_object"},
-            "messages": [
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "tool_calls": [
-                        {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "t1", "content": "42"},
-            ],
-        },
-        ChatCompletionRequest,
-    )
-    assert request_attributes(request) == {"gen_ai.output.type": "json"}
-    assert input_messages(request) == (
-        '[{"role":"assistant","parts":[{"type":"tool_call","id":"t1","name":"f","arguments":"{}"}]},'
-        '{"role":"tool","parts":[{"type":"tool_call_response","id":"t1","response":"42"}]}]'
-    )
