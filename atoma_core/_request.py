@@ -292,15 +292,13 @@ def _edited_headers(headers: Mapping[str, str], edited: Mapping[str, str]) -> di
     plus the Authorization header they never saw (and cannot set)."""
     sent = {k: v for k, v in headers.items() if k.lower() == "authorization"}
     for name, value in edited.items():
-        if name.lower() == "authorization":
-            continue
         if headers.get(name) != value:
             try:
-                check_header_value(name, name)
                 check_header_value(name, value)
             except ValueError as exc:
                 raise UnexpectedClientError(f"a before_request hook set a bad header: {exc}") from None
-        sent[name] = value
+        if name.lower() != "authorization":
+            sent[name] = value
     return sent
 
 

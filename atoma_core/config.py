@@ -403,3 +403,12 @@ class Hooks(msgspec.Struct, frozen=True, kw_only=True):
             hook = getattr(self, field)
             if hook is not None and not callable(hook):
                 raise _not(f"Hooks.{field}", "a function (sync or async) or None", hook)
+        for field in ("on_call_start", "on_call_end"):  # their result is never awaited
+            if _is_coroutine_function(getattr(self, field)):
+                raise InvalidRequestError(f"Hooks.{field} must be a plain function, not async")
+
+
+def _is_coroutine_function(hook: object) -> bool:
+    import inspect  # loaded already by the core; imported here so config stays light
+
+    return inspect.iscoroutinefunction(hook)

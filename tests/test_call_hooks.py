@@ -166,13 +166,19 @@ async def test_before_request_may_add_headers_per_attempt(core: AtomaCore, sandb
     assert all("atoma-python" not in r.headers.get("User-Agent", "") for r in sandbox.requests)
 
 
-async def test_a_bad_header_from_a_hook_is_refused_typed(core: AtomaCore, sandbox: Sandbox) -> None:
+@pytest.mark.parametrize(
+    "name, value", [("X-Bad", "a\r\nInjected: yes"), ("X Bad", "v"), (7, "v"), ("X-Bad", 7)]
+)
+async def test_a_bad_header_from_a_hook_is_refused_typed(
+    core: AtomaCore, sandbox: Sandbox, name: object, value: object
+) -> None:
     def inject(ctx: HookContext) -> None:
-        ctx.request_headers["X-Bad"] = "a\r\nInjected: yes"
+        ctx.request_headers[name] = value  # type: ignore[index,assignment]
 
     core.add_hooks(Hooks(before_request=inject))
     res = await chat_create(core, CHAT)
     assert isinstance(res.error, errors.UnexpectedClientError)
+    assert "a before_request hook set a bad header" in res.error.message
     assert sandbox.requests == []
 
 
@@ -197,3 +203,11 @@ def test_a_core_takes_one_hooks_or_several() -> None:
     assert AtomaCore("t", hooks=one).hooks == (one,)
     assert AtomaCore("t", hooks=[one, two]).hooks == (one, two)
     assert AtomaCore("t").hooks == ()
+
+
+def test_call_level_hooks_must_be_plain_functions() -> None:
+    async def start(info: CallInfo) -> None:
+        return None
+
+    with pytest.raises(errors.InvalidRequestError, match=r"Hooks\.on_call_start must be a plain function"):
+        Hooks(on_call_start=start)
