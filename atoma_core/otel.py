@@ -5,11 +5,13 @@
     ...
     instrumentation.uninstrument()
 
-Each chat, completion or embeddings call gets a CLIENT span named "{operation} {model}"
-(`chat meta-llama/...`) with the request settings, the response id, model, finish reasons and
-token usage, an `atoma.attempt` event per HTTP attempt, and status ERROR with `error.type` on
-failure. A stream's span ends when the stream ends, with `gen_ai.response.time_to_first_chunk`
-(the first chunk that carries content). Every request carries the W3C `traceparent` of its span.
+Each chat, completion or embeddings call (confidential ones too) gets a CLIENT span named
+"{operation} {model}" (`chat meta-llama/...`) with the request settings, the response id, model,
+finish reasons and token usage, an `atoma.attempt` event per HTTP attempt, and status ERROR with
+`error.type` on failure. A stream's span ends when the stream ends, with
+`gen_ai.response.time_to_first_chunk` (the first chunk that carries content). Every request
+carries the W3C `traceparent` (and `tracestate`) of its span; other operations (models, nodes,
+health, images) get no span, and carry the caller's current trace context.
 Metrics: `gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
 `gen_ai.client.operation.time_to_first_chunk`. Prompts and answers are recorded only when asked
 to; the bearer token never.
@@ -33,11 +35,11 @@ if TYPE_CHECKING:
     from .config import Hooks
     from .core import AtomaCore
 
-__all__ = ["CAPTURE_CONTENT_ENV", "Instrumentation", "instrument"]
+__all__ = ["CAPTURE_CONTENT_ENV", "INSTALL_HINT", "Instrumentation", "instrument"]
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = frozenset({"true", "1", "span_only", "span_and_event"})
-_INSTALL_HINT = 'tracing needs opentelemetry-api: pip install "atoma-async[otel]"'
+INSTALL_HINT = 'pip install "atoma-async[otel]"'
 
 _active: weakref.WeakKeyDictionary[AtomaCore, Instrumentation] = weakref.WeakKeyDictionary()
 
@@ -80,17 +82,22 @@ def instrument(
     capture_content: record prompts and answers (`gen_ai.input.messages`,
         `gen_ai.output.messages`). None: as the environment variable
         OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT says ("true"), else off.
-    Raises ImportError naming the extra if OpenTelemetry is missing, ValueError if `core` is
-    instrumented already.
+    Raises `MissingDependencyError` naming the extra if OpenTelemetry is missing, and
+    `InvalidRequestError` (a ValueError) if `core` is instrumented already.
     """
     try:
         from ._otel_hooks import Telemetry
     except ImportError as exc:
-        if (exc.name or "").startswith("opentelemetry"):
-            raise ImportError(_INSTALL_HINT, name=exc.name) from exc
-        raise
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        from .errors import MissingDependencyError
+
+        message = f"tracing needs the opentelemetry-api package: {INSTALL_HINT}"
+        raise MissingDependencyError(message, package="opentelemetry-api", extra="otel") from exc
     if core in _active:
-        raise ValueError("this core is instrumented already: uninstrument() it first")
+        from .errors import InvalidRequestError
+
+        raise InvalidRequestError("this core is instrumented already: uninstrument() it first")
     if capture_content is None:
         capture_content = _env_capture(os.environ.get(CAPTURE_CONTENT_ENV))
     telemetry = Telemetry(tracer_provider, meter_provider, capture_content)

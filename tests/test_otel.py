@@ -198,7 +198,7 @@ async def test_uninstrument_removeseverything(
     mine = Hooks(before_request=lambda ctx: None)
     core.add_hooks(mine)
     instrumentation = telemetry.instrument(core)
-    with pytest.raises(ValueError, match="instrumented already"):
+    with pytest.raises(errors.InvalidRequestError, match="instrumented already"):
         telemetry.instrument(core)
     assert (await chat_create(core, CHAT)).ok
     assert "traceparent" in sandbox.requests[-1].headers
@@ -240,8 +240,9 @@ async def test_other_operations_carry_the_callers_trace_without_a_span(
 def test_without_opentelemetry_instrument_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
     monkeypatch.delitem(sys.modules, "atoma_core._otel_hooks", raising=False)
-    with pytest.raises(ImportError, match=r'pip install "atoma-async\[otel\]"'):
+    with pytest.raises(errors.MissingDependencyError, match=r'pip install "atoma-async\[otel\]"') as caught:
         instrument(AtomaCore("t"))
+    assert (caught.value.package, caught.value.extra) == ("opentelemetry-api", "otel")
 
 
 def test_tracing_costs_no_import_until_instrument() -> None:
