@@ -192,7 +192,7 @@ async def test_an_explicit_false_beats_the_environment(
 # ------------------------------------------------------------------ installing, removing
 
 
-async def test_uninstrument_removeseverything(
+async def test_uninstrument_removes_everything(
     core: AtomaCore, sandbox: Sandbox, telemetry: Telemetry
 ) -> None:
     mine = Hooks(before_request=lambda ctx: None)
