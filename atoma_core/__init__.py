@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from . import errors, models
     from ._events import StreamMetrics
     from ._stream import ChatCompletionStream, CompletionStream
-    from .config import BackoffStrategy, HookContext, Hooks, RequestOptions, RetryConfig, Timeouts
+    from .config import BackoffStrategy, CallInfo, HookContext, Hooks, RequestOptions, RetryConfig, Timeouts
     from .core import AtomaCore
     from .models.meta import ResponseMeta
     from .result import Err, Ok, Result, UnwrapError
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AtomaCore",
     "BackoffStrategy",
+    "CallInfo",
     "ChatCompletionStream",
     "CompletionStream",
     "Err",
@@ -44,6 +45,7 @@ __all__ = [
 _LAZY = {
     "AtomaCore": ".core",
     "BackoffStrategy": ".config",
+    "CallInfo": ".config",
     "HookContext": ".config",
     "Hooks": ".config",
     "RequestOptions": ".config",

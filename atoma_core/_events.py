@@ -94,7 +94,8 @@ class EventStream(Generic[E, R]):
 
     Accumulates as it goes: `partial` / `collect()` give the whole answer, `usage` the final
     usage figures, `metrics` timings. Leaving `async with`, `break` inside it, an exception or a
-    cancellation closes the response; `aclose()` is idempotent.
+    cancellation closes the response; `aclose()` is idempotent. However it ends, that end is the
+    call's end for the call-level hooks (`Hooks.on_call_end`), once.
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class EventStream(Generic[E, R]):
         self.headers: Mapping[str, str] = response.headers
         self.request_id = ctx.request_id
         self.attempts = ctx.attempts
+        self._call: CallContext | None = None  # set once handed out, if call-level hooks watch
         timeouts = ctx.timeouts
         # Timers hold the stream weakly: an abandoned stream must still be collected (and warn).
         me = weakref.ref(self)
@@ -201,8 +203,8 @@ class EventStream(Generic[E, R]):
         self._waiting = True
         try:
             return await self._content.readany()
-        except asyncio.CancelledError:
-            self._close()
+        except asyncio.CancelledError as cancelled:
+            self._close(cancelled)
             raise
         except Exception as exc:
             raise self._fail(self._read_error(exc)) from None
@@ -311,6 +313,8 @@ class EventStream(Generic[E, R]):
         self._cancel_timers()
         if release:
             self._response.release()
+        if self._call is not None:
+            self._end_call(None)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "stream %s ended: %d chunks in %.1f ms",
@@ -351,19 +355,28 @@ class EventStream(Generic[E, R]):
 
     def _fail(self, error: AtomaError) -> AtomaError:
         """Close, attach what arrived so far to the error; the caller raises it."""
-        self._close()
         error.partial = self._accumulator.snapshot()
         error.attempts = self.attempts
+        self._close(error)
         log.debug("stream %s failed after %d chunks: %s", self.request_id, self._chunks, describe(error))
         return error
 
-    def _close(self) -> None:
+    def _close(self, error: BaseException | None = None) -> None:
         if self._ended_at is None:
             self._ended_at = self._loop.time()
         self._closed = True
         self._pending.clear()  # events read past a failure are never handed out
         self._cancel_timers()
         self._response.close()
+        if self._call is not None:
+            self._end_call(error)
+
+    def _end_call(self, error: BaseException | None) -> None:
+        """This stream's end is its call's end: run the on_call_end hooks, once."""
+        call, self._call = self._call, None
+        if call is not None:
+            ended = self._ended_at if self._ended_at is not None else self._loop.time()
+            call.end(ended, self, error)
 
     def _cancel_timers(self) -> None:
         for timer in self._timers:
@@ -439,6 +452,10 @@ class EventStream(Generic[E, R]):
         self._cancel_timers()
         if not self._loop.is_closed():
             self._response.close()  # synchronous; schedules nothing of ours
+            if self._call is not None:  # hooks run from the loop, not inside the collector
+                self._loop.call_soon(self._end_call, None)
+        elif self._call is not None:
+            self._end_call(None)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -499,6 +516,7 @@ def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) 
         ):
             stream = make(response, ctx)
             await stream._first_event()
+            stream._call = ctx.take_end()  # from here on, the stream's end is the call's end
             return stream
         raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
         payload = None

@@ -7,6 +7,7 @@ use these types without importing one another.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, TypeVar
 
 import msgspec
@@ -14,11 +15,13 @@ import msgspec
 if TYPE_CHECKING:
     import aiohttp
 
-    from .config import RequestOptions, RetryConfig, Timeouts
+    from .config import CallInfo, Hooks, RequestOptions, RetryConfig, Timeouts
     from .core import AtomaCore
     from .errors import AtomaError
 
 __all__ = ["BodyBuilder", "CallContext", "Handle", "Operation", "RetryableError"]
+
+log = logging.getLogger("atoma")
 
 Req = TypeVar("Req", bound=msgspec.Struct)
 T = TypeVar("T")
@@ -31,12 +34,17 @@ class CallContext:
     `handle` step (confidential compute leaves the key that decrypts the answer). `last_error`
     is the previous attempt's failure, so a body builder can react to it (re-lock on 423).
     `options` are the call's own, for a step that makes a call of its own (the node lock).
+    `hooks` are the core's hooks when the call started; `call` is what the call-level hooks see,
+    None when there are none (then nothing below does any work for them).
     """
 
     __slots__ = (
         "attempts",
+        "call",
         "core",
         "deadline",
+        "end_taken",
+        "hooks",
         "last_error",
         "operation_id",
         "options",
@@ -71,6 +79,35 @@ class CallContext:
         self.request_id: str | None = None
         self.state: Any = None
         self.last_error: AtomaError | None = None
+        self.hooks: tuple[Hooks, ...] = core.hooks
+        self.call: CallInfo | None = None
+        self.end_taken = False
+
+    def take_end(self) -> CallContext | None:
+        """For a value that outlives the call (a stream): its own end will `end()` the call, so the
+        request path leaves on_call_end to it. None when no call-level hooks are watching."""
+        if self.call is None:
+            return None
+        self.end_taken = True
+        return self
+
+    def end(self, ended: float, value: Any = None, error: BaseException | None = None) -> None:
+        """Run the on_call_end hooks, once, with the outcome and the loop time it came at; a hook's
+        failure is logged, not raised."""
+        info = self.call
+        if info is None:
+            return
+        self.call = None
+        info.attempts = self.attempts
+        info.elapsed = ended - self.started
+        info.value = value
+        info.error = error
+        for hooks in self.hooks:
+            if hooks.on_call_end is not None:
+                try:
+                    hooks.on_call_end(info)
+                except Exception:
+                    log.exception("%s on_call_end hook failed", self.operation_id)
 
 
 Handle = Callable[["aiohttp.ClientResponse", CallContext], Awaitable[T]]

@@ -18,7 +18,7 @@ import msgspec
 from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
-from .config import HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
+from .config import CallInfo, HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
 from .core import ENV_BEARER_AUTH, check_header_value
 from .errors import (
     APIConnectionError,
@@ -31,7 +31,7 @@ from .errors import (
 from .result import Err, Ok, Result
 
 if TYPE_CHECKING:
-    from .config import Hook
+    from .config import Hook, Hooks
     from .core import AtomaCore
 
 if sys.version_info >= (3, 11):
@@ -59,14 +59,14 @@ class _AttemptFailed(Exception):
 
 def encode_request(
     op: Operation[Req, Any], request: Req | Mapping[str, Any] | None, extra_body: Mapping[str, Any] | None
-) -> bytes | None:
+) -> tuple[Req | None, bytes | None]:
     """Validate a dict (or take a Struct), apply the operation's fixes, encode to JSON bytes.
-    None for an operation without a body."""
+    Returns the validated request and its bytes; (None, None) for an operation without a body."""
     request_type = op.request_type
     if request_type is None:
         if request is not None or extra_body:
             raise InvalidRequestError(f"{op.operation_id} takes no request body")
-        return None
+        return None, None
     try:
         if isinstance(request, request_type):
             req = request
@@ -81,8 +81,8 @@ def encode_request(
         if extra_body:
             merged = msgspec.to_builtins(req)
             merged.update(extra_body)
-            return _encoder.encode(merged)
-        return _encoder.encode(req)
+            return req, _encoder.encode(merged)
+        return req, _encoder.encode(req)
     except InvalidRequestError:
         raise
     except msgspec.ValidationError as exc:
@@ -150,7 +150,7 @@ async def call(
         server_url = options.server_url
         extra_body = options.extra_body
     try:
-        body = encode_request(op, request, extra_body)
+        req, body = encode_request(op, request, extra_body)
         headers = await _headers(core, op, extra_headers, body is not None, server_url)
         url = core.url(op.path, server_url)
     except AtomaError as invalid:
@@ -167,7 +167,18 @@ async def call(
     if deadline is None and timeouts.response is not None:
         ready_by = started + timeouts.response
     ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options, ready_by)
-    retry_by = deadline if deadline is not None else ready_by
+    if ctx.hooks and any(h.on_call_start or h.on_call_end for h in ctx.hooks):
+        return await _observed(op, ctx, req, url, headers, body)
+    return await _attempts(op, ctx, url, headers, body)
+
+
+async def _attempts(
+    op: Operation[Req, T], ctx: CallContext, url: Any, headers: dict[str, str], body: bytes | None
+) -> Result[T, AtomaError]:
+    """The retry loop: attempts until a value, a final failure or the end of the retry budget."""
+    core, retry, started = ctx.core, ctx.retry, ctx.started
+    retry_by = ctx.deadline if ctx.deadline is not None else ctx.ready_by
+    loop = asyncio.get_running_loop()
     schedule = None
     while True:
         ctx.attempts += 1
@@ -202,6 +213,42 @@ async def call(
             bug = unexpected_error(exc)
             bug.attempts = ctx.attempts
             return Err(bug)
+
+
+async def _observed(
+    op: Operation[Req, T],
+    ctx: CallContext,
+    request: Req | None,
+    url: Any,
+    headers: dict[str, str],
+    body: bytes | None,
+) -> Result[T, AtomaError]:
+    """The retry loop between the call-level hooks: on_call_start before the first attempt,
+    on_call_end once with the outcome, unless the value took the end over (a stream)."""
+    info = ctx.call = CallInfo(operation_id=op.operation_id, method=op.method, url=str(url), request=request)
+    result: Result[T, AtomaError]
+    try:
+        for hooks in ctx.hooks:
+            if hooks.on_call_start is not None:
+                hooks.on_call_start(info)
+    except Exception as exc:
+        error = UnexpectedClientError(f"{op.operation_id} on_call_start hook failed: {exc!r}")
+        error.__cause__ = exc
+        result = Err(error)
+    else:
+        try:
+            result = await _attempts(op, ctx, url, headers, body)
+        except BaseException as exc:  # cancelled: the call ends here too
+            ctx.end(asyncio.get_running_loop().time(), error=exc)
+            raise
+        if result.ok and ctx.end_taken:
+            return result
+    ended = asyncio.get_running_loop().time()
+    if result.ok:
+        ctx.end(ended, value=result.value)
+    else:
+        ctx.end(ended, error=result.error)
+    return result
 
 
 def _failed(op: Operation[Any, Any], ctx: CallContext, error: AtomaError) -> Err[AtomaError]:
@@ -259,7 +306,31 @@ def _hook_context(
         url=str(url),
         request_headers=safe,
         body=body or b"",
+        call=ctx.call,
     )
+
+
+async def _run_hooks(hooks: tuple[Hooks, ...], name: str, context: HookContext) -> None:
+    """Run one hook point of every installed `Hooks`, in order."""
+    for each in hooks:
+        hook = getattr(each, name)
+        if hook is not None:
+            await run_hook(hook, context)
+
+
+def _edited_headers(headers: Mapping[str, str], edited: Mapping[str, str]) -> dict[str, str]:
+    """This attempt's headers once before_request hooks edited their copy: the edits, checked,
+    plus the Authorization header they never saw (and cannot set)."""
+    sent = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+    for name, value in edited.items():
+        if headers.get(name) != value:
+            try:
+                check_header_value(name, value)
+            except ValueError as exc:
+                raise UnexpectedClientError(f"a before_request hook set a bad header: {exc}") from None
+        if name.lower() != "authorization":
+            sent[name] = value
+    return sent
 
 
 async def _attempt(
@@ -271,20 +342,20 @@ async def _attempt(
     body: bytes | None,
 ) -> T:
     """One attempt: build this attempt's body, run the hooks around sending it."""
-    hooks = core.hooks
+    hooks = ctx.hooks
     hook_ctx = None
     try:
         if op.build_body is not None and body is not None:
             body = await op.build_body(body, ctx)
-        if hooks is not None:
+        if hooks:
             hook_ctx = _hook_context(ctx, op, url, headers, body)
-            if hooks.before_request is not None:
-                await run_hook(hooks.before_request, hook_ctx)
+            await _run_hooks(hooks, "before_request", hook_ctx)
+            headers = _edited_headers(headers, hook_ctx.request_headers)
         return await _send(core, op, ctx, url, headers, body, hook_ctx)
     except _AttemptFailed as failed:
-        if hooks is not None and hooks.after_error is not None and hook_ctx is not None:
+        if hook_ctx is not None:
             hook_ctx.error = failed.error
-            await run_hook(hooks.after_error, hook_ctx)
+            await _run_hooks(hooks, "after_error", hook_ctx)
         raise
     except RetryableError as early:  # the body builder failed before anything was sent
         raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
@@ -387,10 +458,9 @@ async def _exchange(
         hook_ctx.response_headers = response.headers
     if status >= 300:
         await _raise_for_status(op, response, ctx)
-    hooks = core.hooks
     try:
-        if hooks is not None and hooks.after_success is not None and hook_ctx is not None:
-            await run_hook(hooks.after_success, hook_ctx)
+        if hook_ctx is not None:
+            await _run_hooks(ctx.hooks, "after_success", hook_ctx)
         return await op.handle(response, ctx)
     except asyncio.CancelledError:
         response.close()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackoffStrategy",
+    "CallInfo",
     "HookContext",
     "Hooks",
     "RequestOptions",
@@ -335,37 +336,86 @@ def coerce_options(options: object) -> RequestOptions | None:
     return RequestOptions(**options)
 
 
+class CallInfo(msgspec.Struct, kw_only=True):
+    """What the call-level hooks see: one per call, shared by its attempts' `HookContext`s.
+
+    `request` is the validated request Struct as it will be encoded (None for a body-less route;
+    it holds the messages: hooks are your code, the SDK never logs it). At the end: `attempts`,
+    `elapsed` (seconds from the call's start to its end, a stream's end included, on the clock of
+    the stream's own metrics), then `value` (the decoded answer; for a stream, the stream) or
+    `error` (the final `AtomaError`, or `asyncio.CancelledError`). `data` is the hooks' own
+    per-call state.
+    """
+
+    operation_id: str
+    method: str
+    url: str
+    request: Any = None
+    attempts: int = 0
+    elapsed: float = 0.0
+    value: Any = None
+    error: BaseException | None = None
+    data: dict[Any, Any] = {}
+
+
 class HookContext(msgspec.Struct, kw_only=True):
     """What a hook sees. `request_headers` never contains the Authorization header; `body` is the
-    encoded JSON request, messages included (hooks are your code: the SDK never logs it)."""
+    encoded JSON request, messages included (hooks are your code: the SDK never logs it).
+
+    `before_request` may add, change or remove entries of `request_headers`: they are sent with
+    this attempt only (trace context, say); Authorization cannot be set this way. `call` is the
+    call's `CallInfo` when call-level hooks are installed (None otherwise).
+    """
 
     operation_id: str
     attempt: int
     method: str
     url: str
-    request_headers: Mapping[str, str]
+    request_headers: dict[str, str]
     body: bytes
     status: int | None = None
     response_headers: Mapping[str, str] | None = None
     error: AtomaError | None = None
+    call: CallInfo | None = None
 
 
 Hook = Callable[[HookContext], Union[None, Awaitable[None]]]
+CallHook = Callable[[CallInfo], None]
 
 
 class Hooks(msgspec.Struct, frozen=True, kw_only=True):
-    """Callbacks at the Atoma SDKs' hook points; each sync or async, called once per attempt.
+    """Callbacks at the Atoma SDKs' hook points, plus two around the whole call.
 
-    before_request: before each attempt is sent. after_success: a 2xx arrived (before its body
-    is decoded). after_error: the attempt failed (status, transport or decode error).
+    Per attempt, each sync or async: before_request: before each attempt is sent (may edit its
+    headers). after_success: a 2xx arrived (before its body is decoded). after_error: the attempt
+    failed (status, transport or decode error).
+
+    Per call, plain functions (a stream's end may come from a `break`, a cancellation or the
+    garbage collector, where nothing can be awaited): on_call_start: once, before the first
+    attempt, with the validated request. on_call_end: once, with the outcome: at once for a
+    decoded answer or a failure, when the stream ends for a stream (end of body, failure,
+    `aclose`, cancellation, garbage collection). It runs for every call on_call_start saw. An
+    on_call_start that raises fails the call (`UnexpectedClientError`); an on_call_end that
+    raises is logged on the "atoma" logger, since the outcome is already decided.
     """
 
     before_request: Hook | None = None
     after_success: Hook | None = None
     after_error: Hook | None = None
+    on_call_start: CallHook | None = None
+    on_call_end: CallHook | None = None
 
     def __post_init__(self) -> None:
         for field in self.__struct_fields__:
             hook = getattr(self, field)
             if hook is not None and not callable(hook):
                 raise _not(f"Hooks.{field}", "a function (sync or async) or None", hook)
+        for field in ("on_call_start", "on_call_end"):  # their result is never awaited
+            if _is_coroutine_function(getattr(self, field)):
+                raise InvalidRequestError(f"Hooks.{field} must be a plain function, not async")
+
+
+def _is_coroutine_function(hook: object) -> bool:
+    import inspect  # loaded already by the core; imported here so config stays light
+
+    return inspect.iscoroutinefunction(hook)

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import os
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence, Union
 
 from ._version import __version__
 from .config import (
@@ -87,6 +87,17 @@ def _user_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSessio
     return session
 
 
+def _hooks(hooks: Hooks | Sequence[Hooks] | None) -> tuple[Hooks, ...]:
+    """One `Hooks`, several, or none, as the tuple a core keeps."""
+    if hooks is None:
+        return ()
+    if isinstance(hooks, Hooks):
+        return (hooks,)
+    if isinstance(hooks, (list, tuple)) and all(isinstance(h, Hooks) for h in hooks):
+        return tuple(hooks)
+    raise InvalidRequestError(f"hooks must be a Hooks, a list of them or None, not {type(hooks).__name__}")
+
+
 class _LoopSession:
     """A session and the async generator that closes it when its loop shuts down."""
 
@@ -122,6 +133,8 @@ class AtomaCore:
     session: an `aiohttp.ClientSession` of your own; used as is and never closed by the SDK. The
         SDK's own sessions ignore HTTP(S)_PROXY (aiohttp's trust_env=False): to use a proxy, pass
         `aiohttp.ClientSession(trust_env=True)` here.
+    hooks: one `Hooks` or several, run in order; `add_hooks` / `remove_hooks` change them later
+        (tracing adds its own next to yours). A call keeps the hooks it started with.
     max_body_size / max_event_size / max_stream_size: bytes of a decoded response body, of one
         stream event, and of all the event data one stream may bring in (it is all kept for
         `partial` and `collect()`); past one, `ResponseTooLargeError`. At least 1 each.
@@ -139,7 +152,7 @@ class AtomaCore:
         retry_config: RetryConfig | int | None = None,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
-        hooks: Hooks | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
         max_body_size: int = 64 * MiB,
         max_event_size: int = 64 * MiB,
         max_stream_size: int = 64 * MiB,
@@ -151,9 +164,7 @@ class AtomaCore:
         self.retry_config = (
             as_retry_config(retry_config, "retry_config") if retry_config is not None else RetryConfig()
         )
-        if hooks is not None and not isinstance(hooks, Hooks):
-            raise InvalidRequestError(f"hooks must be a Hooks or None, not {type(hooks).__name__}")
-        self.hooks = hooks
+        self.hooks: tuple[Hooks, ...] = _hooks(hooks)
         size = "a whole number of bytes >= 1"
         self.max_body_size = whole_number("max_body_size", max_body_size, size, minimum=1)
         self.max_event_size = whole_number("max_event_size", max_event_size, size, minimum=1)
@@ -173,6 +184,14 @@ class AtomaCore:
     def __repr__(self) -> str:
         auth = "set" if self._bearer_auth is not None else "none"
         return f"AtomaCore(server_url={self.server_url!r}, bearer_auth=<{auth}>)"
+
+    def add_hooks(self, hooks: Hooks) -> None:
+        """Run `hooks` too, after those already installed, from the next call on."""
+        self.hooks = (*self.hooks, *_hooks(hooks))
+
+    def remove_hooks(self, hooks: Hooks) -> None:
+        """Stop running `hooks` from the next call on (calls in flight keep theirs); absent: no-op."""
+        self.hooks = tuple(h for h in self.hooks if h is not hooks)
 
     async def authorization(self) -> str | None:
         """The Authorization header value for the next request (the token is re-read each time)."""

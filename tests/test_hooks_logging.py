@@ -157,7 +157,7 @@ async def test_a_failing_hook_is_reported_typed_and_not_retried(sandbox: Sandbox
 
 
 async def test_no_hooks_no_contexts(core: AtomaCore) -> None:
-    assert core.hooks is None
+    assert core.hooks == ()
     assert (await chat_create(core, CHAT_SECRET)).ok
 
 
