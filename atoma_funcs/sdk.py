@@ -18,6 +18,8 @@ from atoma_core.core import AtomaCore
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from typing_extensions import Unpack
+
     from atoma_core._stream import ChatCompletionStream, CompletionStream
     from atoma_core.config import RequestOptions
     from atoma_core.core import BearerAuth
@@ -29,6 +31,18 @@ if TYPE_CHECKING:
     from atoma_core.models.models import HealthResponse, ModelList
     from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
     from atoma_core.result import Result
+    from atoma_core.types import (
+        ChatCompletionKeywords,
+        ChatCompletionRequestParam,
+        CompletionKeywords,
+        CompletionRequestParam,
+        EmbeddingKeywords,
+        EmbeddingRequestParam,
+        ImageGenerationKeywords,
+        ImageGenerationRequestParam,
+        NodesCreateLockKeywords,
+        NodesCreateLockRequestParam,
+    )
 
 __all__ = [
     "AtomaSDK",
@@ -45,10 +59,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Request = Mapping[str, Any]
 
 
-def _request(request: Any, params: dict[str, Any]) -> Any:
+def _request(request: Any, params: Mapping[str, Any]) -> Any:
     """The request: positional (a dict or a request Struct) or openai-style keywords, not both."""
     if request is None:
         return params
@@ -70,7 +83,7 @@ class _Resource:
         function: Callable[[AtomaCore, Any, RequestOptions | None], Awaitable[Result[T, AtomaError]]],
         request: Any,
         options: RequestOptions | None,
-        params: dict[str, Any],
+        params: Mapping[str, Any],
     ) -> T:
         return (await function(self._core, _request(request, params), options)).unwrap()
 
@@ -80,9 +93,9 @@ class Chat(_Resource):
 
     async def create(
         self,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionResponse:
         """Create a chat completion and return it whole.
 
@@ -95,9 +108,9 @@ class Chat(_Resource):
 
     async def create_stream(
         self,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionStream:
         """Start a streamed chat completion; returns the open stream once its first event arrives.
 
@@ -114,9 +127,9 @@ class Completions(_Resource):
 
     async def create(
         self,
-        request: CompletionRequest | Request | None = None,
+        request: CompletionRequest | CompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[CompletionKeywords],
     ) -> CompletionResponse:
         """Complete a prompt and return the whole `CompletionResponse`."""
         from ._completions import completions_create
@@ -125,9 +138,9 @@ class Completions(_Resource):
 
     async def create_stream(
         self,
-        request: CompletionRequest | Request | None = None,
+        request: CompletionRequest | CompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[CompletionKeywords],
     ) -> CompletionStream:
         """Start a streamed completion; like `sdk.chat.create_stream`."""
         from ._completions import completions_create_stream
@@ -140,9 +153,9 @@ class Embeddings(_Resource):
 
     async def create(
         self,
-        request: EmbeddingRequest | Request | None = None,
+        request: EmbeddingRequest | EmbeddingRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[EmbeddingKeywords],
     ) -> EmbeddingResponse:
         """Embed `input` (a text or a list of texts) with `model`."""
         from ._embeddings import embeddings_create
@@ -155,9 +168,9 @@ class Images(_Resource):
 
     async def generate(
         self,
-        request: ImageGenerationRequest | Request | None = None,
+        request: ImageGenerationRequest | ImageGenerationRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ImageGenerationKeywords],
     ) -> ImageGenerationResponse:
         """Generate images for `prompt` with `model` (`n`, `size`, `response_format`, ...)."""
         from ._images import images_generate
@@ -196,9 +209,9 @@ class Nodes(_Resource):
 
     async def create_lock(
         self,
-        request: NodesCreateLockRequest | Request | None = None,
+        request: NodesCreateLockRequest | NodesCreateLockRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[NodesCreateLockKeywords],
     ) -> NodesCreateLockResponse:
         """Lock a node for `model`: its `public_key`, `stack_small_id`, `node_small_id`."""
         from ._nodes import nodes_create_lock
@@ -211,9 +224,9 @@ class ConfidentialChat(_Resource):
 
     async def create(
         self,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionResponse:
         """Like `sdk.chat.create`, encrypted; the decrypted `ChatCompletionResponse`."""
         from ._confidential import confidential_chat_create
@@ -222,9 +235,9 @@ class ConfidentialChat(_Resource):
 
     async def create_stream(
         self,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionStream:
         """Like `sdk.chat.create_stream`, encrypted: every event decrypted."""
         from ._confidential import confidential_chat_create_stream
@@ -237,9 +250,9 @@ class ConfidentialEmbeddings(_Resource):
 
     async def create(
         self,
-        request: EmbeddingRequest | Request | None = None,
+        request: EmbeddingRequest | EmbeddingRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[EmbeddingKeywords],
     ) -> EmbeddingResponse:
         """Like `sdk.embeddings.create`, encrypted."""
         from ._confidential import confidential_embeddings_create
@@ -252,9 +265,9 @@ class ConfidentialImages(_Resource):
 
     async def generate(
         self,
-        request: ImageGenerationRequest | Request | None = None,
+        request: ImageGenerationRequest | ImageGenerationRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ImageGenerationKeywords],
     ) -> ImageGenerationResponse:
         """Like `sdk.images.generate`, encrypted."""
         from ._confidential import confidential_images_generate

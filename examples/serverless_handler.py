@@ -6,12 +6,14 @@ shuts down, so nothing leaks between invocations and nothing is "attached to a d
 
     python examples/serverless_handler.py             # against a sandbox started in a thread
     ATOMASDK_BEARER_AUTH=... python examples/serverless_handler.py https://api.atoma.network
+    (or give the server as ATOMASDK_SERVER_URL instead of the argument)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -82,9 +84,10 @@ def sandbox_in_thread() -> Iterator[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        results = main(sys.argv[1])
-    else:
+    server_url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ATOMASDK_SERVER_URL")
+    if server_url:
+        results = main(server_url)
+    else:  # no server given: start the sandbox
         with sandbox_in_thread() as url:
             results = main(url)
     for result in results:
