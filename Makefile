@@ -28,8 +28,12 @@ $(PRISM_STAMP): tests/data/prism/package.json tests/data/prism/package-lock.json
 	fi
 
 # With ATOMASDK_BEARER_AUTH set, the demo talks to the real API instead of the bundled sandbox.
+# Its last line says what to do next.
+DEMO_NEXT_SANDBOX := 'Next: export ATOMASDK_BEARER_AUTH=<your Atoma key> and run "make demo" again for a real answer, or try the README quick start against the sandbox.'
+DEMO_NEXT_REAL := 'Next: $(BIN)/atoma chat "your question" (--help lists the options), or the README quick start in Python.'
 demo: $(STAMP)
 	$(BIN)/python -m atoma_funcs chat "Tell me about Atoma in one sentence." $(if $(ATOMASDK_BEARER_AUTH),,--sandbox)
+	@echo $(if $(ATOMASDK_BEARER_AUTH),$(DEMO_NEXT_REAL),$(DEMO_NEXT_SANDBOX))
 
 test: $(STAMP) lint typecheck pytest
 

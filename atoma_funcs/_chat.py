@@ -4,7 +4,7 @@ request fixes the Atoma proxy needs (shared with the confidential chat functions
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from msgspec import UNSET
 from msgspec.structs import replace
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
     from atoma_core.result import Result
+    from atoma_core.types import ChatCompletionRequestParam
 
 __all__ = ["chat_create", "chat_create_stream", "prepare_create", "prepare_stream"]
 
@@ -96,17 +97,20 @@ def _stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream
 
 async def chat_create(
     core: AtomaCore,
-    request: ChatCompletionRequest | Mapping[str, Any],
+    request: ChatCompletionRequest | ChatCompletionRequestParam,
     options: RequestOptions | None = None,
 ) -> Result[ChatCompletionResponse, AtomaError]:
     """Create a chat completion. Returns `Ok(ChatCompletionResponse)` or `Err(AtomaError)`; never raises
-    (except `asyncio.CancelledError`)."""
+    (except `asyncio.CancelledError`).
+
+    `request` is a `ChatCompletionRequest` or a dict, typed `ChatCompletionRequestParam` for type
+    checkers (`atoma_core.types`); at run time any mapping is accepted and validated strictly."""
     return await call(core, _CREATE, request, options)
 
 
 async def chat_create_stream(
     core: AtomaCore,
-    request: ChatCompletionRequest | Mapping[str, Any],
+    request: ChatCompletionRequest | ChatCompletionRequestParam,
     options: RequestOptions | None = None,
 ) -> Result[ChatCompletionStream, AtomaError]:
     """Start a streamed chat completion. `Ok(ChatCompletionStream)` once its first event arrives;

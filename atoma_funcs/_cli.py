@@ -298,13 +298,7 @@ def _read_inputs(args: argparse.Namespace) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """Parse `argv` (default: `sys.argv[1:]`), run the command, return the exit code."""
-    out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
-    for stream in (out, err):
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="replace")  # a token the terminal cannot show is not an error
+def _parse_and_run(argv: list[str] | None, output: Output) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -312,17 +306,27 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         return done.code if isinstance(done.code, int) else EXIT_USAGE
     problem = _read_inputs(args)
     if problem is not None:
-        err.write(f"atoma: error: {problem}\n")
+        output.err.write(f"atoma: error: {problem}\n")
         return EXIT_USAGE
     if args.verbose:
         import logging
 
-        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=err)
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=output.err)
         logging.getLogger("atoma").setLevel(logging.DEBUG)
+    return asyncio.run(_run(args, output))
+
+
+def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Parse `argv` (default: `sys.argv[1:]`), run the command, return the exit code."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    for stream in (out, err):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")  # a token the terminal cannot show is not an error
     output = Output(out, err)
     try:
-        return asyncio.run(_run(args, output))
-    except KeyboardInterrupt:
+        return _parse_and_run(argv, output)
+    except KeyboardInterrupt:  # anywhere, waiting on stdin included: one line, no traceback
         with contextlib.suppress(OSError):
             output.end_line()
         err.write("atoma: interrupted\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._cli import EXIT_OK, EXIT_USAGE, Output, exit_code_for, exit_code_of
 
@@ -12,18 +12,19 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.models.chat import ChatCompletionResponse
     from atoma_core.models.usage import Usage
+    from atoma_core.types import ChatCompletionMessageParam, ChatCompletionRequestParam, EmbeddingRequestParam
 
     from ._batch_files import WrittenResults
 
 __all__ = ["batch", "chat", "embed", "models"]
 
 
-def _chat_request(args: argparse.Namespace) -> dict[str, Any]:
-    messages: list[dict[str, Any]] = []
+def _chat_request(args: argparse.Namespace) -> ChatCompletionRequestParam:
+    messages: list[ChatCompletionMessageParam] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.prompt})
-    request: dict[str, Any] = {"model": args.model, "messages": messages}
+    request: ChatCompletionRequestParam = {"model": args.model, "messages": messages}
     if args.max_tokens is not None:
         request["max_tokens"] = args.max_tokens
     if args.temperature is not None:
@@ -60,7 +61,9 @@ def _note_cut(response: ChatCompletionResponse, ui: Output) -> None:
         ui.note("atoma: note: the answer was cut at the token limit (finish_reason=length)")
 
 
-async def _chat_stream(core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: Output) -> int:
+async def _chat_stream(
+    core: AtomaCore, request: ChatCompletionRequestParam, args: argparse.Namespace, ui: Output
+) -> int:
     from atoma_core.errors import AtomaError
     from atoma_core.result import Err
 
@@ -91,7 +94,9 @@ async def _chat_stream(core: AtomaCore, request: dict[str, Any], args: argparse.
     return EXIT_OK
 
 
-async def _chat_once(core: AtomaCore, request: dict[str, Any], args: argparse.Namespace, ui: Output) -> int:
+async def _chat_once(
+    core: AtomaCore, request: ChatCompletionRequestParam, args: argparse.Namespace, ui: Output
+) -> int:
     from atoma_core.result import Err
 
     from ._chat import chat_create
@@ -146,7 +151,7 @@ async def embed(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
 
     from ._embeddings import embeddings_create
 
-    request: dict[str, Any] = {"model": args.model, "input": args.texts}
+    request: EmbeddingRequestParam = {"model": args.model, "input": args.texts}
     if args.dimensions is not None:
         request["dimensions"] = args.dimensions
     result = await embeddings_create(core, request)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING
 
 from msgspec.structs import replace
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
     from atoma_core.result import Result
+    from atoma_core.types import CompletionRequestParam
 
 __all__ = ["completions_create", "completions_create_stream"]
 
@@ -63,14 +64,18 @@ def _stream_operation() -> Operation[CompletionRequest, CompletionStream]:
 
 
 async def completions_create(
-    core: AtomaCore, request: CompletionRequest | Mapping[str, Any], options: RequestOptions | None = None
+    core: AtomaCore,
+    request: CompletionRequest | CompletionRequestParam,
+    options: RequestOptions | None = None,
 ) -> Result[CompletionResponse, AtomaError]:
     """Complete a prompt (legacy API). `Ok(CompletionResponse)`: `.choices[i].text`, `.usage`."""
     return await call(core, _CREATE, request, options)
 
 
 async def completions_create_stream(
-    core: AtomaCore, request: CompletionRequest | Mapping[str, Any], options: RequestOptions | None = None
+    core: AtomaCore,
+    request: CompletionRequest | CompletionRequestParam,
+    options: RequestOptions | None = None,
 ) -> Result[CompletionStream, AtomaError]:
     """Stream a completion (legacy API). `Ok(CompletionStream)` once its first event arrives;
     like `chat_create_stream`: usage, `collect()`, deadlines, `.partial` on failures."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import msgspec
 
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from atoma_core.models.chat import ChatCompletionChunk
     from atoma_core.models.nodes import NodesCreateLockResponse
     from atoma_core.result import Result
+    from atoma_core.types import (
+        ChatCompletionRequestParam,
+        EmbeddingRequestParam,
+        ImageGenerationRequestParam,
+    )
 
 __all__ = [
     "confidential_chat_create",
@@ -217,7 +222,9 @@ def _chat_stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionS
 
 
 async def confidential_chat_create(
-    core: AtomaCore, request: ChatCompletionRequest | Mapping[str, Any], options: RequestOptions | None = None
+    core: AtomaCore,
+    request: ChatCompletionRequest | ChatCompletionRequestParam,
+    options: RequestOptions | None = None,
 ) -> Result[ChatCompletionResponse, AtomaError]:
     """`chat_create`, encrypted to a node in a TEE: the same `ChatCompletionResponse`, decrypted.
     Needs the `confidential` extra (else `Err(MissingDependencyError)` naming it)."""
@@ -225,7 +232,9 @@ async def confidential_chat_create(
 
 
 async def confidential_chat_create_stream(
-    core: AtomaCore, request: ChatCompletionRequest | Mapping[str, Any], options: RequestOptions | None = None
+    core: AtomaCore,
+    request: ChatCompletionRequest | ChatCompletionRequestParam,
+    options: RequestOptions | None = None,
 ) -> Result[ChatCompletionStream, AtomaError]:
     """`chat_create_stream`, encrypted: every event is decrypted; usage, `collect()`, deadlines and
     `.partial` work as for a plain stream."""
@@ -233,7 +242,7 @@ async def confidential_chat_create_stream(
 
 
 async def confidential_embeddings_create(
-    core: AtomaCore, request: EmbeddingRequest | Mapping[str, Any], options: RequestOptions | None = None
+    core: AtomaCore, request: EmbeddingRequest | EmbeddingRequestParam, options: RequestOptions | None = None
 ) -> Result[EmbeddingResponse, AtomaError]:
     """`embeddings_create`, encrypted to a node in a TEE."""
     return await call(core, _EMBEDDINGS, request, options)
@@ -241,7 +250,7 @@ async def confidential_embeddings_create(
 
 async def confidential_images_generate(
     core: AtomaCore,
-    request: ImageGenerationRequest | Mapping[str, Any],
+    request: ImageGenerationRequest | ImageGenerationRequestParam,
     options: RequestOptions | None = None,
 ) -> Result[ImageGenerationResponse, AtomaError]:
     """`images_generate`, encrypted to a node in a TEE."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING
 
 from atoma_core._body import json_response
 from atoma_core._operation import Operation
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
     from atoma_core.result import Result
+    from atoma_core.types import EmbeddingRequestParam
 
 __all__ = ["embeddings_create"]
 
@@ -29,7 +30,7 @@ _CREATE = Operation(
 
 
 async def embeddings_create(
-    core: AtomaCore, request: EmbeddingRequest | Mapping[str, Any], options: RequestOptions | None = None
+    core: AtomaCore, request: EmbeddingRequest | EmbeddingRequestParam, options: RequestOptions | None = None
 ) -> Result[EmbeddingResponse, AtomaError]:
     """Embed one text or a list of texts. `Ok(EmbeddingResponse)`: `.data[i].embedding`, `.usage`."""
     return await call(core, _CREATE, request, options)

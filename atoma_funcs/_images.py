@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING
 
 from atoma_core._body import json_response
 from atoma_core._operation import Operation
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
     from atoma_core.result import Result
+    from atoma_core.types import ImageGenerationRequestParam
 
 __all__ = ["images_generate"]
 
@@ -30,7 +31,7 @@ _GENERATE = Operation(
 
 async def images_generate(
     core: AtomaCore,
-    request: ImageGenerationRequest | Mapping[str, Any],
+    request: ImageGenerationRequest | ImageGenerationRequestParam,
     options: RequestOptions | None = None,
 ) -> Result[ImageGenerationResponse, AtomaError]:
     """Generate images from a prompt. `Ok(ImageGenerationResponse)`: `.data[i].url` / `.b64_json`."""

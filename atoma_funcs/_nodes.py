@@ -3,7 +3,7 @@ and returns its X25519 public key (confidential compute encrypts to it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING
 
 from atoma_core._body import json_response
 from atoma_core._operation import Operation
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
     from atoma_core.result import Result
+    from atoma_core.types import NodesCreateLockRequestParam
 
 __all__ = ["nodes_create_lock"]
 
@@ -29,7 +30,7 @@ _LOCK = Operation(
 
 async def nodes_create_lock(
     core: AtomaCore,
-    request: NodesCreateLockRequest | Mapping[str, Any],
+    request: NodesCreateLockRequest | NodesCreateLockRequestParam,
     options: RequestOptions | None = None,
 ) -> Result[NodesCreateLockResponse, AtomaError]:
     """Lock a node for `model`. `Ok(NodesCreateLockResponse)`: `.public_key`, `.stack_small_id`,

@@ -4,13 +4,13 @@ the API each, every method a few lines over a standalone function, written once 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar, cast
 
 from ._faces import Face, Resource, api, api_stream
 from ._options import call_options, merge
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
 
     from atoma_core._stream import ChatCompletionStream, CompletionStream
     from atoma_core.config import RequestOptions
@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from atoma_core.models.models import HealthResponse, ModelList
     from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
     from atoma_core.result import Result
+    from atoma_core.types import (
+        ChatCompletionKeywords,
+        ChatCompletionRequestParam,
+        CompletionKeywords,
+        CompletionRequestParam,
+        EmbeddingKeywords,
+        EmbeddingRequestParam,
+        ImageGenerationKeywords,
+        ImageGenerationRequestParam,
+        NodesCreateLockKeywords,
+        NodesCreateLockRequestParam,
+    )
 
 __all__ = [
     "Chat",
@@ -38,10 +50,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Request = Mapping[str, Any]
 
 
-def _request(request: Any, params: dict[str, Any]) -> Any:
+def _request(request: Any, params: Mapping[str, Any]) -> Any:
     """The request: positional (a dict or a request Struct) or openai-style keywords, not both."""
     if request is None:
         return params
@@ -64,12 +75,13 @@ class _Resource(Resource[Face]):
         function: Callable[[AtomaCore, Any, RequestOptions | None], Awaitable[Result[T, AtomaError]]],
         request: Any,
         options: RequestOptions | None,
-        params: dict[str, Any],
+        params: Mapping[str, Any],
         *,
         openai_keywords: bool = True,
     ) -> T:
-        if openai_keywords:
-            options = call_options(self._core.retry_config, self._defaults, options, params)
+        if openai_keywords:  # `**params` is always a fresh dict: call_options may take keys out of it
+            keywords = cast("dict[str, Any]", params)
+            options = call_options(self._core.retry_config, self._defaults, options, keywords)
         else:
             options = merge(self._defaults, options)
         return (await function(self._core, _request(request, params), options)).unwrap()
@@ -96,9 +108,9 @@ class Chat(_Resource[Face]):
     async def create(
         self,
         /,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionResponse:
         """Create a chat completion and return it whole.
 
@@ -113,9 +125,9 @@ class Chat(_Resource[Face]):
     async def create_stream(
         self,
         /,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionStream:
         """Start a streamed chat completion; returns the open stream once its first event arrives.
 
@@ -134,9 +146,9 @@ class Completions(_Resource[Face]):
     async def create(
         self,
         /,
-        request: CompletionRequest | Request | None = None,
+        request: CompletionRequest | CompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[CompletionKeywords],
     ) -> CompletionResponse:
         """Complete a prompt and return the whole `CompletionResponse`."""
         from ._completions import completions_create
@@ -147,9 +159,9 @@ class Completions(_Resource[Face]):
     async def create_stream(
         self,
         /,
-        request: CompletionRequest | Request | None = None,
+        request: CompletionRequest | CompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[CompletionKeywords],
     ) -> CompletionStream:
         """Start a streamed completion; like `sdk.chat.create_stream`."""
         from ._completions import completions_create_stream
@@ -164,9 +176,9 @@ class Embeddings(_Resource[Face]):
     async def create(
         self,
         /,
-        request: EmbeddingRequest | Request | None = None,
+        request: EmbeddingRequest | EmbeddingRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[EmbeddingKeywords],
     ) -> EmbeddingResponse:
         """Embed `input` (a text or a list of texts) with `model`."""
         from ._embeddings import embeddings_create
@@ -181,9 +193,9 @@ class Images(_Resource[Face]):
     async def generate(
         self,
         /,
-        request: ImageGenerationRequest | Request | None = None,
+        request: ImageGenerationRequest | ImageGenerationRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ImageGenerationKeywords],
     ) -> ImageGenerationResponse:
         """Generate images for `prompt` with `model` (`n`, `size`, `response_format`, ...)."""
         from ._images import images_generate
@@ -227,9 +239,9 @@ class Nodes(_Resource[Face]):
     async def create_lock(
         self,
         /,
-        request: NodesCreateLockRequest | Request | None = None,
+        request: NodesCreateLockRequest | NodesCreateLockRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[NodesCreateLockKeywords],
     ) -> NodesCreateLockResponse:
         """Lock a node for `model`: its `public_key`, `stack_small_id`, `node_small_id`.
 
@@ -250,9 +262,9 @@ class ConfidentialChat(_Resource[Face]):
     async def create(
         self,
         /,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionResponse:
         """Like `sdk.chat.create`, encrypted; the decrypted `ChatCompletionResponse`."""
         from ._confidential import confidential_chat_create
@@ -263,9 +275,9 @@ class ConfidentialChat(_Resource[Face]):
     async def create_stream(
         self,
         /,
-        request: ChatCompletionRequest | Request | None = None,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionStream:
         """Like `sdk.chat.create_stream`, encrypted: every event decrypted."""
         from ._confidential import confidential_chat_create_stream
@@ -282,9 +294,9 @@ class ConfidentialEmbeddings(_Resource[Face]):
     async def create(
         self,
         /,
-        request: EmbeddingRequest | Request | None = None,
+        request: EmbeddingRequest | EmbeddingRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[EmbeddingKeywords],
     ) -> EmbeddingResponse:
         """Like `sdk.embeddings.create`, encrypted."""
         from ._confidential import confidential_embeddings_create
@@ -301,9 +313,9 @@ class ConfidentialImages(_Resource[Face]):
     async def generate(
         self,
         /,
-        request: ImageGenerationRequest | Request | None = None,
+        request: ImageGenerationRequest | ImageGenerationRequestParam | None = None,
         options: RequestOptions | None = None,
-        **params: Any,
+        **params: Unpack[ImageGenerationKeywords],
     ) -> ImageGenerationResponse:
         """Like `sdk.images.generate`, encrypted."""
         from ._confidential import confidential_images_generate

@@ -4,11 +4,13 @@ Standalone functions return a `Result`, so one failed prompt is a value to count
 that cancels the others. One `AtomaCore` (one connection pool) serves all requests.
 
     python examples/fan_out.py      # against a sandbox it starts
+    ATOMASDK_SERVER_URL=https://api.atoma.network ATOMASDK_BEARER_AUTH=... python examples/fan_out.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -58,11 +60,12 @@ class FanOut:
 
 
 async def main(server_url: str | None = None, n: int = 100, concurrency: int = 10) -> dict[str, Any]:
-    """Send `n` prompts (against a sandbox if no server is given); return the tallies."""
+    """Send `n` prompts to `server_url` or $ATOMASDK_SERVER_URL (else a sandbox); return the tallies."""
     from contextlib import AsyncExitStack
 
+    server_url = server_url or os.environ.get("ATOMASDK_SERVER_URL")
     async with AsyncExitStack() as stack:
-        if server_url is None:
+        if server_url is None:  # no server given: start the sandbox
             from atoma_core.testing import Sandbox
 
             server_url = (await stack.enter_async_context(Sandbox())).url

@@ -6,12 +6,14 @@ the stream starts becomes a 502 JSON answer; a failure mid-stream becomes an `ev
 When the client goes away, leaving `async with stream` closes the upstream request too.
 
     python examples/relay_sse.py      # starts a sandbox and the relay, then reads one answer
+    ATOMASDK_SERVER_URL=https://api.atoma.network ATOMASDK_BEARER_AUTH=... python examples/relay_sse.py
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,11 +101,13 @@ async def read_sse(url: str, prompt: str) -> list[tuple[str, str]]:
 
 
 async def main(server_url: str | None = None, prompt: str = "Relay me, please") -> dict[str, Any]:
-    """Start the relay (and a sandbox if no server is given), ask it one question, return the result."""
+    """Start the relay on `server_url` or $ATOMASDK_SERVER_URL (else on a sandbox it starts), ask
+    it one question, return the result."""
     from contextlib import AsyncExitStack
 
+    server_url = server_url or os.environ.get("ATOMASDK_SERVER_URL")
     async with AsyncExitStack() as stack:
-        if server_url is None:
+        if server_url is None:  # no server given: start the sandbox
             from atoma_core.testing import Sandbox
 
             server_url = (await stack.enter_async_context(Sandbox())).url

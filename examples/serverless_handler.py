@@ -10,12 +10,14 @@ Synchronous code can do the same with `AtomaSyncSDK`: build it and call `sdk.war
 
     python examples/serverless_handler.py             # against a sandbox started in a thread
     ATOMASDK_BEARER_AUTH=... python examples/serverless_handler.py https://api.atoma.network
+    (or give the server as ATOMASDK_SERVER_URL instead of the argument)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -80,11 +82,11 @@ def main(server_url: str | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        results = main(sys.argv[1])
+    server_url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ATOMASDK_SERVER_URL")
+    if server_url:
+        results = main(server_url)
         shutdown()
-    else:
-        # The sandbox gets a loop of its own in a thread: the handler owns the main thread's loops.
+    else:  # no server given: start the sandbox, on a loop of its own in a thread
         from atoma_core.testing import sandbox_in_thread
 
         with sandbox_in_thread() as sandbox:

@@ -8,12 +8,14 @@ The sandbox answers a request with `tools` by calling the first tool with
 `{"input": <last user text>}`, and answers a `tool` message with "Tool said: ...".
 
     python examples/tool_calling.py      # against a sandbox it starts
+    ATOMASDK_SERVER_URL=https://api.atoma.network ATOMASDK_BEARER_AUTH=... python examples/tool_calling.py
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -66,11 +68,13 @@ async def run_tool_loop(sdk: AtomaSDK, prompt: str, *, stream: bool = False, max
 
 
 async def main(server_url: str | None = None) -> dict[str, str]:
-    """Run the loop twice, plain and streamed (against a sandbox if no server is given)."""
+    """Run the loop twice, plain and streamed, on `server_url` or $ATOMASDK_SERVER_URL (else on a
+    sandbox it starts)."""
     from contextlib import AsyncExitStack
 
+    server_url = server_url or os.environ.get("ATOMASDK_SERVER_URL")
     async with AsyncExitStack() as stack:
-        if server_url is None:
+        if server_url is None:  # no server given: start the sandbox
             from atoma_core.testing import Sandbox
 
             server_url = (await stack.enter_async_context(Sandbox())).url

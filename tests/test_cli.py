@@ -306,6 +306,55 @@ async def test_ctrl_c_stops_cleanly() -> None:
     assert "usage:" not in text
 
 
+def _waiting_on_a_pipe(pid: int) -> bool:
+    """The process sleeps in a pipe read (its stdin): Linux's /proc/<pid>/wchan says so."""
+    try:
+        return "pipe" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/wchan").exists(), reason="needs /proc/<pid>/wchan to see that the CLI waits on stdin"
+)
+async def test_ctrl_c_while_reading_stdin_prints_no_traceback() -> None:
+    """`atoma chat --sandbox` with no prompt reads stdin; Ctrl-C while it waits there (the pipe
+    still open) is one line and exit 130, like Ctrl-C anywhere else."""
+    proc = await asyncio.create_subprocess_exec(
+        *PYTHON, "chat", "--sandbox",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
+    )  # fmt: skip
+    try:
+        for _ in range(600):  # up to 30 s for a slow start
+            if _waiting_on_a_pipe(proc.pid) or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert _waiting_on_a_pipe(proc.pid), "the CLI never waited on stdin"
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)  # closes stdin only after the signal
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err
+    assert err.decode() == "atoma: interrupted\n"
+    assert out == b""
+
+
+def test_make_demo_ends_with_what_to_do_next() -> None:
+    """`make demo` (with this environment's Python, nothing installed) streams, then says what next."""
+    bin_dir = str(Path(sys.executable).parent)
+    done = subprocess.run(
+        ["make", "-s", "demo", "STAMP=", f"BIN={bin_dir}"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, env=_env(), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "You said: Tell me about Atoma in one sentence."
+    assert lines[-1].startswith("Next: ") and "ATOMASDK_BEARER_AUTH" in lines[-1], lines
+    assert len(lines) == 2
+
+
 # ------------------------------------------------------------------ the mapping itself
 
 

@@ -230,3 +230,47 @@ def test_confidential_chat_runs_as_a_script() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "You said: hello node\n" and done.stderr.strip().endswith("tokens")
+
+
+# ------------------------------------------------------------------ against a server you give
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected", "requests"),
+    [
+        ("serverless_handler", [], "You said: second invocation", 3),  # warm-up + 2 invocations
+        ("relay_sse", [], "'text': 'You said: Relay me, please'", 1),
+        ("tool_calling", [], 'Tool said: {"words": 7}', 4),
+        ("fan_out", [], "'ok': 100, 'errors': {}", 100),
+        ("confidential_chat", ["given", "server"], "You said: given server", 2),  # lock + sealed chat
+    ],
+)
+async def test_runs_against_the_server_in_atomasdk_server_url(
+    sandbox: Sandbox, name: str, args: list[str], expected: str, requests: int
+) -> None:
+    """With ATOMASDK_SERVER_URL set, each example talks to that server and starts no sandbox of its
+    own: every request it makes reaches the test's sandbox, with the token from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATOMASDK_", "PYTHONDEVMODE"))}
+    env.update(ATOMASDK_SERVER_URL=sandbox.url, ATOMASDK_BEARER_AUTH=TOKEN)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "error::ResourceWarning", str(EXAMPLES / f"{name}.py"), *args,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert expected in out.decode()
+    assert len(sandbox.requests) == requests  # the sandbox checks the token: a 401 would have failed
+    # (the warm-up's GET /health takes no token)
+    assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in sandbox.requests if r.path != "/health")
+
+
+async def test_serverless_handler_takes_the_server_as_an_argument(sandbox: Sandbox) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATOMASDK_", "PYTHONDEVMODE"))}
+    env["ATOMASDK_BEARER_AUTH"] = TOKEN
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLES / "serverless_handler.py"), sandbox.url,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert "You said: first invocation" in out.decode() and len(sandbox.requests) == 2

@@ -7,7 +7,7 @@ strings stay plain `str`, and only what a client needs (`choices`, `delta`) is r
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union, cast
 
 from msgspec import UNSET, UnsetType, field
 
@@ -15,6 +15,9 @@ from .meta import PlainData, ResponseMeta
 from .usage import CompletionTokensDetails as CompletionTokensDetails  # re-exported: were defined here
 from .usage import PromptTokensDetails as PromptTokensDetails
 from .usage import Usage
+
+if TYPE_CHECKING:
+    from ..types import AssistantMessageParam
 
 __all__ = [
     "AssistantMessage",
@@ -241,18 +244,19 @@ class ChatCompletionResponseMessage(PlainData, gc=False):
     reasoning_content: str | None = None
     tool_calls: list[ToolCall] | None = None
 
-    def to_param(self) -> dict[str, Any]:
+    def to_param(self) -> AssistantMessageParam:
         """This message as a request message (a plain dict, so a history stays `json.dumps`-able),
         to send back in a tool-calling loop. A tool-call turn gets `content: ""`: the Atoma proxy
         answers 400 to null content."""
         content = self.content
         if content is None and self.tool_calls:
             content = ""
-        return AssistantMessage(
+        param = AssistantMessage(
             content=content,
             refusal=UNSET if self.refusal is None else self.refusal,
             tool_calls=UNSET if not self.tool_calls else self.tool_calls,
         ).to_dict()
+        return cast("AssistantMessageParam", param)
 
 
 class ChatCompletionChoice(PlainData, gc=False):

@@ -20,9 +20,10 @@ from atoma_core.models import (
     ModelList,
     Usage,
 )
+from atoma_core.types import ChatCompletionMessageParam
 from atoma_funcs import AtomaSDK, AtomaSyncSDK, SyncStream
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 async def async_face(sdk: AtomaSDK) -> None:
