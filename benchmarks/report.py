@@ -165,10 +165,12 @@ def _slow_note(config: dict[str, Any], clients: list[str]) -> list[str]:
     slow = [f"{c} 1/{n}" for c, n in config.get("slow", {}).items() if c in clients]
     if not slow:
         return []
+    heavy, rounds = ", ".join(sorted(HEAVY)), config["slow_rounds"]
+    where = f"in only the first {rounds} of {config['rounds']} rounds" if rounds else "not at all"
     return [
-        f"To keep the run short, the slow clients ran part of every count ({', '.join(slow)}; whole",
-        f"bursts; per-unit figures, so still comparable) and the heavy rows ({', '.join(sorted(HEAVY))})",
-        f"in only the first {config['slow_rounds']} of {config['rounds']} rounds.",
+        f"To keep the run short, the slow clients ran part of every count ({', '.join(slow)};",
+        "whole bursts; the figures are per unit, so still comparable) and the heavy rows",
+        f"({heavy}) {where}.",
         "",
     ]
 

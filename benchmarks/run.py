@@ -191,6 +191,7 @@ def measure(cfg: Config, clients: list[str], workloads: list[str], pinned: bool)
     planned = [job for name, job in jobs(cfg).items() if name in workloads]
     records: list[dict[str, Any]] = []
     with ServerProcess(sys.executable, ROOT, server_cpu) as server:
+        server.prime([job.model for job in planned if job.kind != "open"])  # held ones cannot be
         for rnd in range(cfg.rounds):
             for batch in batches(cfg, planned):
                 line = []
