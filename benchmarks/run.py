@@ -1,8 +1,9 @@
 """Run the side-by-side benchmarks: start the bench server, run every client on every workload in
-its own fresh process, alternating clients round after round, check that they all decoded the same
-thing, then print the table and write JSON (and Markdown) to benchmarks/out/.
+fresh processes, alternating clients round after round, check that they all decoded the same
+thing, then print the table and write JSON, Markdown and the chart to benchmarks/out/.
 
-    python -m benchmarks.run [--quick] [--rounds N] [--clients a,b] [--workloads a,b] [--results FILE]
+    python -m benchmarks.run [--quick] [--rounds N] [--clients a,b] [--workloads a,b]
+                             [--results FILE.md] [--chart FILE.svg] [--chart-only RUN.json]
 """
 
 from __future__ import annotations
@@ -287,11 +288,11 @@ def publish(document: dict[str, Any], args: argparse.Namespace, out: Path | None
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads, one round (about a minute)")
     parser.add_argument("--rounds", type=int, help="rounds of every client on every workload")
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated; bare is always run")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, of: %(default)s")
     parser.add_argument(
         "--results", type=Path, help="also write the Markdown report here, its chart next to it"
     )
@@ -309,10 +310,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.chart_only:
-        document = json.loads(args.chart_only.read_text())
+        try:
+            document = json.loads(args.chart_only.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the saved run {args.chart_only}: {exc}", file=sys.stderr)
+            return 2
         args.chart = args.chart or args.chart_only.with_suffix(".svg")
         written = publish(document, args, None)
-        print(f"\nwrote {', '.join(map(str, written))}")
+        print(f"\nwrote {', '.join(map(str, written)) or 'nothing'}")
         return 0 if args.chart in written else 2
 
     started = time.perf_counter()
