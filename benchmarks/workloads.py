@@ -6,6 +6,8 @@ Standard library only, so the same file runs in the atoma-sdk venv.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import os
 import statistics
@@ -15,12 +17,23 @@ from typing import Any, Awaitable, Callable
 __all__ = ["Totals", "bursts", "concurrent", "first_tokens", "open_streams", "rss", "sequential", "streams"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
 
 
 def rss() -> int:
     """Resident set size now, in bytes."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE
+
+
+def settled_rss() -> int:
+    """RSS once garbage is collected and the C heap hands back its free pages (glibc's
+    `malloc_trim`), so it counts what is held, not how high transient read buffers once rose."""
+    gc.collect()
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+    return rss()
 
 
 class Totals:
@@ -106,8 +119,8 @@ async def open_streams(
     client: Any, url: str, model: str, count: int, hold_at: int, totals: Totals
 ) -> dict[str, Any]:
     """`count` streams open at once, each holding after chunk `hold_at` (what it accumulated so far
-    stays in memory); RSS is read when all hold, then the server releases them and each is read to
-    its end. `model` holds "{group}", filled with a group of this process's own."""
+    stays in memory); RSS is read (settled) when all hold, then the server releases them and each
+    is read to its end. `model` holds "{group}", filled with a group of this process's own."""
     group = str(os.getpid())
     model = model.format(group=group)
     holding = 0
@@ -124,8 +137,7 @@ async def open_streams(
     async def one() -> None:
         totals.add_stream(await client.stream(model, hold, hold_at))
 
-    gc.collect()
-    base = rss()
+    base = settled_rss()
     started = time.perf_counter()
     tasks = [asyncio.ensure_future(one()) for _ in range(count)]
     waiter = asyncio.ensure_future(all_holding.wait())
@@ -134,7 +146,7 @@ async def open_streams(
         waiter.cancel()
         await asyncio.gather(*tasks)
     open_s = time.perf_counter() - started
-    at_open = rss()
+    at_open = settled_rss()
     await release(url, group)
     go.set()
     await asyncio.gather(*tasks)
