@@ -6,9 +6,11 @@ The workload is chosen by the model name, which every SDK sends as is:
 
     bench:small               a ~20-token completion
     bench:large               a ~4,000-token completion
-    bench:stream:N:B:K        a stream of N events, B events per write, `: keep-alive` after every
-                              K events (0: none)
-    bench:hold:G:N            a stream of N events that stops after 2 until `/bench/release/G`
+    bench:body:S              a completion whose JSON body is S bytes (give or take a word)
+    bench:stream:N:B:K[:D]    a stream of N events, B events per write, `: keep-alive` after every
+                              K events (0: none); each content delta a word, or exactly D chars
+    bench:hold:G:N:H          a stream of N events, written 16 at a time, that stops after H
+                              events until `/bench/release/G`
 
 Only the standard library is used, so the runner can compute what every client must report.
 """
@@ -16,17 +18,17 @@ Only the standard library is used, so the runner can compute what every client m
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from typing import Any, NamedTuple
 
-__all__ = ["Expect", "Spec", "expect", "parse_model", "render"]
+__all__ = ["Expect", "Spec", "expect", "hold_writes", "parse_model", "render"]
 
 MODEL_ID = "meta-llama/Llama-3.3-70B-Instruct"
 SMALL_TOKENS = 20
 LARGE_TOKENS = 4_000
-HOLD_AFTER = 2  # events a held stream sends before it waits for its release
-HOLD_BATCH = 16  # events per write once released
+HOLD_BATCH = 16  # events per write in a held stream
 KEEP_ALIVE = b": keep-alive\n\n"
 _SENTENCE = (
     "Atoma runs private and verifiable inference on a decentralised network of GPU nodes, "
@@ -34,14 +36,17 @@ _SENTENCE = (
     "node's attested key before trusting the text it came with."
 )
 _WORDS = _SENTENCE.split()
+_CYCLE = _SENTENCE + " "  # sized deltas are slices of this text repeated
 
 
 class Spec(NamedTuple):
-    kind: str  # small | large | stream | hold
+    kind: str  # small | large | body | stream | hold
     events: int = 0  # stream events, role, content, finish and usage chunks included
     per_write: int = 1
     keep_alive: int = 0
     group: str = ""
+    delta: int = 0  # chars per content delta (0: one word); for a body, its size in bytes
+    hold_after: int = 0  # events a held stream sends before it waits for its release
 
 
 class Expect(NamedTuple):
@@ -59,13 +64,18 @@ def parse_model(model: str) -> Spec:
     kind = parts[1]
     if kind in ("small", "large") and len(parts) == 2:
         return Spec(kind)
-    if kind == "stream" and len(parts) == 5:
-        events, per_write, keep_alive = (int(p) for p in parts[2:])
-        if events < 3 or per_write < 1 or keep_alive < 0:
+    if kind == "body" and len(parts) == 3 and int(parts[2]) > 0:
+        return Spec(kind, delta=int(parts[2]))
+    if kind == "stream" and len(parts) in (5, 6):
+        events, per_write, keep_alive, delta = (int(p) for p in [*parts[2:], "0"][:4])
+        if events < 3 or per_write < 1 or keep_alive < 0 or delta < 0:
             raise ValueError(f"bad stream model: {model!r}")
-        return Spec(kind, events, per_write, keep_alive)
-    if kind == "hold" and len(parts) == 4 and int(parts[3]) > HOLD_AFTER:
-        return Spec(kind, int(parts[3]), HOLD_BATCH, 0, parts[2])
+        return Spec(kind, events, per_write, keep_alive, delta=delta)
+    if kind == "hold" and len(parts) == 5:
+        events, after = int(parts[3]), int(parts[4])
+        if not 0 < after < events:
+            raise ValueError(f"bad hold model: {model!r}")
+        return Spec(kind, events, HOLD_BATCH, 0, parts[2], hold_after=after)
     raise ValueError(f"bad bench model: {model!r}")
 
 
@@ -76,6 +86,16 @@ def _token(i: int) -> str:
 
 def _text(tokens: int) -> str:
     return "".join(_token(i) for i in range(tokens))
+
+
+def _piece(i: int, size: int) -> str:
+    """The i-th delta of exactly `size` chars: consecutive slices of the sentence, repeated."""
+    start = (i * size) % len(_CYCLE)
+    return (_CYCLE * (2 + size // len(_CYCLE)))[start : start + size]
+
+
+def _delta(i: int, size: int) -> str:
+    return _piece(i, size) if size else _token(i)
 
 
 def _usage(completion: int) -> dict[str, Any]:
@@ -132,11 +152,23 @@ def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: int |
     return b"data: " + _signed(obj) + b"\n\n"
 
 
-def _events(events: int) -> list[bytes]:
+@functools.cache
+def _body_tokens(size: int) -> int:
+    """How many words make the body of `bench:body:<size>` reach `size` bytes (the content is
+    plain ASCII, so each word adds its length to the JSON)."""
+    room = size - len(_completion(0))
+    tokens = length = 0
+    while length < room:
+        length += len(_token(tokens))
+        tokens += 1
+    return tokens
+
+
+def _events(events: int, delta: int) -> list[bytes]:
     content = events - 3
     return [
         _chunk({"role": "assistant", "content": ""}),
-        *(_chunk({"content": _token(i)}) for i in range(content)),
+        *(_chunk({"content": _delta(i, delta)}) for i in range(content)),
         _chunk({}, "stop"),
         _chunk(None, usage=content),
     ]
@@ -149,23 +181,32 @@ def render(spec: Spec) -> bytes | list[bytes]:
         return _completion(SMALL_TOKENS)
     if spec.kind == "large":
         return _completion(LARGE_TOKENS)
-    events = _events(spec.events)
+    if spec.kind == "body":
+        return _completion(_body_tokens(spec.delta))
+    events = _events(spec.events, spec.delta)
     if spec.kind == "hold":
-        rest = events[HOLD_AFTER:]
-        return [b"".join(events[:HOLD_AFTER])] + [
-            b"".join(rest[i : i + spec.per_write]) for i in range(0, len(rest), spec.per_write)
-        ]
+        after = spec.hold_after
+        return _writes(events[:after], spec.per_write) + _writes(events[after:], spec.per_write)
     if spec.keep_alive:
         k = spec.keep_alive
         events = [e + KEEP_ALIVE if (i + 1) % k == 0 else e for i, e in enumerate(events)]
-    n = spec.per_write
-    return [b"".join(events[i : i + n]) for i in range(0, len(events), n)]
+    return _writes(events, spec.per_write)
+
+
+def _writes(events: list[bytes], per_write: int) -> list[bytes]:
+    return [b"".join(events[i : i + per_write]) for i in range(0, len(events), per_write)]
+
+
+def hold_writes(spec: Spec) -> int:
+    """How many of a held stream's writes go out before it waits for its release."""
+    return -(-spec.hold_after // spec.per_write)
 
 
 def expect(model: str) -> Expect:
     spec = parse_model(model)
-    if spec.kind in ("small", "large"):
-        tokens = SMALL_TOKENS if spec.kind == "small" else LARGE_TOKENS
+    if spec.kind in ("small", "large", "body"):
+        tokens = {"small": SMALL_TOKENS, "large": LARGE_TOKENS}.get(spec.kind) or _body_tokens(spec.delta)
         return Expect(0, len(_text(tokens)), tokens)
     content = spec.events - 3
-    return Expect(spec.events, len(_text(content)), content)
+    chars = content * spec.delta if spec.delta else len(_text(content))
+    return Expect(spec.events, chars, content)

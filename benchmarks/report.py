@@ -6,6 +6,8 @@ from __future__ import annotations
 import statistics
 from typing import Any, NamedTuple
 
+from .plan import HEAVY
+
 __all__ = ["ROWS", "Row", "markdown", "summarise", "table"]
 
 FLOOR = "bare"
@@ -16,25 +18,37 @@ class Row(NamedTuple):
     workload: str
     metric: str
     label: str
-    target: float | None  # the highest ratio to the bare loop this SDK may show
+    target: float | None  # the highest ratio (or difference) to the bare loop this SDK may show
+    compare: str = "ratio"  # or "diff": the figure minus the bare loop's, in its own unit
 
 
 ROWS = [
-    Row("seq", "cpu_us", "sequential small: CPU us/request", 1.3),
+    Row("seq", "cpu_us", "sequential small: CPU us/request", 1.05),
     Row("seq", "wall_us", "sequential small: wall us/request", None),
-    Row("conc", "cpu_us", "concurrency 64: CPU us/request", 1.3),
-    Row("conc", "wall_us", "concurrency 64: wall us/request", None),
-    Row("stream", "cpu_us", "stream, 1 write/chunk: CPU us/chunk", 1.5),
+    Row("conc", "cpu_us", "concurrency 64, long run: CPU us/request", 1.05),
+    Row("conc", "wall_us", "concurrency 64, long run: wall us/request", None),
+    Row("burst", "cpu_us", "burst, 320 over 64 conns, fresh client: CPU us/request", 1.10),
+    Row("burst", "wall_us", "burst, 320 over 64 conns, fresh client: wall us/request", None),
+    Row("stream", "cpu_us", "stream, 1 write/chunk: CPU us/chunk", 1.05),
     Row("stream", "wall_us", "stream, 1 write/chunk: wall us/chunk", None),
-    Row("stream-batched", "cpu_us", "stream, batched + keep-alive: CPU us/chunk", 1.5),
-    Row("large", "cpu_us", "large body: CPU us/request", None),
-    Row("open", "rss_per_stream_kib", "open streams: RSS KiB/stream", 1.2),
-    Row("open", "peak_rss_mib", "open streams: peak RSS MiB", None),
-    Row("open", "cpu_us", "open streams: CPU us/stream", None),
+    Row("stream-batched", "cpu_us", "stream, batched + keep-alive: CPU us/chunk", 1.25),
+    Row("delta-4", "cpu_us", "stream, 4 B deltas: CPU us/chunk", None),
+    Row("delta-256", "cpu_us", "stream, 256 B deltas: CPU us/chunk", None),
+    Row("delta-4k", "cpu_us", "stream, 4 KiB deltas: CPU us/chunk", 1.15),
+    Row("large", "cpu_us", "large body (24 KB): CPU us/request", None),
+    Row("body-1k", "cpu_us", "1 KB body: CPU us/request", None),
+    Row("body-100k", "cpu_us", "100 KB body: CPU us/request", 1.10),
+    Row("body-1m", "cpu_us", "1 MB body: CPU us/request", None),
+    Row("open-512", "rss_per_stream_kib", "512 open streams: RSS KiB/stream", None),
+    Row("open-2000", "rss_per_stream_kib", "2000 open streams: RSS KiB/stream", 1.05),
+    Row("open-2000", "peak_rss_mib", "2000 open streams: peak RSS MiB", None),
+    Row("open-2000", "cpu_us", "2000 open streams: CPU us/stream", None),
+    Row("ttft", "ttft_us", "time to first token: wall us (median)", 15.0, "diff"),
     Row("import", "net_ms", "cold import: ms net of python", 1.15),
     Row("import", "rss_mib", "cold import: RSS MiB", 1.1),
     Row("first", "net_ms", "import + first request: ms net of python", None),
 ]
+PER_CHUNK = {"stream"}  # kinds of job whose CPU and wall are per chunk, not per request
 
 
 def metrics(record: dict[str, Any]) -> dict[str, float]:
@@ -44,17 +58,21 @@ def metrics(record: dict[str, Any]) -> dict[str, float]:
         out = {"net_ms": (record["wall"] - record["python_wall"]) * 1000, "rss_mib": record["maxrss"] / _MIB}
         out["cpu_ms"] = record["cpu"] * 1000
         return out
-    per = record["chunks"] if workload.startswith("stream") else record["requests"]
+    kind = record.get("kind") or ("stream" if workload.startswith("stream") else workload)  # older runs
+    per = record["chunks"] if kind in PER_CHUNK else record["requests"]
     out = {"cpu_us": record["cpu"] / per * 1e6, "wall_us": record["wall"] / per * 1e6}
-    if workload == "open":
+    if kind == "open":
         out["rss_per_stream_kib"] = (record["rss_open"] - record["rss_base"]) / record["count"] / 1024
         out["peak_rss_mib"] = record["peak_rss"] / _MIB
+    if kind == "ttft":
+        out["ttft_us"] = record["ttft_us"]
     return out
 
 
 def summarise(records: list[dict[str, Any]], clients: list[str]) -> list[dict[str, Any]]:
-    """For each row: per client the median of the metric and the median of its ratio to the bare
-    loop's figure from the same round (pair by pair), and whether this SDK meets the target."""
+    """For each row: per client the median of the metric and the median of its ratio to (or, for a
+    "diff" row, difference from) the bare loop's figure from the same round, pair by pair, and
+    whether this SDK meets the target."""
     by_key: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
     for record in records:
         if "error" in record:
@@ -64,7 +82,7 @@ def summarise(records: list[dict[str, Any]], clients: list[str]) -> list[dict[st
     for row in ROWS:
         cells: dict[str, dict[str, Any]] = {}
         for client in clients:
-            values, ratios = [], []
+            values, ratios, diffs = [], [], []
             for (workload, _), per_client in sorted(by_key.items()):
                 if workload != row.workload or client not in per_client:
                     continue
@@ -75,16 +93,18 @@ def summarise(records: list[dict[str, Any]], clients: list[str]) -> list[dict[st
                 floor = per_client.get(FLOOR, {}).get(row.metric)
                 if floor:
                     ratios.append(value / floor)
+                    diffs.append(value - floor)
             if values:
                 cells[client] = {
                     "median": statistics.median(values),
                     "ratio": statistics.median(ratios) if ratios else None,
+                    "diff": statistics.median(diffs) if diffs else None,
                     "n": len(values),
                 }
         if not cells:
             continue  # a workload not run
-        ratio = cells.get("atoma", {}).get("ratio")
-        met = None if row.target is None or ratio is None else ratio <= row.target
+        versus = cells.get("atoma", {}).get(row.compare)
+        met = None if row.target is None or versus is None else versus <= row.target
         summary.append({**row._asdict(), "clients": cells, "met": met})
     return summary
 
@@ -95,20 +115,30 @@ def _figure(value: float) -> str:
     return f"{value:.3g}" if value < 10 else f"{value:.1f}"
 
 
-def _cell(cell: dict[str, Any] | None, with_ratio: bool) -> str:
+def _versus(value: float, compare: str) -> str:
+    """A ratio as `1.05x`, a difference as `+12.3` (in the row's own unit)."""
+    return f"{value:.2f}x" if compare == "ratio" else f"{value:+.1f}"
+
+
+def _cell(cell: dict[str, Any] | None, compare: str | None) -> str:
+    """The median figure and, unless `compare` is None, its ratio to or difference from the floor."""
     if cell is None:
         return "-"
     text = _figure(cell["median"])
-    if with_ratio and cell["ratio"] is not None:
-        text += f" ({cell['ratio']:.2f}x)"
+    if compare is not None and cell[compare] is not None:
+        text += f" ({_versus(cell[compare], compare)})"
     return text
+
+
+def _cells(row: dict[str, Any], clients: list[str]) -> list[str]:
+    return [_cell(row["clients"].get(c), None if c == FLOOR else row["compare"]) for c in clients]
 
 
 def _verdict(row: dict[str, Any]) -> str:
     if row["target"] is None:
         return ""
     mark = {True: "met", False: "MISSED", None: "?"}[row["met"]]
-    return f"<= {row['target']:.2f}x {mark}"
+    return f"<= {_versus(row['target'], row['compare'])} {mark}"
 
 
 def table(summary: list[dict[str, Any]], clients: list[str]) -> str:
@@ -116,8 +146,7 @@ def table(summary: list[dict[str, Any]], clients: list[str]) -> str:
     head = ["figure (median; ratio to bare)", *clients, "atoma target"]
     lines = [head]
     for row in summary:
-        cells = [_cell(row["clients"].get(c), c != FLOOR) for c in clients]
-        lines.append([row["label"], *cells, _verdict(row)])
+        lines.append([row["label"], *_cells(row, clients), _verdict(row)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for n, line in enumerate(lines):
@@ -131,8 +160,26 @@ def table(summary: list[dict[str, Any]], clients: list[str]) -> str:
     return "\n".join(out)
 
 
-def markdown(meta: dict[str, Any], summary: list[dict[str, Any]], clients: list[str]) -> str:
-    """The report of one run: machine, versions, date, settings, the table and the targets."""
+def _slow_note(config: dict[str, Any], clients: list[str]) -> list[str]:
+    """Which clients ran smaller counts or fewer rounds, so a reader knows where figures are thinner."""
+    slow = [f"{c} 1/{n}" for c, n in config.get("slow", {}).items() if c in clients]
+    if not slow:
+        return []
+    heavy, rounds = ", ".join(sorted(HEAVY)), config["slow_rounds"]
+    where = f"in only the first {rounds} of {config['rounds']} rounds" if rounds else "not at all"
+    return [
+        f"To keep the run short, the slow clients ran part of every count ({', '.join(slow)};",
+        "whole bursts; the figures are per unit, so still comparable) and the heavy rows",
+        f"({heavy}) {where}.",
+        "",
+    ]
+
+
+def markdown(
+    meta: dict[str, Any], summary: list[dict[str, Any]], clients: list[str], chart: str | None = None
+) -> str:
+    """The report of one run: machine, versions, date, settings, the table, the targets, and the
+    chart if one was drawn (`chart`: its path relative to the report)."""
     lines = [
         f"# Benchmark results ({meta['mode']} run)",
         "",
@@ -149,20 +196,24 @@ def markdown(meta: dict[str, Any], summary: list[dict[str, Any]], clients: list[
         "```",
         "",
         "Each cell: the median over rounds of the figure, then the median of its ratio to the bare",
-        "aiohttp + msgspec loop measured in the same round. CPU is user + sys inside the client",
-        "process around the workload only (start-up, imports, set-up and a warm-up call excluded).",
+        "aiohttp + msgspec loop measured in the same round (time to first token: the difference, in us).",
+        "CPU is user + sys inside the client process around the workload only (start-up, imports,",
+        "set-up and a warm-up call excluded; the burst includes its fresh clients' set-up and close).",
         "",
+        *_slow_note(meta["config"], clients),
         "| figure | " + " | ".join(clients) + " | atoma target |",
         "|---|" + "---:|" * len(clients) + "---|",
     ]
     for row in summary:
-        cells = [_cell(row["clients"].get(c), c != FLOOR) for c in clients]
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {_verdict(row)} |")
+        lines.append(f"| {row['label']} | " + " | ".join(_cells(row, clients)) + f" | {_verdict(row)} |")
     lines += ["", "## Targets (atoma-async vs the bare loop, same run)", ""]
     for row in summary:
         if row["target"] is not None:
-            ratio = row["clients"].get("atoma", {}).get("ratio")
-            shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+            versus = row["clients"].get("atoma", {}).get(row["compare"])
+            shown = "n/a" if versus is None else _versus(versus, row["compare"])
             verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
-            lines.append(f"- {row['label']}: {shown} (target <= {row['target']:.2f}x): {verdict}")
+            target = _versus(row["target"], row["compare"])
+            lines.append(f"- {row['label']}: {shown} (target <= {target}): {verdict}")
+    if chart:
+        lines += ["", f"![CPU per request and per chunk, RSS per open stream, log scale]({chart})"]
     return "\n".join(lines) + "\n"

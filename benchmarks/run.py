@@ -1,8 +1,9 @@
 """Run the side-by-side benchmarks: start the bench server, run every client on every workload in
-its own fresh process, alternating clients round after round, check that they all decoded the same
-thing, then print the table and write JSON (and Markdown) to benchmarks/out/.
+fresh processes, alternating clients round after round, check that they all decoded the same
+thing, then print the table and write JSON, Markdown and the chart to benchmarks/out/.
 
-    python -m benchmarks.run [--quick] [--rounds N] [--clients a,b] [--workloads a,b] [--results FILE]
+    python -m benchmarks.run [--quick] [--rounds N] [--clients a,b] [--workloads a,b]
+                             [--results FILE.md] [--chart FILE.svg] [--chart-only RUN.json]
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from . import report
+from . import chart, report
 from .clients import COLD_IMPORTS, MODULES
 from .payloads import expect
+from .plan import FULL, HEAVY, QUICK, WORKLOADS, Config, Job, jobs
 from .server_process import ServerProcess, pin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,49 +32,8 @@ OUT = ROOT / "benchmarks" / "out"
 ATOMA_VENV = ROOT / ".venv-bench-atoma"
 ATOMA_SDK = "atoma-sdk==0.1.3"
 CLIENTS = ["bare", "atoma", "openai", "openai-aiohttp", "atoma-sdk"]
-WORKLOADS = ["seq", "conc", "stream", "stream-batched", "large", "open", "import", "first"]
 CLIENT_CPU = 0  # the server gets the last CPU, when there are two or more
-TIMEOUT = 900.0  # seconds one client process may take
-
-
-class Config(NamedTuple):
-    rounds: int
-    seq: int  # sequential small requests
-    conc: int  # small requests at `concurrency`
-    concurrency: int
-    streams: int  # sequential streams of `chunks` events each
-    chunks: int
-    batch: int  # events per write in the batched stream
-    keep_alive: int  # a `: keep-alive` comment after every this many events (batched stream)
-    large: int  # sequential ~4,000-token bodies
-    open: int  # streams open at once
-    hold_events: int  # events in each of those streams
-    import_reps: int  # cold-import runs per client
-    first_reps: int  # import + first request runs per client
-
-
-FULL = Config(5, 1000, 2000, 64, 20, 2000, 50, 25, 200, 1000, 8, 15, 7)
-QUICK = Config(1, 200, 256, 64, 3, 400, 50, 25, 40, 100, 8, 3, 1)
-
-
-class Job(NamedTuple):
-    count: int
-    param: str
-    concurrency: int
-    model: str  # what each unit of the workload asks for, for the expected totals
-
-
-def jobs(cfg: Config) -> dict[str, Job]:
-    stream = f"bench:stream:{cfg.chunks}:1:0"
-    batched = f"bench:stream:{cfg.chunks}:{cfg.batch}:{cfg.keep_alive}"
-    return {
-        "seq": Job(cfg.seq, "", 1, "bench:small"),
-        "conc": Job(cfg.conc, "", cfg.concurrency, "bench:small"),
-        "stream": Job(cfg.streams, stream, 1, stream),
-        "stream-batched": Job(cfg.streams, batched, 1, batched),
-        "large": Job(cfg.large, "", 1, "bench:large"),
-        "open": Job(cfg.open, str(cfg.hold_events), 1, f"bench:hold:check:{cfg.hold_events}"),
-    }
+TIMEOUT = 1800.0  # seconds one client process may take
 
 
 # ------------------------------------------------------------------------------ processes
@@ -130,24 +91,31 @@ def ensure_atoma_venv() -> bool:
 # ------------------------------------------------------------------------------ measurements
 
 
-def run_worker(client: str, workload: str, job: Job, url: str, cpu: int | None) -> dict[str, Any]:
-    argv = [python_for(client), "-m", "benchmarks.worker", client, workload, url, str(job.count)]
-    argv += ["--param", job.param, "--concurrency", str(job.concurrency)]
-    done = spawn(argv, cpu)
-    if done["rc"] != 0:
-        return {"client": client, "workload": workload, "error": done["stderr"][-1500:]}
-    record: dict[str, Any] = json.loads(done["stdout"].strip().splitlines()[-1])
-    want = expect(job.model)
-    wanted = {
-        "requests": job.count,
-        "chunks": want.chunks * job.count,
-        "chars": want.chars * job.count,
-        "tokens": want.tokens * job.count,
-    }
-    got = {key: record[key] for key in wanted}
-    if got != wanted:
-        record["error"] = f"decoded {got}, expected {wanted}"
-    return record
+def run_worker(client: str, todo: list[Job], url: str, cpu: int | None) -> tuple[list[dict[str, Any]], float]:
+    """Run `todo` in one fresh worker process; a record per job, each checked against what the
+    server sent, and the process's wall time."""
+    argv = [python_for(client), "-m", "benchmarks.worker", client, url]
+    done = spawn(argv + [json.dumps(job._asdict()) for job in todo], cpu)
+    lines = done["stdout"].strip().splitlines()
+    records = []
+    for n, job in enumerate(todo):
+        if n >= len(lines):
+            error = done["stderr"][-1500:] or f"exit status {done['rc']}"
+            records.append({"client": client, "workload": job.workload, "error": error})
+            continue
+        record: dict[str, Any] = json.loads(lines[n])
+        want = expect(job.model)
+        wanted = {
+            "requests": job.count,
+            "chunks": want.chunks * job.count,
+            "chars": want.chars * job.count,
+            "tokens": want.tokens * job.count,
+        }
+        got = {key: record[key] for key in wanted}
+        if got != wanted:
+            record["error"] = f"decoded {got}, expected {wanted}"
+        records.append(record)
+    return records, done["wall"]
 
 
 _FIRST = """import asyncio, importlib
@@ -197,25 +165,49 @@ def run_snippets(
     return records
 
 
+def batches(cfg: Config, planned: list[Job]) -> list[list[Job]]:
+    """The jobs one worker process runs: one each, or (`cfg.together`) all in one but the open
+    ones, which measure RSS and so get a process of their own."""
+    if not cfg.together:
+        return [[job] for job in planned]
+    shared = [job for job in planned if job.kind != "open"]
+    return ([shared] if shared else []) + [[job] for job in planned if job.kind == "open"]
+
+
+def job_for(cfg: Config, client: str, job: Job, rnd: int) -> Job | None:
+    """`job` as `client` runs it in round `rnd`: a slow client runs a smaller count, and the heavy
+    workloads only in the first `cfg.slow_rounds` rounds."""
+    divisor = cfg.slow.get(client)
+    if divisor is None:
+        return job
+    if job.workload in HEAVY and rnd >= cfg.slow_rounds:
+        return None
+    return job.scaled(divisor)
+
+
 def measure(cfg: Config, clients: list[str], workloads: list[str], pinned: bool) -> list[dict[str, Any]]:
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu = cpus[CLIENT_CPU] if pinned and len(cpus) > 1 else None
     server_cpu = cpus[-1] if client_cpu is not None else None
+    planned = [job for name, job in jobs(cfg).items() if name in workloads]
     records: list[dict[str, Any]] = []
     with ServerProcess(sys.executable, ROOT, server_cpu) as server:
+        server.prime([job.model for job in planned if job.kind != "open"])  # held ones cannot be
         for rnd in range(cfg.rounds):
-            for workload, job in jobs(cfg).items():
-                if workload not in workloads:
-                    continue
+            for batch in batches(cfg, planned):
                 line = []
                 for client in rotate(clients, rnd):
-                    record = run_worker(client, workload, job, server.url, client_cpu)
-                    record["round"] = rnd
-                    records.append(record)
-                    line.append(
-                        f"{client} {'ERROR' if 'error' in record else format(record['wall'], '.2f') + 's'}"
-                    )
-                print(f"[round {rnd + 1}/{cfg.rounds}] {workload}: {', '.join(line)}", file=sys.stderr)
+                    todo = [mine for job in batch if (mine := job_for(cfg, client, job, rnd))]
+                    if not todo:
+                        continue
+                    done, wall = run_worker(client, todo, server.url, client_cpu)
+                    for record in done:
+                        record["round"] = rnd
+                    records += done
+                    failed = any("error" in record for record in done)
+                    line.append(f"{client} {'ERROR' if failed else format(wall, '.1f') + 's'}")
+                names = ",".join(job.workload for job in batch)
+                print(f"[round {rnd + 1}/{cfg.rounds}] {names}: {', '.join(line)}", file=sys.stderr)
         warm = not records  # the workers have imported everything once already
         if "import" in workloads:
             records += run_snippets("import", cfg.import_reps, clients, "", client_cpu, warm)
@@ -260,52 +252,101 @@ def meta_of(cfg: Config, clients: list[str], quick: bool) -> dict[str, Any]:
         "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
         "versions": _versions(clients),
         "config": cfg._asdict(),
+        "clients": clients,
         "lscpu": "\n".join(_command("lscpu").splitlines()[:10]),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller workloads, one round (< 1 minute)")
+def draw_chart(summary: list[dict[str, Any]], clients: list[str], meta: dict[str, Any], path: Path) -> bool:
+    """Write the chart to `path`; False, said on stderr, if matplotlib is missing."""
+    try:
+        chart.draw(summary, clients, meta, path)
+    except chart.ChartUnavailable as exc:
+        print(f"no chart: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def publish(document: dict[str, Any], args: argparse.Namespace, out: Path | None) -> list[Path]:
+    """Print the table; write the report and the chart (to `out`'s latest.*, if given, and to
+    --results / --chart), each report linking the chart next to it. The paths written."""
+    meta, records = document["meta"], document["records"]
+    clients = meta.get("clients") or list(dict.fromkeys(["bare", *(r["client"] for r in records)]))
+    summary = document["summary"] = report.summarise(records, clients)
+    print(report.table(summary, clients))
+    written = []
+    reports = [(out / "latest.md", out / "latest.svg")] if out else []
+    if args.results:
+        reports.append((args.results, args.results.with_suffix(".svg")))
+    for markdown, svg in reports:
+        drawn = draw_chart(summary, clients, meta, svg)
+        markdown.write_text(report.markdown(meta, summary, clients, svg.name if drawn else None))
+        written += [markdown, svg] if drawn else [markdown]
+    if args.chart and draw_chart(summary, clients, meta, args.chart):
+        written.append(args.chart)
+    return written
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, one round (about a minute)")
     parser.add_argument("--rounds", type=int, help="rounds of every client on every workload")
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated; bare is always run")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
-    parser.add_argument("--results", type=Path, help="also write the Markdown report to this file")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, of: %(default)s")
+    parser.add_argument(
+        "--results", type=Path, help="also write the Markdown report here, its chart next to it"
+    )
+    parser.add_argument("--chart", type=Path, help="also draw the chart here (.svg, .png or .pdf)")
+    parser.add_argument("--chart-only", type=Path, metavar="JSON", help="measure nothing: report a saved run")
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server to CPUs")
     args = parser.parse_args(argv)
+    for option, known in (("clients", CLIENTS), ("workloads", WORKLOADS)):
+        unknown = set(getattr(args, option).split(",")) - set(known)
+        if unknown:
+            parser.error(f"unknown {option}: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.chart_only:
+        try:
+            document = json.loads(args.chart_only.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the saved run {args.chart_only}: {exc}", file=sys.stderr)
+            return 2
+        args.chart = args.chart or args.chart_only.with_suffix(".svg")
+        written = publish(document, args, None)
+        print(f"\nwrote {', '.join(map(str, written)) or 'nothing'}")
+        return 0 if args.chart in written else 2
 
     started = time.perf_counter()
     cfg = QUICK if args.quick else FULL
     if args.rounds:
         cfg = cfg._replace(rounds=args.rounds)
-    clients = ["bare"] + [c for c in args.clients.split(",") if c in CLIENTS and c != "bare"]
-    workloads = [w for w in args.workloads.split(",") if w in WORKLOADS]
+    clients = ["bare"] + [c for c in args.clients.split(",") if c != "bare"]
+    workloads = args.workloads.split(",")
     if "atoma-sdk" in clients and not ensure_atoma_venv():
         clients.remove("atoma-sdk")
 
     meta = meta_of(cfg, clients, args.quick)
     records = measure(cfg, clients, workloads, pinned=not args.no_pin)
-    summary = report.summarise(records, clients)
     head = _command("git", "rev-parse", "--short", "HEAD") or "unknown"
     if head != meta["commit"]:
         meta["commit"] += f" (HEAD moved to {head} during the run)"
-    print(report.table(summary, clients))
+    meta["seconds"] = round(time.perf_counter() - started)
+    document = {"meta": meta, "summary": [], "records": records}
+    OUT.mkdir(parents=True, exist_ok=True)
+    written = publish(document, args, OUT)
 
     errors = [r for r in records if "error" in r]
     for record in errors:
         print(f"\nERROR {record['client']} {record['workload']}: {record['error']}", file=sys.stderr)
-    OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    document = {"meta": meta, "summary": summary, "records": records}
     for name in (f"bench-{stamp}.json", "latest.json"):
         (OUT / name).write_text(json.dumps(document, indent=1) + "\n")
-    text = report.markdown(meta, summary, clients)
-    (OUT / "latest.md").write_text(text)
-    if args.results:
-        args.results.write_text(text)
-    print(
-        f"\nwrote {OUT.relative_to(ROOT)}/latest.json and latest.md in {time.perf_counter() - started:.0f} s"
-    )
+    shown = ", ".join(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path) for path in written)
+    print(f"\nwrote {OUT.relative_to(ROOT)}/latest.json, {shown}; the run took {meta['seconds']} s")
     return 1 if errors else 0
 
 

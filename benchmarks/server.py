@@ -3,7 +3,7 @@ encoded once per model name (see `payloads`), so serving costs little next to th
 
     python -m benchmarks.server [--port 0]     prints "PORT <n>" once listening
 
-`GET /bench/release/<group>` lets the held streams of a group (`bench:hold:<group>:N`) go on.
+`GET /bench/release/<group>` lets the held streams of a group (`bench:hold:<group>:N:H`) go on.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 
 from aiohttp import web
 
-from .payloads import Spec, parse_model, render
+from .payloads import Spec, hold_writes, parse_model, render
 
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
 _JSON = {"Content-Type": "application/json", "x-request-id": "req-bench"}
@@ -55,9 +55,11 @@ class BenchServer:
         response = web.StreamResponse(headers=_SSE)
         await response.prepare(request)
         if spec.kind == "hold":
-            await response.write(answer[0])
+            before = hold_writes(spec)
+            for data in answer[:before]:
+                await response.write(data)
             await self._released.setdefault(spec.group, asyncio.Event()).wait()
-            answer = answer[1:]
+            answer = answer[before:]
         for data in answer:
             await response.write(data)
         await response.write_eof()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +42,15 @@ class ServerProcess:
             raise RuntimeError(f"bench server did not start (said {line!r})")
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
         return self
+
+    def prime(self, models: list[str]) -> None:
+        """Ask for each model once, so the server encodes its answer before anything is timed."""
+        for model in models:
+            body = json.dumps({"model": model, "messages": []}).encode()
+            headers = {"Authorization": "Bearer prime", "Content-Type": "application/json"}
+            request = urllib.request.Request(f"{self.url}/v1/chat/completions", body, headers)
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -2,9 +2,9 @@
 function returning an object with these coroutines:
 
     complete(model) -> (content_chars, completion_tokens)
-    stream(model, hold=None) -> (chunks, content_chars, completion_tokens)
-        every chunk is decoded and counted, the usage chunk included; `hold`, if given, is awaited
-        once, right after the first chunk
+    stream(model, hold=no_hold, hold_at=0) -> (chunks, content_chars, completion_tokens)
+        every chunk is decoded and counted, the usage chunk included; `hold()` is awaited once,
+        right after chunk number `hold_at` (1 is the first; 0: never)
     aclose()
 
 Each module imports only its own library, and only the standard library is imported here.
@@ -19,6 +19,11 @@ MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "You are a concise assistant."},
     {"role": "user", "content": "Explain in one paragraph what verifiable inference means."},
 ]
+
+
+async def no_hold() -> None:
+    """The default `hold` of `stream`: never awaited, as `hold_at` defaults to 0."""
+
 
 MODULES = {
     "bare": "benchmarks.clients.bare",

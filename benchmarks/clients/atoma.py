@@ -7,7 +7,7 @@ from typing import Awaitable, Callable
 from atoma_core import AtomaCore
 from atoma_funcs import chat_create
 
-from . import MESSAGES, TOKEN
+from . import MESSAGES, TOKEN, no_hold
 
 
 class AtomaClient:
@@ -20,7 +20,7 @@ class AtomaClient:
         return len(content or ""), response.usage.completion_tokens if response.usage else 0
 
     async def stream(
-        self, model: str, hold: Callable[[], Awaitable[None]] | None = None
+        self, model: str, hold: Callable[[], Awaitable[None]] = no_hold, hold_at: int = 0
     ) -> tuple[int, int, int]:
         from atoma_funcs import chat_create_stream  # imported on first use, as an app would
 
@@ -33,9 +33,8 @@ class AtomaClient:
                     content = chunk.choices[0].delta.content
                     if content:
                         chars += len(content)
-                if hold is not None:
+                if chunks == hold_at:
                     await hold()
-                    hold = None
             usage = stream.usage
         return chunks, chars, usage.completion_tokens if usage else 0
 

@@ -10,7 +10,7 @@ from typing import Awaitable, Callable
 import httpx
 from atoma_sdk import AtomaSDK
 
-from . import MESSAGES, TOKEN
+from . import MESSAGES, TOKEN, no_hold
 
 
 class AtomaSDKClient:
@@ -26,7 +26,7 @@ class AtomaSDKClient:
         return len(content or ""), usage.completion_tokens if usage else 0
 
     async def stream(
-        self, model: str, hold: Callable[[], Awaitable[None]] | None = None
+        self, model: str, hold: Callable[[], Awaitable[None]] = no_hold, hold_at: int = 0
     ) -> tuple[int, int, int]:
         stream = await self.sdk.chat.create_stream_async(model=model, messages=MESSAGES)
         chunks = chars = tokens = 0
@@ -40,9 +40,8 @@ class AtomaSDKClient:
                         chars += len(content)
                 elif chunk.usage is not None:
                     tokens = chunk.usage.completion_tokens
-                if hold is not None:
+                if chunks == hold_at:
                     await hold()
-                    hold = None
         return chunks, chars, tokens
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ from typing import Awaitable, Callable
 import aiohttp
 import msgspec
 
-from . import MESSAGES, TOKEN
+from . import MESSAGES, TOKEN, no_hold
 
 
 class Usage(msgspec.Struct):
@@ -62,7 +62,7 @@ class BareClient:
         return len(content or ""), completion.usage.completion_tokens if completion.usage else 0
 
     async def stream(
-        self, model: str, hold: Callable[[], Awaitable[None]] | None = None
+        self, model: str, hold: Callable[[], Awaitable[None]] = no_hold, hold_at: int = 0
     ) -> tuple[int, int, int]:
         body = _encode({"model": model, "messages": MESSAGES, "stream": True, "stream_options": _USAGE})
         chunks = chars = tokens = 0
@@ -71,7 +71,12 @@ class BareClient:
             buffer = b""
             async for data in response.content.iter_any():
                 *events, buffer = (buffer + data).split(b"\n\n")
-                for event in events:
+                # Drop the read and each event once handled, so a stream held mid-read (the open
+                # workloads) keeps only what it has not handled yet, as any client should.
+                del data
+                events.reverse()
+                while events:
+                    event = events.pop()
                     if not event.startswith(b"data: "):
                         continue  # a keep-alive comment
                     chunk = _chunk(event[6:])
@@ -82,9 +87,8 @@ class BareClient:
                             chars += len(content)
                     elif chunk.usage is not None:
                         tokens = chunk.usage.completion_tokens
-                    if hold is not None:
+                    if chunks == hold_at:
                         await hold()
-                        hold = None
         return chunks, chars, tokens
 
     async def aclose(self) -> None:

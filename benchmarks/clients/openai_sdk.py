@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
 
-from . import MESSAGES, TOKEN
+from . import MESSAGES, TOKEN, no_hold
 
 _DEFAULT_CONNECTIONS = 1000  # openai's own pool limit; raised only if a workload needs more
 
@@ -30,7 +30,7 @@ class OpenAIClient:
         return len(content or ""), response.usage.completion_tokens if response.usage else 0
 
     async def stream(
-        self, model: str, hold: Callable[[], Awaitable[None]] | None = None
+        self, model: str, hold: Callable[[], Awaitable[None]] = no_hold, hold_at: int = 0
     ) -> tuple[int, int, int]:
         stream = await self.client.chat.completions.create(
             model=model,
@@ -48,9 +48,8 @@ class OpenAIClient:
                         chars += len(content)
                 elif chunk.usage is not None:
                     tokens = chunk.usage.completion_tokens
-                if hold is not None:
+                if chunks == hold_at:
                     await hold()
-                    hold = None
         return chunks, chars, tokens
 
     async def aclose(self) -> None:

@@ -1,0 +1,118 @@
+"""Checks of the benchmark harness itself (not of speed):
+
+    .venv/bin/python -m pytest -q benchmarks/test_benchmarks.py
+
+The payloads say what they hold, every new kind of job runs end to end against the real bench
+server for the floor and this SDK, the report compares as it says, and the chart draws.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report, run
+from benchmarks.payloads import expect, parse_model, render
+from benchmarks.plan import FULL, QUICK, Job, jobs
+from benchmarks.server_process import ServerProcess
+
+
+def _decoded(model: str) -> tuple[int, int, int, int]:
+    """What the bytes served for `model` hold: events, content chars, completion tokens, bytes."""
+    answer = render(parse_model(model))
+    if isinstance(answer, bytes):
+        body = json.loads(answer)
+        return (
+            0,
+            len(body["choices"][0]["message"]["content"]),
+            body["usage"]["completion_tokens"],
+            len(answer),
+        )
+    data = b"".join(answer)
+    events = [json.loads(line[6:]) for line in data.split(b"\n\n") if line.startswith(b"data: ")]
+    chars = sum(len(e["choices"][0]["delta"].get("content") or "") for e in events if e["choices"])
+    return len(events), chars, events[-1]["usage"]["completion_tokens"], len(data)
+
+
+@pytest.mark.parametrize("cfg", [QUICK, FULL], ids=["quick", "full"])
+def test_every_job_serves_what_expect_says(cfg: object) -> None:
+    for job in jobs(cfg).values():  # type: ignore[arg-type]
+        model = job.model.format(group="g")
+        events, chars, tokens, size = _decoded(model)
+        assert (events, chars, tokens) == tuple(expect(model)), job.workload
+        if job.workload.startswith("body-"):
+            target = int(model.rsplit(":", 1)[1])
+            assert target <= size < target + 20, (job.workload, size)
+
+
+def test_sized_deltas_are_exactly_that_long() -> None:
+    answer = render(parse_model("bench:stream:40:1:0:4096"))
+    assert isinstance(answer, list)
+    contents = [json.loads(w[6:])["choices"][0]["delta"]["content"] for w in answer[1:-2]]
+    assert {len(c) for c in contents} == {4096}
+    assert len(set(contents)) > 1  # consecutive slices, not one string repeated
+
+
+def test_scaled_jobs_keep_whole_bursts() -> None:
+    burst = Job("burst", "burst", 1600, "bench:small", 64, burst=320)
+    assert burst.scaled(2).count == 640
+    assert burst.scaled(10).count == 320  # never less than one burst
+    assert Job("seq", "seq", 1000, "bench:small").scaled(3).count == 333
+
+
+def test_new_kinds_run_end_to_end_and_decode_what_was_sent() -> None:
+    cfg = QUICK._replace(
+        counts={**QUICK.counts, "burst": 128, "open-512": 24, "ttft": 5, "body-1m": 1, "delta-4k": 1},
+        burst=64,
+        concurrency=16,
+    )
+    todo = [jobs(cfg)[name] for name in ("burst", "delta-4k", "body-1m", "ttft", "open-512")]
+    with ServerProcess(sys.executable, run.ROOT) as server:
+        for client in ("bare", "atoma"):
+            records, _ = run.run_worker(client, todo, server.url, None)
+            assert [r.get("error") for r in records] == [None] * len(todo)
+            by_workload = {r["workload"]: r for r in records}
+            assert by_workload["burst"]["requests"] == 128
+            ttft = by_workload["ttft"]
+            assert 0 < ttft["ttft_p10_us"] <= ttft["ttft_us"] <= ttft["ttft_p90_us"]
+            opened = by_workload["open-512"]
+            assert opened["rss_open"] > opened["rss_base"]
+
+
+def _record(client: str, rnd: int, cpu: float, ttft: float) -> list[dict[str, object]]:
+    stream = {"workload": "ttft", "kind": "ttft", "cpu": cpu, "wall": cpu, "chunks": 8, "requests": 1}
+    return [{**stream, "client": client, "round": rnd, "ttft_us": ttft}]
+
+
+def test_report_compares_pair_by_pair_by_ratio_or_difference() -> None:
+    records = []
+    for rnd, (floor, mine) in enumerate([(100.0, 110.0), (200.0, 212.0), (300.0, 330.0)]):
+        records += _record("bare", rnd, 1.0, floor) + _record("atoma", rnd, 1.0, mine)
+    (row,) = report.summarise(records, ["bare", "atoma"])
+    cell = row["clients"]["atoma"]
+    assert row["label"].startswith("time to first token")
+    assert (
+        cell["median"] == 212.0 and cell["diff"] == 12.0 and cell["ratio"] == pytest.approx(1.1)
+    )  # of 1.1, 1.06, 1.1
+    assert row["met"] is True  # +12 us against a target of +15 us
+    assert "212 (+12.0)" in report.table([row], ["bare", "atoma"])
+
+
+def test_chart_draws_the_rows_it_has(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the chart comes with the bench extra")
+    from benchmarks import chart
+
+    records = []
+    for client, cpu in (("bare", 1.0), ("atoma", 1.1), ("openai", 9.0)):
+        records.append(
+            {"client": client, "workload": "seq", "kind": "seq", "round": 0, "cpu": cpu, "wall": cpu,
+             "requests": 1000, "chunks": 0}
+        )  # fmt: skip
+    summary = report.summarise(records, ["bare", "atoma", "openai"])
+    meta = {"mode": "quick", "date": "today", "commit": "abc1234"}
+    chart.draw(summary, ["bare", "atoma", "openai"], meta, tmp_path / "chart.svg")
+    svg = (tmp_path / "chart.svg").read_text()
+    assert "sequential small" in svg and "1,100 (1.10x)" in svg and "atoma-sdk" not in svg
