@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 ATOMA_VENV = ROOT / ".venv-bench-atoma"
 ATOMA_SDK = "atoma-sdk==0.1.3"
-CLIENTS = ["bare", "atoma", "openai", "openai-aiohttp", "atoma-sdk"]
+CLIENTS = ["bare", "atoma", "atoma-confidential", "openai", "openai-aiohttp", "atoma-sdk"]
 CLIENT_CPU = 0  # the server gets the last CPU, when there are two or more
 TIMEOUT = 1800.0  # seconds one client process may take
 

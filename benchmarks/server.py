@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import signal
 import sys
+from typing import Any
 
 from aiohttp import web
 
@@ -27,10 +29,13 @@ class BenchServer:
     def __init__(self) -> None:
         self._cache: dict[bytes, tuple[Spec, bytes | list[bytes]]] = {}
         self._released: dict[str, asyncio.Event] = {}
+        self._sandbox_node: Any = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/nodes/lock", self.lock)
+        app.router.add_post("/v1/confidential/chat/completions", self.chat)
         app.router.add_get("/bench/release/{group}", self.release)
         return app
 
@@ -41,15 +46,32 @@ class BenchServer:
             entry = self._cache[model] = (spec, render(spec))
         return entry
 
+    async def lock(self, request: web.Request) -> web.Response:
+        return web.json_response(self._node().lock_response(1))
+
+    def _node(self) -> Any:
+        """The confidential node (the sandbox's), made on first use: cryptography only if needed."""
+        if self._sandbox_node is None:
+            from atoma_core.testing import SandboxNode
+
+            self._sandbox_node = SandboxNode()
+        return self._sandbox_node
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return web.json_response({"error": {"code": "AUTH_ERROR", "message": "no token"}}, status=401)
         raw = await request.read()
+        key = None
+        if request.path.startswith("/v1/confidential/"):  # open it, answer as usual, seal each event
+            opened = self._node().open_request(raw)
+            raw, key = opened.plaintext, opened.key
         found = _MODEL.search(raw)
         try:
             spec, answer = self._answer(found.group(1) if found else b"")
         except ValueError as exc:
             return web.json_response({"error": {"code": "REQUEST_ERROR", "message": str(exc)}}, status=400)
+        if key is not None:
+            answer = self._seal(key, answer)
         if isinstance(answer, bytes):
             return web.Response(body=answer, headers=_JSON)
         response = web.StreamResponse(headers=_SSE)
@@ -64,6 +86,21 @@ class BenchServer:
             await response.write(data)
         await response.write_eof()
         return response
+
+    def _seal(self, key: Any, answer: bytes | list[bytes]) -> bytes | list[bytes]:
+        """The same answer sealed for one request: the JSON body, or each `data:` event of each write
+        (comments kept), so writes and events line up with the plain answer."""
+        node = self._node()
+        if isinstance(answer, bytes):
+            return json.dumps(node.seal(key, answer)).encode()
+        sealed = []
+        for write in answer:
+            blocks = [
+                b"data: " + json.dumps(node.seal(key, block[6:])).encode() if block.startswith(b"data: ") else block
+                for block in write.split(b"\n\n")
+            ]
+            sealed.append(b"\n\n".join(blocks))
+        return sealed
 
     async def release(self, request: web.Request) -> web.Response:
         self._released.setdefault(request.match_info["group"], asyncio.Event()).set()

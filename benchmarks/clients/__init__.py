@@ -28,6 +28,7 @@ async def no_hold() -> None:
 MODULES = {
     "bare": "benchmarks.clients.bare",
     "atoma": "benchmarks.clients.atoma",
+    "atoma-confidential": "benchmarks.clients.atoma",
     "openai": "benchmarks.clients.openai_sdk",
     "openai-aiohttp": "benchmarks.clients.openai_sdk",
     "atoma-sdk": "benchmarks.clients.atoma_sdk",
@@ -38,6 +39,7 @@ COLD_IMPORTS = {
     "python": "pass",
     "bare": "import aiohttp, msgspec",
     "atoma": "from atoma_funcs import chat_create",
+    "atoma-confidential": "from atoma_funcs import confidential_chat_create",
     "openai": "from openai import AsyncOpenAI",
     "openai-aiohttp": "from openai import AsyncOpenAI, DefaultAioHttpClient",
     "atoma-sdk": "from atoma_sdk import AtomaSDK",

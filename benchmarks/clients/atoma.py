@@ -1,4 +1,6 @@
-"""This SDK: `chat_create` / `chat_create_stream` over one `AtomaCore`, default options."""
+"""This SDK: `chat_create` / `chat_create_stream` over one `AtomaCore`, default options; variant
+"atoma-confidential": the same over `confidential_chat_create` / `confidential_chat_create_stream`
+(a node lock once per core, then a fresh key per request and every event decrypted)."""
 
 from __future__ import annotations
 
@@ -11,20 +13,30 @@ from . import MESSAGES, TOKEN, no_hold
 
 
 class AtomaClient:
-    def __init__(self, url: str, connections: int) -> None:
+    def __init__(self, url: str, connections: int, confidential: bool = False) -> None:
         self.core = AtomaCore(bearer_auth=TOKEN, server_url=url, connection_limit=connections)
+        self.confidential = confidential
+        self.create = chat_create
+        if confidential:
+            from atoma_funcs import confidential_chat_create
+
+            self.create = confidential_chat_create
 
     async def complete(self, model: str) -> tuple[int, int]:
-        response = (await chat_create(self.core, {"model": model, "messages": MESSAGES})).unwrap()
+        response = (await self.create(self.core, {"model": model, "messages": MESSAGES})).unwrap()
         content = response.choices[0].message.content
         return len(content or ""), response.usage.completion_tokens if response.usage else 0
 
     async def stream(
         self, model: str, hold: Callable[[], Awaitable[None]] = no_hold, hold_at: int = 0
     ) -> tuple[int, int, int]:
-        from atoma_funcs import chat_create_stream  # imported on first use, as an app would
+        from atoma_funcs import (  # on first use, as an app would
+            chat_create_stream,
+            confidential_chat_create_stream,
+        )
 
-        result = await chat_create_stream(self.core, {"model": model, "messages": MESSAGES})
+        open_stream = confidential_chat_create_stream if self.confidential else chat_create_stream
+        result = await open_stream(self.core, {"model": model, "messages": MESSAGES})
         chunks = chars = 0
         async with result.unwrap() as stream:
             async for chunk in stream:
@@ -43,4 +55,4 @@ class AtomaClient:
 
 
 async def connect(url: str, variant: str, connections: int) -> AtomaClient:
-    return AtomaClient(url, connections)
+    return AtomaClient(url, connections, confidential=variant == "atoma-confidential")
