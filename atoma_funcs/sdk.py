@@ -13,7 +13,7 @@ on both.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Mapping
 
 from atoma_core.core import AtomaCore
 
@@ -55,9 +55,6 @@ __all__ = [
     "Models",
     "Nodes",
 ]
-
-T = TypeVar("T")
-Request = Mapping[str, Any]
 
 
 class _Client(Generic[Face]):
