@@ -20,6 +20,11 @@ from .models.usage import Usage
 
 __all__ = ["ChunkAccumulator", "CompletionAccumulator"]
 
+# Accumulated text is a list of pieces whose newest this-many are joined into one block as they
+# come: a held stream keeps a few strings rather than one ~50-byte str object per token, and each
+# piece is copied once, so the work stays linear in the answer's length.
+_JOIN_EVERY = 32
+
 
 class _ToolCallState:
     __slots__ = ("arguments", "id", "name", "type")
@@ -35,6 +40,7 @@ class _ChoiceState:
     __slots__ = (
         "content",
         "finish_reason",
+        "joined",
         "logprobs",
         "reasoning",
         "refusal",
@@ -46,6 +52,7 @@ class _ChoiceState:
     def __init__(self) -> None:
         self.role = "assistant"
         self.content: list[str] = []
+        self.joined = 0  # pieces at the head of `content` that are joined blocks already
         self.reasoning: list[str] = []
         self.refusal: list[str] = []
         self.tool_calls: dict[int, _ToolCallState] = {}
@@ -101,7 +108,11 @@ class ChunkAccumulator:
                 state = self.choices[choice.index] = _ChoiceState()
             delta = choice.delta
             if delta.content is not None:
-                state.content.append(delta.content)
+                content = state.content
+                content.append(delta.content)
+                if len(content) - state.joined >= _JOIN_EVERY:  # see _JOIN_EVERY
+                    content[state.joined :] = ["".join(content[state.joined :])]
+                    state.joined += 1
             if delta.tool_calls:
                 self._merge_tool_calls(state, delta.tool_calls)
             if delta.reasoning_content is not None:
@@ -175,10 +186,11 @@ def _all_finished(choices: dict[int, _ChoiceState] | dict[int, _TextState]) -> b
 
 
 class _TextState:
-    __slots__ = ("finish_reason", "logprobs", "stop_reason", "text")
+    __slots__ = ("finish_reason", "joined", "logprobs", "stop_reason", "text")
 
     def __init__(self) -> None:
         self.text: list[str] = []
+        self.joined = 0  # pieces at the head of `text` that are joined blocks already
         self.finish_reason: str | None = None
         self.stop_reason: int | str | None = None
         self.logprobs: CompletionLogProbs | None = None
@@ -224,7 +236,11 @@ class CompletionAccumulator:
             if state is None:
                 state = self.choices[choice.index] = _TextState()
             if choice.text:
-                state.text.append(choice.text)
+                text = state.text
+                text.append(choice.text)
+                if len(text) - state.joined >= _JOIN_EVERY:
+                    text[state.joined :] = ["".join(text[state.joined :])]
+                    state.joined += 1
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
             if choice.stop_reason is not None:

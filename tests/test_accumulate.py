@@ -1,0 +1,34 @@
+"""The accumulators keep streamed text compact (pieces joined as they come) and exact."""
+
+from __future__ import annotations
+
+from atoma_core._accumulate import _JOIN_EVERY, ChunkAccumulator, CompletionAccumulator
+from atoma_core.models import ChatCompletionChunk, CompletionChunk
+from atoma_core.models.chat import ChatCompletionChunkChoice, ChatCompletionChunkDelta
+from atoma_core.models.completions import CompletionChoice
+
+PIECES = [f"tok{i} " for i in range(1000)] + [""]  # an empty delta too (a role chunk's content)
+
+
+def test_chat_text_is_exact_and_held_in_few_strings() -> None:
+    acc = ChunkAccumulator()
+    for piece in PIECES:
+        acc.add(ChatCompletionChunk(choices=[ChatCompletionChunkChoice(delta=ChatCompletionChunkDelta(content=piece))]))
+        held = acc.choices[0].content
+        assert len(held) <= len(PIECES) // _JOIN_EVERY + _JOIN_EVERY  # blocks + the newest pieces
+    assert acc.snapshot().choices[0].message.content == "".join(PIECES)
+    assert len(acc.choices[0].content) < 64
+
+
+def test_completion_text_is_exact_and_held_in_few_strings() -> None:
+    acc = CompletionAccumulator()
+    for piece in PIECES:
+        acc.add(CompletionChunk(choices=[CompletionChoice(text=piece)]))
+    assert acc.snapshot().choices[0].text == "".join(PIECES)
+    assert len(acc.choices[0].text) < 64
+
+
+def test_only_empty_content_still_counts_as_content() -> None:
+    acc = ChunkAccumulator()
+    acc.add(ChatCompletionChunk(choices=[ChatCompletionChunkChoice(delta=ChatCompletionChunkDelta(content=""))]))
+    assert acc.snapshot().choices[0].message.content == ""  # not None: a content chunk arrived
