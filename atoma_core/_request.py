@@ -18,7 +18,15 @@ import msgspec
 from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
-from .config import CallInfo, HookContext, RequestOptions, RetryConfig, Timeouts, coerce_options
+from .config import (
+    CallInfo,
+    HookContext,
+    RequestOptions,
+    RetryConfig,
+    Timeouts,
+    check_headers,
+    coerce_options,
+)
 from .core import ENV_BEARER_AUTH, check_header_value
 from .errors import (
     APIConnectionError,
@@ -274,13 +282,8 @@ async def _headers(
             raise InvalidRequestError(f"invalid bearer token: {exc}") from None
         if auth is not None:
             headers["Authorization"] = auth
-    if extra:
-        for name, value in extra.items():
-            try:
-                check_header_value(name, value)
-            except ValueError as exc:
-                raise InvalidRequestError(str(exc)) from None
-            headers[name] = value
+    if extra:  # checked again here: the mapping given to RequestOptions may have changed since
+        headers.update(check_headers(extra, "RequestOptions.headers"))
     if op.auth and "Authorization" not in headers and _no_token(core, headers, server_url):
         raise InvalidRequestError(
             f"no bearer token: set {ENV_BEARER_AUTH} or pass bearer_auth= (the Atoma API needs one; "

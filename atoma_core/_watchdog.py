@@ -39,7 +39,6 @@ class Watchdog:
         seconds: float | None,
         make_error: Callable[[], AtomaError],
         waiting: Callable[[], bool],
-        start: float | None = None,
         make_lost: Callable[[], AtomaError] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
@@ -48,7 +47,7 @@ class Watchdog:
         self._make_lost = make_lost
         self._waiting = waiting
         self.seconds = seconds
-        self.mark = self._loop.time() if start is None else start
+        self.mark = self._loop.time()
         self._handle: asyncio.TimerHandle | None = self._loop.call_at(self._next(self.mark), self._check)
 
     def _next(self, now: float) -> float:
