@@ -68,7 +68,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'atoma_core' has no attribute {name!r}")
-    return getattr(import_module(module, __name__), name)
+    # Kept as a module global: a later `from ... import name` finds it without this call.
+    value = globals()[name] = getattr(import_module(module, __name__), name)
+    return value
 
 
 def __dir__() -> list[str]:

@@ -139,21 +139,22 @@ class EventStream(Generic[E, R]):
             stream = me()
             return stream is not None and stream._waiting and not stream._closed
 
+        # The read deadline also probes for a lost connection, even with no read timeout, and
+        # enforces `total` through the iteration (the request path's timer ends with `handle`).
+        read, total = timeouts.read, timeouts.total
+        self._read = Watchdog(
+            response,
+            read,
+            lambda: timeout_error("read", read),
+            waiting,
+            make_lost=_stream_lost,
+            until=ctx.deadline,
+            make_late=lambda: timeout_error("total", total),
+        )
+        self._watchdogs.append(self._read)
         if timeouts.idle is not None:
-            self._idle = self._watch(timeouts.idle, _idle_error(timeouts.idle), waiting)
-        read = timeouts.read  # also probes for a lost connection, even with no read timeout
-        self._read = self._watch(read, lambda: timeout_error("read", read), waiting, _stream_lost)
-
-    def _watch(
-        self,
-        seconds: float | None,
-        make_error: Callable[[], AtomaError],
-        waiting: Callable[[], bool],
-        make_lost: Callable[[], AtomaError] | None = None,
-    ) -> Watchdog:
-        watchdog = Watchdog(self._response, seconds, make_error, waiting, make_lost=make_lost)
-        self._watchdogs.append(watchdog)
-        return watchdog
+            self._idle = Watchdog(response, timeouts.idle, _idle_error(timeouts.idle, self._read), waiting)
+            self._watchdogs.append(self._idle)
 
     # ------------------------------------------------------------------ iteration
 
@@ -496,9 +497,15 @@ def _stream_lost() -> AtomaError:
     return StreamInterruptedError("stream interrupted: connection lost mid-body (broken framing)")
 
 
-def _idle_error(seconds: float) -> Callable[[], AtomaError]:
+def _idle_error(seconds: float, read: Watchdog) -> Callable[[], AtomaError]:
     message = f"no event within idle timeout ({seconds:g} s)"
-    return lambda: RequestTimeoutError(message, phase="idle", timeout=seconds)
+
+    def make() -> AtomaError:
+        if read.seconds is not None and read.mark + read.seconds <= read.now():
+            return timeout_error("read", read.seconds)  # both are due: nothing came at all
+        return RequestTimeoutError(message, phase="idle", timeout=seconds)
+
+    return make
 
 
 def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) -> Handle[S]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import aiohttp
@@ -18,6 +17,7 @@ import msgspec
 from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
+from ._watchdog import AttemptTimer
 from .config import (
     CallInfo,
     HookContext,
@@ -41,11 +41,6 @@ from .result import Err, Ok, Result
 if TYPE_CHECKING:
     from .config import Hook, Hooks
     from .core import AtomaCore
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout_at as _timeout_at
-else:  # aiohttp itself depends on async-timeout below Python 3.11
-    from async_timeout import timeout_at as _timeout_at  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["call"]
 
@@ -110,27 +105,6 @@ async def run_hook(hook: Hook, context: HookContext) -> None:
     except Exception as exc:
         error = UnexpectedClientError(f"{context.operation_id} hook failed: {exc!r}")
         raise error from exc
-
-
-_timeout_cache: dict[tuple[Timeouts, float | None], aiohttp.ClientTimeout] = {}
-_FRESH = 0.01  # an attempt starting this soon after its call gets the whole budget (cached)
-
-
-def _client_timeout(timeouts: Timeouts, budget: float | None, left: float) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for one attempt: `total` is the `left` of the call's `budget` seconds
-    (None: no deadline). The first attempt, within `_FRESH` of the call's start, gets the whole
-    budget from a cache: nothing is built per request."""
-    if budget is not None and budget - left > _FRESH:
-        return aiohttp.ClientTimeout(total=left, sock_connect=timeouts.connect, sock_read=timeouts.read)
-    key = (timeouts, budget)
-    cached = _timeout_cache.get(key)
-    if cached is None:
-        if len(_timeout_cache) >= 256:  # computed per-call timeouts must not grow it for ever
-            _timeout_cache.clear()
-        cached = _timeout_cache[key] = aiohttp.ClientTimeout(
-            total=budget, sock_connect=timeouts.connect, sock_read=timeouts.read
-        )
-    return cached
 
 
 async def call(
@@ -354,7 +328,7 @@ async def _attempt(
             hook_ctx = _hook_context(ctx, op, url, headers, body)
             await _run_hooks(hooks, "before_request", hook_ctx)
             headers = _edited_headers(headers, hook_ctx.request_headers)
-        return await _send(core, op, ctx, url, headers, body, hook_ctx)
+        return await _exchange(core, op, ctx, url, headers, body, hook_ctx)
     except _AttemptFailed as failed:
         if hook_ctx is not None:
             hook_ctx.error = failed.error
@@ -366,49 +340,25 @@ async def _attempt(
         raise _AttemptFailed(error, retryable=False) from None
 
 
-async def _send(
-    core: AtomaCore,
-    op: Operation[Req, T],
-    ctx: CallContext,
-    url: Any,
-    headers: dict[str, str],
-    body: bytes | None,
-    hook_ctx: HookContext | None,
-) -> T:
-    """One attempt under the call's deadline: `total` if set, else `response`. aiohttp's timer
-    enforces it, except `response` for a stream: that one ends with the first event, while
-    aiohttp's timer would go on to cut the iteration, so a scope of our own enforces it."""
-    timeouts = ctx.timeouts
-    now = asyncio.get_running_loop().time()
+def _connect_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for a request: connecting only (built once per value). Every other
+    deadline is an `AttemptTimer` or a `Watchdog`: nothing re-arms a timer per socket read."""
+    timeout = _connect_timeouts.get(seconds)
+    if timeout is None:
+        if len(_connect_timeouts) >= 64:  # per-call values must not grow it for ever
+            _connect_timeouts.clear()
+        timeout = _connect_timeouts[seconds] = aiohttp.ClientTimeout(total=None, sock_connect=seconds)
+    return timeout
+
+
+_connect_timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+
+
+def _deadline_error(ctx: CallContext) -> RequestTimeoutError:
+    """The call's own deadline passed: `total` if set, else `response`."""
     if ctx.deadline is not None:
-        if ctx.deadline <= now:
-            raise _AttemptFailed(timeout_error("total", timeouts.total), retryable=False)
-        timeout = _client_timeout(timeouts, timeouts.total, ctx.deadline - now)
-    elif ctx.ready_by is not None:
-        if ctx.ready_by <= now:
-            raise _AttemptFailed(timeout_error("response", timeouts.response), retryable=False)
-        if op.streams:
-            try:
-                async with _timeout_at(ctx.ready_by):
-                    return await _exchange(core, op, ctx, url, headers, body, hook_ctx, _no_total(timeouts))
-            except asyncio.TimeoutError:  # everything inside maps its own failures: this is ours
-                raise _AttemptFailed(timeout_error("response", timeouts.response), False) from None
-        timeout = _client_timeout(timeouts, timeouts.response, ctx.ready_by - now)
-    else:
-        timeout = _no_total(timeouts)
-    return await _exchange(core, op, ctx, url, headers, body, hook_ctx, timeout)
-
-
-def _no_total(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    return _client_timeout(timeouts, None, 0.0)
-
-
-def _transport_failure(exc: BaseException, ctx: CallContext) -> AtomaError:
-    """A transport exception as an error; aiohttp's own deadline is `response` when `total` is off."""
-    error = transport_error(exc, ctx.timeouts)
-    if isinstance(error, RequestTimeoutError) and error.phase == "total" and ctx.deadline is None:
-        return timeout_error("response", ctx.timeouts.response)
-    return error
+        return timeout_error("total", ctx.timeouts.total)
+    return timeout_error("response", ctx.timeouts.response)
 
 
 async def _exchange(
@@ -419,64 +369,83 @@ async def _exchange(
     headers: dict[str, str],
     body: bytes | None,
     hook_ctx: HookContext | None,
-    timeout: aiohttp.ClientTimeout,
 ) -> T:
-    """Send, check the status, hand the response to the operation's `handle` step."""
+    """Send, check the status, hand the response to the operation's `handle` step, all under
+    one `AttemptTimer`: the headers within `read`, the value within the call's deadline (`total`,
+    else `response`; a stream's value is ready with its first event)."""
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    call_due = ctx.deadline if ctx.deadline is not None else ctx.ready_by
+    if call_due is not None and call_due <= now:
+        raise _AttemptFailed(_deadline_error(ctx), retryable=False)
+    timeouts = ctx.timeouts
+    timer = AttemptTimer(loop, None if timeouts.read is None else now + timeouts.read, call_due)
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
         log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
-    session = await core.session()
     try:
-        # Redirects are not followed: a 302 would turn the POST into a body-less GET, and a
-        # 307/308 would forward the prompt to another origin. They come back as an APIError.
-        response = await session.request(
-            op.method,
-            url,
-            data=body,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-        )
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        error = _transport_failure(exc, ctx)
-        retryable = isinstance(error, APIConnectionError) and (
-            not isinstance(error, RequestTimeoutError) or error.phase not in ("total", "response")
-        )
-        raise _AttemptFailed(error, retryable and ctx.retry.retry_connection_errors) from None
-    status = response.status
-    ctx.request_id = response.headers.get("x-request-id")
-    if debug:
-        log.debug(
-            "%s attempt %d: HTTP %d in %.1f ms, request id %s",
-            op.operation_id,
-            ctx.attempts,
-            status,
-            (asyncio.get_running_loop().time() - ctx.started) * 1000,
-            ctx.request_id,
-        )
-    if hook_ctx is not None:
-        hook_ctx.status = status
-        hook_ctx.response_headers = response.headers
-    if status >= 300:
-        await _raise_for_status(op, response, ctx)
-    try:
+        session = await core.session()
+        try:
+            # Redirects are not followed: a 302 would turn the POST into a body-less GET, and a
+            # 307/308 would forward the prompt to another origin. They come back as an APIError.
+            response = await session.request(
+                op.method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=_connect_timeout(timeouts.connect),
+                allow_redirects=False,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = transport_error(exc, timeouts)
+            retryable = isinstance(error, APIConnectionError) and (
+                not isinstance(error, RequestTimeoutError) or error.phase not in ("total", "response")
+            )
+            raise _AttemptFailed(error, retryable and ctx.retry.retry_connection_errors) from None
+        timer.headers_in = True
+        status = response.status
+        ctx.request_id = response.headers.get("x-request-id")
+        if debug:
+            log.debug(
+                "%s attempt %d: HTTP %d in %.1f ms, request id %s",
+                op.operation_id,
+                ctx.attempts,
+                status,
+                (loop.time() - ctx.started) * 1000,
+                ctx.request_id,
+            )
         if hook_ctx is not None:
-            await _run_hooks(ctx.hooks, "after_success", hook_ctx)
-        return await op.handle(response, ctx)
+            hook_ctx.status = status
+            hook_ctx.response_headers = response.headers
+        if status >= 300:
+            await _raise_for_status(op, response, ctx)
+        try:
+            if hook_ctx is not None:
+                await _run_hooks(ctx.hooks, "after_success", hook_ctx)
+            return await op.handle(response, ctx)
+        except asyncio.CancelledError:
+            response.close()
+            raise
+        except RetryableError as early:
+            response.close()
+            raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
+        except AtomaError as error:
+            response.close()
+            raise _AttemptFailed(error, retryable=False) from None
+        except Exception as exc:
+            response.close()
+            raise _AttemptFailed(transport_error(exc, timeouts), retryable=False) from None
     except asyncio.CancelledError:
-        response.close()
-        raise
-    except RetryableError as early:
-        response.close()
-        raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
-    except AtomaError as error:
-        response.close()
-        raise _AttemptFailed(error, retryable=False) from None
-    except Exception as exc:
-        response.close()
-        raise _AttemptFailed(_transport_failure(exc, ctx), retryable=False) from None
+        if not timer.expired():
+            raise
+        if timer.fired == "call":
+            raise _AttemptFailed(_deadline_error(ctx), retryable=False) from None
+        read_error = timeout_error("read", timeouts.read)
+        raise _AttemptFailed(read_error, ctx.retry.retry_connection_errors) from None
+    finally:
+        timer.cancel()
 
 
 def _retryable(retry: RetryConfig, op: Operation[Any, Any], error: AtomaError) -> bool:

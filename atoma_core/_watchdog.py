@@ -1,37 +1,116 @@
-"""A lazy deadline on a response's byte stream: one loop timer, no task, nothing per read but a
-timestamp. When it finds its `mark` older than `seconds` while a read is waiting, it injects the
-error into the stream, which wakes the waiting read with it.
+"""Lazy deadlines: one loop timer each, no task, nothing per read but a timestamp.
 
-It can also watch for a lost connection: aiohttp's reader misses some broken framing (a bad
-chunk-size line mid-body), closes the socket and leaves the read waiting for ever, even after the
-server hangs up. Such a read is failed within `PROBE_SECONDS`, whatever the timeouts.
+`AttemptTimer` bounds one attempt until its value is ready (a plain call's body, a stream's first
+event): the response headers within `read`, the whole within the call's deadline. When due it
+cancels the attempt's task, as `asyncio.timeout` does, and the request path turns that into a
+`RequestTimeoutError`. aiohttp's own `sock_read` and `total` timers are not used: they re-arm a
+timer on every socket read.
+
+`Watchdog` watches a response's body once it is open. When it finds its `mark` older than
+`seconds` while a read is waiting, or its absolute deadline passed, it injects the error into the
+body, which wakes the waiting read with it. It can also watch for a lost connection: aiohttp's
+reader misses some broken framing (a bad chunk-size line mid-body), closes the socket and leaves
+the read waiting for ever, even after the server hangs up. Such a read is failed within
+`PROBE_SECONDS`, whatever the timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Literal
 
 if TYPE_CHECKING:
     import aiohttp
 
     from .errors import AtomaError
 
-__all__ = ["PROBE_SECONDS", "Watchdog", "connection_lost"]
+__all__ = ["PROBE_SECONDS", "AttemptTimer", "Watchdog", "connection_lost"]
 
 PROBE_SECONDS = 1.0  # how often a waiting read checks that its connection still exists
+_SLACK = 0.001  # the loop may run a timer up to its clock resolution early
+
+
+class AttemptTimer:
+    """Cancels the attempt's task at `call_due` (the call's `total` or `response` deadline), or
+    at `headers_due` if the response headers have not come by then (`read`). Either may be None.
+
+    The owner sets `headers_in` when the headers come: that is all it does per request besides
+    `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's.
+    """
+
+    __slots__ = ("_cancelling", "_handle", "_loop", "_task", "call_due", "fired", "headers_due", "headers_in")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, headers_due: float | None, call_due: float | None
+    ) -> None:
+        self._loop = loop
+        self.headers_due = headers_due
+        self.call_due = call_due
+        self.headers_in = False
+        self.fired: Literal["read", "call"] | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        self._handle: asyncio.TimerHandle | None = None
+        due = self._due()
+        if due is not None:
+            self._task = asyncio.current_task()
+            cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
+            self._cancelling = cancelling() if cancelling is not None else 0
+            self._handle = loop.call_at(due, self._fire)
+
+    def _due(self) -> float | None:
+        headers_due = None if self.headers_in else self.headers_due
+        if headers_due is None:
+            return self.call_due
+        return headers_due if self.call_due is None else min(headers_due, self.call_due)
+
+    def _fire(self) -> None:
+        self._handle = None
+        due = self._due()
+        if due is None:
+            return
+        if due > self._loop.time() + _SLACK:  # the headers came: only the call's deadline is left
+            self._handle = self._loop.call_at(due, self._fire)
+            return
+        self.fired = "call" if due == self.call_due else "read"
+        if self._task is not None:
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        """After a `CancelledError`: whether this timer caused it (and nobody else cancelled too)."""
+        if self.fired is None:
+            return False
+        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+: undo our own request only
+        return uncancel is None or uncancel() <= self._cancelling
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class Watchdog:
     """Fires `make_error()` into the response's body once `waiting()` and `mark + seconds` has
-    passed (`seconds` None: never), and `make_lost()` (if given) once `waiting()` and the
-    connection is gone while the body neither ended nor failed.
+    passed (`seconds` None: never); `make_late()` once loop time reaches `until` (None: never),
+    waiting or not; and `make_lost()` (if given) once `waiting()` and the connection is gone while
+    the body neither ended nor failed.
 
     The owner moves `mark` forward (to `loop.time()`) whenever progress is made; the timer
     re-arms itself for the new due time instead of being cancelled and re-created per read.
     """
 
-    __slots__ = ("_handle", "_loop", "_make_error", "_make_lost", "_response", "_waiting", "mark", "seconds")
+    __slots__ = (
+        "_handle",
+        "_loop",
+        "_make_error",
+        "_make_late",
+        "_make_lost",
+        "_response",
+        "_waiting",
+        "mark",
+        "seconds",
+        "until",
+    )
 
     def __init__(
         self,
@@ -40,43 +119,57 @@ class Watchdog:
         make_error: Callable[[], AtomaError],
         waiting: Callable[[], bool],
         make_lost: Callable[[], AtomaError] | None = None,
+        until: float | None = None,
+        make_late: Callable[[], AtomaError] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._response = response
         self._make_error = make_error
         self._make_lost = make_lost
+        self._make_late = make_late
         self._waiting = waiting
         self.seconds = seconds
+        self.until = until
         self.mark = self._loop.time()
         self._handle: asyncio.TimerHandle | None = self._loop.call_at(self._next(self.mark), self._check)
 
     def _next(self, now: float) -> float:
         """When to look next: the due time, or sooner to probe the connection."""
         seconds = self.seconds
-        if seconds is None:
-            return now + PROBE_SECONDS
-        due = self.mark + seconds
-        if due <= now:
-            due = now + seconds
-        return due if self._make_lost is None else min(due, now + PROBE_SECONDS)
+        due = now + PROBE_SECONDS
+        if seconds is not None:
+            due = self.mark + seconds
+            if due <= now:
+                due = now + seconds
+            if self._make_lost is not None:
+                due = min(due, now + PROBE_SECONDS)
+        if self.until is not None:
+            due = min(due, self.until)
+        return due
 
     def _check(self) -> None:
         now = self._loop.time()
-        if self._waiting():
-            error = None
+        error = None
+        if self.until is not None and now + _SLACK >= self.until and self._make_late is not None:
+            error = self._make_late()
+        elif self._waiting():
             if self.seconds is not None and now >= self.mark + self.seconds:
                 error = self._make_error()
             elif self._make_lost is not None and connection_lost(self._response):
                 error = self._make_lost()
-            if error is not None:
-                self._handle = None
-                self._response.content.set_exception(error)
-                return
+        if error is not None:
+            self._handle = None
+            self._response.content.set_exception(error)
+            return
         self._handle = self._loop.call_at(self._next(now), self._check)
 
     def progress(self) -> None:
         """Progress was made now: the deadline starts over."""
         self.mark = self._loop.time()
+
+    def now(self) -> float:
+        """Loop time, give or take the timer slack: a deadline at or before it has passed."""
+        return self._loop.time() + _SLACK
 
     def cancel(self) -> None:
         if self._handle is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import sys
 import time
 from collections.abc import Iterator
 
@@ -121,3 +123,57 @@ async def test_total_deadline_spans_stream_iteration() -> None:
 async def test_sessions_have_no_default_total_timeout(core: AtomaCore) -> None:
     session = await core.session()
     assert session.timeout.total is None
+
+
+async def test_total_deadline_mid_body_with_a_longer_read_timeout(sandbox: Sandbox) -> None:
+    """The headers came, then nothing: `total` still ends the call, plain or streamed."""
+    sandbox.script(faults.stall(1, times=None))
+    async with core_for(sandbox.url, read=5, total=0.3) as core:
+        started = time.monotonic()
+        res = await chat_create(core, CHAT)
+        assert isinstance(res, Err)
+        assert_timeout(res.error, "total", time.monotonic() - started, 0.3)
+        started = time.monotonic()
+        stream = (await chat_create_stream(core, CHAT)).unwrap()  # the first chunk came
+        done = await stream.collect()
+    assert isinstance(done, Err)
+    assert_timeout(done.error, "total", time.monotonic() - started, 0.3)
+
+
+async def test_response_deadline_ends_with_the_first_event() -> None:
+    """`response` bounds a stream until its first event, never its iteration."""
+    async with Sandbox(chunk_delay=0.15) as sandbox, core_for(sandbox.url, response=0.3) as core:
+        started = time.monotonic()
+        done = await (await chat_create_stream(core, CHAT)).unwrap().collect()
+    assert done.unwrap().choices[0].message.content
+    assert time.monotonic() - started > 0.3  # ran past the response deadline, uncut
+
+
+async def test_a_cancellation_from_outside_propagates_not_a_timeout(sandbox: Sandbox) -> None:
+    sandbox.script(faults.hang(times=None))
+    async with core_for(sandbox.url, read=0.2, total=0.2) as core:
+        for call in (chat_create, chat_create_stream):
+            task = asyncio.ensure_future(call(core, CHAT))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            if sys.version_info >= (3, 11):
+                # The user's cancel and the deadline in the same loop iteration: still cancelled.
+                loop = asyncio.get_running_loop()
+                task = asyncio.ensure_future(call(core, CHAT))
+                loop.call_at(loop.time() + 0.2, task.cancel)
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+
+async def test_no_timer_is_re_armed_per_socket_read() -> None:
+    """aiohttp's `sock_read` re-arms a loop timer on every socket read; the SDK's own read
+    deadline moves a timestamp instead, so aiohttp's is never set."""
+    async with Sandbox(chunk_delay=0.001) as sandbox, core_for(sandbox.url, read=5) as core:
+        stream = (await chat_create_stream(core, CHAT)).unwrap()
+        async with stream:
+            connection = stream._response.connection
+            assert connection is not None and connection.protocol is not None
+            assert connection.protocol.read_timeout is None
+            assert (await stream.collect()).ok

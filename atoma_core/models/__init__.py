@@ -78,7 +78,9 @@ def __getattr__(name: str) -> Any:
     area = _MODULE_OF.get(name)
     if area is None:
         raise AttributeError(f"module 'atoma_core.models' has no attribute {name!r}")
-    return getattr(import_module(f".{area}", __name__), name)
+    # Kept as a module global: a later `from ... import name` finds it without this call.
+    value = globals()[name] = getattr(import_module(f".{area}", __name__), name)
+    return value
 
 
 def __dir__() -> list[str]:
