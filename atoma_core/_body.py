@@ -24,6 +24,12 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: 
     """The whole body, refusing to hold more than `limit` bytes once decoded (a gzip body is
     counted as it inflates, not by its Content-Length), and giving up when a single read waits
     longer than `read_timeout` (aiohttp's own read timer misses some broken chunked framing)."""
+    content = response.content
+    if content.is_eof() and content.exception() is None:  # the whole body came with the headers
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
+        return body
     length = response.content_length
     if length is not None and length > limit:
         raise ResponseTooLargeError(f"response body of {length} bytes exceeds {limit}", limit=limit)

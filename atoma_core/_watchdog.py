@@ -3,8 +3,8 @@
 `AttemptTimer` bounds one attempt until its value is ready (a plain call's body, a stream's first
 event): the response headers within `read`, the whole within the call's deadline. When due it
 cancels the attempt's task, as `asyncio.timeout` does, and the request path turns that into a
-`RequestTimeoutError`. aiohttp's own `sock_read` and `total` timers are not used: they re-arm a
-timer on every socket read.
+`RequestTimeoutError`. All attempts on a loop share one loop timer. aiohttp's own `sock_read` and
+`total` timers are not used: they create (and cancel) loop timers per request and per socket read.
 
 `Watchdog` watches a response's body once it is open. When it finds its `mark` older than
 `seconds` while a read is waiting, or its absolute deadline passed, it injects the error into the
@@ -17,7 +17,8 @@ the read waiting for ever, even after the server hangs up. Such a read is failed
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable, Literal
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:
     import aiohttp
@@ -35,58 +36,118 @@ class AttemptTimer:
     at `headers_due` if the response headers have not come by then (`read`). Either may be None.
 
     The owner sets `headers_in` when the headers come: that is all it does per request besides
-    `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's.
+    `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's. No loop
+    timer of its own: the loop's `_Sweep` checks every attempt in flight with one.
     """
 
-    __slots__ = ("_cancelling", "_handle", "_loop", "_task", "call_due", "fired", "headers_due", "headers_in")
+    __slots__ = ("_cancelling", "_sweep", "_task", "call_due", "fired", "headers_due", "headers_in")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, headers_due: float | None, call_due: float | None
     ) -> None:
-        self._loop = loop
         self.headers_due = headers_due
         self.call_due = call_due
         self.headers_in = False
         self.fired: Literal["read", "call"] | None = None
-        self._task: asyncio.Task[object] | None = None
+        self._sweep: _Sweep | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
-        self._handle: asyncio.TimerHandle | None = None
-        due = self._due()
+        due = self.due()
         if due is not None:
-            self._task = asyncio.current_task()
-            cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
+            task = self._task = asyncio.current_task(loop)
+            cancelling = getattr(task, "cancelling", None)  # Python 3.11+
             self._cancelling = cancelling() if cancelling is not None else 0
-            self._handle = loop.call_at(due, self._fire)
+            self._sweep = _sweep_of(loop)
+            self._sweep.add(self, due)
 
-    def _due(self) -> float | None:
+    def due(self) -> float | None:
+        """The loop time it fires at: the earlier deadline still standing."""
         headers_due = None if self.headers_in else self.headers_due
         if headers_due is None:
             return self.call_due
         return headers_due if self.call_due is None else min(headers_due, self.call_due)
 
-    def _fire(self) -> None:
-        self._handle = None
-        due = self._due()
-        if due is None:
-            return
-        if due > self._loop.time() + _SLACK:  # the headers came: only the call's deadline is left
-            self._handle = self._loop.call_at(due, self._fire)
-            return
+    def fire(self, due: float) -> None:
+        self._sweep = None
         self.fired = "call" if due == self.call_due else "read"
         if self._task is not None:
             self._task.cancel()
 
     def expired(self) -> bool:
-        """After a `CancelledError`: whether this timer caused it (and nobody else cancelled too)."""
+        """After a `CancelledError`: whether this timer caused it (and nobody else cancelled too).
+        Below Python 3.11 a cancel in the same loop iteration as the deadline counts as it."""
         if self.fired is None:
             return False
-        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+: undo our own request only
+        uncancel = getattr(self._task, "uncancel", None)
         return uncancel is None or uncancel() <= self._cancelling
 
     def cancel(self) -> None:
+        if self._sweep is not None:
+            self._sweep.timers.discard(self)
+            self._sweep = None
+
+
+class _Sweep:
+    """The `AttemptTimer`s in flight on one loop, and ONE loop timer set for the earliest due
+    among them when it was (re)armed. Adding or removing an attempt is a set operation; the timer
+    is re-armed only when an attempt is due sooner, and when it runs it fires what is due and
+    re-arms for the earliest left (with the usual 120 s read deadline: rarely)."""
+
+    __slots__ = ("_at", "_handle", "_loop", "timers")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.timers: set[AttemptTimer] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = _NEVER
+
+    def add(self, timer: AttemptTimer, due: float) -> None:
+        self.timers.add(timer)
+        if due < self._at:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
-            self._handle = None
+        self._at = due
+        self._handle = self._loop.call_at(due, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._at = _NEVER
+        now = self._loop.time() + _SLACK
+        due_next = _NEVER
+        fired = []
+        for timer in self.timers:
+            due = timer.due()
+            if due is None:
+                continue
+            if due <= now:
+                fired.append((timer, due))
+            elif due < due_next:
+                due_next = due
+        for timer, due in fired:
+            self.timers.discard(timer)
+            timer.fire(due)
+        if due_next < _NEVER:
+            self._arm(due_next)
+
+
+_NEVER = float("inf")
+_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = weakref.WeakKeyDictionary()
+_last: tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], _Sweep] | None = None
+
+
+def _sweep_of(loop: asyncio.AbstractEventLoop) -> _Sweep:
+    """This loop's sweep (the last loop's is found without a dictionary lookup)."""
+    global _last
+    if _last is not None and _last[0]() is loop:
+        return _last[1]
+    sweep = _sweeps.get(loop)
+    if sweep is None:
+        sweep = _sweeps[loop] = _Sweep(loop)
+    _last = (weakref.ref(loop), sweep)
+    return sweep
 
 
 class Watchdog:
