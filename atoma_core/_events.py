@@ -119,8 +119,7 @@ class EventStream(Generic[E, R]):
         self._closed = False
         self._managed = False  # inside `async with`: leaving the block closes, not leaving a loop
         self._waiting = False
-        self._timers: list[asyncio.TimerHandle] = []
-        self._watchdogs: list[Watchdog] = []
+        self._first_token: asyncio.TimerHandle | None = None
         self._timeouts = ctx.timeouts
         self._idle: Watchdog | None = None
         self._max_stream_size = self._room = ctx.core.max_stream_size  # bytes of event data allowed
@@ -133,7 +132,7 @@ class EventStream(Generic[E, R]):
         me = weakref.ref(self)
         if timeouts.first_token is not None:
             due = self._started + timeouts.first_token
-            self._timers.append(self._loop.call_at(due, _first_token_due, me))
+            self._first_token = self._loop.call_at(due, _first_token_due, me)
 
         def waiting() -> bool:
             stream = me()
@@ -151,10 +150,8 @@ class EventStream(Generic[E, R]):
             until=ctx.deadline,
             make_late=lambda: timeout_error("total", total),
         )
-        self._watchdogs.append(self._read)
         if timeouts.idle is not None:
             self._idle = Watchdog(response, timeouts.idle, _idle_error(timeouts.idle, self._read), waiting)
-            self._watchdogs.append(self._idle)
 
     # ------------------------------------------------------------------ iteration
 
@@ -380,11 +377,12 @@ class EventStream(Generic[E, R]):
             call.end(ended, self, error)
 
     def _cancel_timers(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        for watchdog in self._watchdogs:
-            watchdog.cancel()
+        if self._first_token is not None:
+            self._first_token.cancel()
+            self._first_token = None
+        self._read.cancel()
+        if self._idle is not None:
+            self._idle.cancel()
 
     # ------------------------------------------------------------------ public surface
 

@@ -1,22 +1,25 @@
-"""Lazy deadlines: one loop timer each, no task, nothing per read but a timestamp.
+"""Lazy deadlines: nothing per read but a timestamp, and ONE loop timer per event loop for all of
+them (`_Sweep`), instead of a loop timer created and cancelled per request or per socket read
+(what aiohttp's `sock_read` and `total` do).
 
 `AttemptTimer` bounds one attempt until its value is ready (a plain call's body, a stream's first
 event): the response headers within `read`, the whole within the call's deadline. When due it
 cancels the attempt's task, as `asyncio.timeout` does, and the request path turns that into a
-`RequestTimeoutError`. All attempts on a loop share one loop timer. aiohttp's own `sock_read` and
-`total` timers are not used: they create (and cancel) loop timers per request and per socket read.
+`RequestTimeoutError`.
 
 `Watchdog` watches a response's body once it is open. When it finds its `mark` older than
 `seconds` while a read is waiting, or its absolute deadline passed, it injects the error into the
 body, which wakes the waiting read with it. It can also watch for a lost connection: aiohttp's
 reader misses some broken framing (a bad chunk-size line mid-body), closes the socket and leaves
-the read waiting for ever, even after the server hangs up. Such a read is failed within
+the read waiting for ever, even after the server hangs up. Such a read is failed within about
 `PROBE_SECONDS`, whatever the timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -29,6 +32,30 @@ __all__ = ["PROBE_SECONDS", "AttemptTimer", "Watchdog", "connection_lost"]
 
 PROBE_SECONDS = 1.0  # how often a waiting read checks that its connection still exists
 _SLACK = 0.001  # the loop may run a timer up to its clock resolution early
+_GRID = 0.01  # the sweep runs on this grid: deadlines fire up to 10 ms late, never early
+_NEVER = math.inf
+_UNCANCEL = sys.version_info >= (3, 11)  # Task.cancelling() / uncancel()
+
+
+class _Deadline:
+    """What the sweep holds: `due`, a loop time at or before the next moment `check` must run
+    (it may be early: a deadline that moved on is found out then), and `check(now)`, which acts
+    if something is due and returns the next due time, or None when it is done."""
+
+    __slots__ = ("_sweep", "due")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        self.due = due
+        self._sweep: _Sweep | None = _sweep_of(loop)
+        self._sweep.add(self)
+
+    def check(self, now: float) -> float | None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        if self._sweep is not None:
+            self._sweep.items.discard(self)
+            self._sweep = None
 
 
 class AttemptTimer:
@@ -36,11 +63,10 @@ class AttemptTimer:
     at `headers_due` if the response headers have not come by then (`read`). Either may be None.
 
     The owner sets `headers_in` when the headers come: that is all it does per request besides
-    `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's. No loop
-    timer of its own: the loop's `_Sweep` checks every attempt in flight with one.
+    `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's.
     """
 
-    __slots__ = ("_cancelling", "_sweep", "_task", "call_due", "fired", "headers_due", "headers_in")
+    __slots__ = ("_cancelling", "_deadline", "_task", "call_due", "fired", "headers_due", "headers_in")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, headers_due: float | None, call_due: float | None
@@ -49,119 +75,68 @@ class AttemptTimer:
         self.call_due = call_due
         self.headers_in = False
         self.fired: Literal["read", "call"] | None = None
-        self._sweep: _Sweep | None = None
         self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
-        due = self.due()
+        self._deadline: _AttemptDeadline | None = None
+        due = self._due()
         if due is not None:
-            task = self._task = asyncio.current_task(loop)
-            cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-            self._cancelling = cancelling() if cancelling is not None else 0
-            self._sweep = _sweep_of(loop)
-            self._sweep.add(self, due)
+            self._task = asyncio.current_task(loop)
+            if _UNCANCEL and self._task is not None:
+                self._cancelling = self._task.cancelling()  # type: ignore[attr-defined, unused-ignore]
+            self._deadline = _AttemptDeadline(loop, due, self)
 
-    def due(self) -> float | None:
-        """The loop time it fires at: the earlier deadline still standing."""
+    def _due(self) -> float | None:
         headers_due = None if self.headers_in else self.headers_due
         if headers_due is None:
             return self.call_due
         return headers_due if self.call_due is None else min(headers_due, self.call_due)
 
-    def fire(self, due: float) -> None:
-        self._sweep = None
+    def _check(self, now: float) -> float | None:
+        due = self._due()
+        if due is None or due > now:
+            return due
         self.fired = "call" if due == self.call_due else "read"
         if self._task is not None:
             self._task.cancel()
+        return None
 
     def expired(self) -> bool:
         """After a `CancelledError`: whether this timer caused it (and nobody else cancelled too).
         Below Python 3.11 a cancel in the same loop iteration as the deadline counts as it."""
         if self.fired is None:
             return False
-        uncancel = getattr(self._task, "uncancel", None)
-        return uncancel is None or uncancel() <= self._cancelling
+        if not _UNCANCEL or self._task is None:
+            return True
+        left: int = self._task.uncancel()  # type: ignore[attr-defined, unused-ignore]
+        return left <= self._cancelling
 
     def cancel(self) -> None:
-        if self._sweep is not None:
-            self._sweep.timers.discard(self)
-            self._sweep = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
 
-class _Sweep:
-    """The `AttemptTimer`s in flight on one loop, and ONE loop timer set for the earliest due
-    among them when it was (re)armed. Adding or removing an attempt is a set operation; the timer
-    is re-armed only when an attempt is due sooner, and when it runs it fires what is due and
-    re-arms for the earliest left (with the usual 120 s read deadline: rarely)."""
+class _AttemptDeadline(_Deadline):
+    __slots__ = ("_timer",)
 
-    __slots__ = ("_at", "_handle", "_loop", "timers")
+    def __init__(self, loop: asyncio.AbstractEventLoop, due: float, timer: AttemptTimer) -> None:
+        self._timer = timer
+        super().__init__(loop, due)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.timers: set[AttemptTimer] = set()
-        self._handle: asyncio.TimerHandle | None = None
-        self._at = _NEVER
-
-    def add(self, timer: AttemptTimer, due: float) -> None:
-        self.timers.add(timer)
-        if due < self._at:
-            self._arm(due)
-
-    def _arm(self, due: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._at = due
-        self._handle = self._loop.call_at(due, self._run)
-
-    def _run(self) -> None:
-        self._handle = None
-        self._at = _NEVER
-        now = self._loop.time() + _SLACK
-        due_next = _NEVER
-        fired = []
-        for timer in self.timers:
-            due = timer.due()
-            if due is None:
-                continue
-            if due <= now:
-                fired.append((timer, due))
-            elif due < due_next:
-                due_next = due
-        for timer, due in fired:
-            self.timers.discard(timer)
-            timer.fire(due)
-        if due_next < _NEVER:
-            self._arm(due_next)
+    def check(self, now: float) -> float | None:
+        return self._timer._check(now)
 
 
-_NEVER = float("inf")
-_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = weakref.WeakKeyDictionary()
-_last: tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], _Sweep] | None = None
-
-
-def _sweep_of(loop: asyncio.AbstractEventLoop) -> _Sweep:
-    """This loop's sweep (the last loop's is found without a dictionary lookup)."""
-    global _last
-    if _last is not None and _last[0]() is loop:
-        return _last[1]
-    sweep = _sweeps.get(loop)
-    if sweep is None:
-        sweep = _sweeps[loop] = _Sweep(loop)
-    _last = (weakref.ref(loop), sweep)
-    return sweep
-
-
-class Watchdog:
+class Watchdog(_Deadline):
     """Fires `make_error()` into the response's body once `waiting()` and `mark + seconds` has
     passed (`seconds` None: never); `make_late()` once loop time reaches `until` (None: never),
     waiting or not; and `make_lost()` (if given) once `waiting()` and the connection is gone while
     the body neither ended nor failed.
 
-    The owner moves `mark` forward (to `loop.time()`) whenever progress is made; the timer
-    re-arms itself for the new due time instead of being cancelled and re-created per read.
+    The owner moves `mark` forward (to `loop.time()`) whenever progress is made: nothing else.
     """
 
     __slots__ = (
-        "_handle",
         "_loop",
         "_make_error",
         "_make_late",
@@ -183,7 +158,7 @@ class Watchdog:
         until: float | None = None,
         make_late: Callable[[], AtomaError] | None = None,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._response = response
         self._make_error = make_error
         self._make_lost = make_lost
@@ -191,27 +166,27 @@ class Watchdog:
         self._waiting = waiting
         self.seconds = seconds
         self.until = until
-        self.mark = self._loop.time()
-        self._handle: asyncio.TimerHandle | None = self._loop.call_at(self._next(self.mark), self._check)
+        self.mark = now = loop.time()
+        super().__init__(loop, self._next(now))
 
     def _next(self, now: float) -> float:
-        """When to look next: the due time, or sooner to probe the connection."""
-        seconds = self.seconds
-        due = now + PROBE_SECONDS
-        if seconds is not None:
-            due = self.mark + seconds
+        """When to look next: the due time, or at the next probe of the connection. Probes of
+        all streams fall on the same whole seconds, so one sweep serves them all."""
+        due = _NEVER
+        if self.seconds is not None:
+            due = self.mark + self.seconds
             if due <= now:
-                due = now + seconds
-            if self._make_lost is not None:
-                due = min(due, now + PROBE_SECONDS)
-        if self.until is not None:
-            due = min(due, self.until)
+                due = now + self.seconds
+        if self.until is not None and self.until < due:
+            due = self.until
+        if self._make_lost is not None or due == _NEVER:
+            probe = math.ceil((now + PROBE_SECONDS / 2) / PROBE_SECONDS) * PROBE_SECONDS
+            due = min(due, probe)
         return due
 
-    def _check(self) -> None:
-        now = self._loop.time()
+    def check(self, now: float) -> float | None:
         error = None
-        if self.until is not None and now + _SLACK >= self.until and self._make_late is not None:
+        if self.until is not None and now >= self.until and self._make_late is not None:
             error = self._make_late()
         elif self._waiting():
             if self.seconds is not None and now >= self.mark + self.seconds:
@@ -219,10 +194,9 @@ class Watchdog:
             elif self._make_lost is not None and connection_lost(self._response):
                 error = self._make_lost()
         if error is not None:
-            self._handle = None
             self._response.content.set_exception(error)
-            return
-        self._handle = self._loop.call_at(self._next(now), self._check)
+            return None
+        return self._next(now)
 
     def progress(self) -> None:
         """Progress was made now: the deadline starts over."""
@@ -232,10 +206,66 @@ class Watchdog:
         """Loop time, give or take the timer slack: a deadline at or before it has passed."""
         return self._loop.time() + _SLACK
 
-    def cancel(self) -> None:
+
+class _Sweep:
+    """The deadlines in force on one loop, and ONE loop timer, set for the earliest `due` among
+    them when it was (re)armed. Adding or removing a deadline is a set operation; the timer is
+    re-armed only when a deadline is due sooner. When it runs it checks every deadline: what is
+    due acts, the rest say when they are due next, and it re-arms for the earliest of those."""
+
+    __slots__ = ("_at", "_handle", "_loop", "items")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.items: set[_Deadline] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = _NEVER
+
+    def add(self, item: _Deadline) -> None:
+        self.items.add(item)
+        if item.due < self._at:
+            self._arm(item.due)
+
+    def _arm(self, due: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
-            self._handle = None
+        self._at = due = math.ceil(due / _GRID) * _GRID  # deadlines close together: one run
+        self._handle = self._loop.call_at(due, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._at = _NEVER
+        now = self._loop.time() + _SLACK
+        due_next = _NEVER
+        for item in list(self.items):  # a check may cancel another deadline
+            due: float | None = item.due
+            if due is not None and due <= now:
+                due = item.check(now)
+                if due is None:
+                    self.items.discard(item)
+                    item._sweep = None
+                    continue
+                item.due = due
+            if due is not None and due < due_next:
+                due_next = due
+        if due_next < _NEVER:
+            self._arm(due_next)
+
+
+_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = weakref.WeakKeyDictionary()
+_last: tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], _Sweep] | None = None
+
+
+def _sweep_of(loop: asyncio.AbstractEventLoop) -> _Sweep:
+    """This loop's sweep (the last loop's is found without a dictionary lookup)."""
+    global _last
+    if _last is not None and _last[0]() is loop:
+        return _last[1]
+    sweep = _sweeps.get(loop)
+    if sweep is None:
+        sweep = _sweeps[loop] = _Sweep(loop)
+    _last = (weakref.ref(loop), sweep)
+    return sweep
 
 
 def connection_lost(response: aiohttp.ClientResponse) -> bool:

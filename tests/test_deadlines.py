@@ -177,3 +177,22 @@ async def test_no_timer_is_re_armed_per_socket_read() -> None:
             assert connection is not None and connection.protocol is not None
             assert connection.protocol.read_timeout is None
             assert (await stream.collect()).ok
+
+
+async def test_deadlines_of_many_attempts_on_one_loop(sandbox: Sandbox) -> None:
+    """All deadlines of a loop share one loop timer: a short one that comes after long ones
+    still fires on time, and so do fifty at once."""
+    sandbox.script(faults.hang(times=None))
+    async with core_for(sandbox.url, read=5) as slow, core_for(sandbox.url, read=0.3) as fast:
+        long_waits = [asyncio.ensure_future(chat_create(slow, CHAT)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        results = await asyncio.gather(*(chat_create(fast, CHAT) for _ in range(50)))
+        elapsed = time.monotonic() - started
+        for res in results:
+            assert isinstance(res, Err)
+            assert_timeout(res.error, "read", elapsed, 0.3)
+        assert not any(task.done() for task in long_waits)
+        for task in long_waits:
+            task.cancel()
+        await asyncio.gather(*long_waits, return_exceptions=True)
