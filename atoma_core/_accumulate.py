@@ -20,9 +20,10 @@ from .models.usage import Usage
 
 __all__ = ["ChunkAccumulator", "CompletionAccumulator"]
 
-# Accumulated text is a list of pieces whose newest this-many are joined into one block as they
-# come: a held stream keeps a few strings rather than one ~50-byte str object per token, and each
-# piece is copied once, so the work stays linear in the answer's length.
+# Accumulated text is kept as the newest pieces (at most this many) plus the older ones joined in
+# blocks of this many: a held stream keeps a few strings rather than one ~50-byte str object per
+# token, each piece is copied once (the work stays linear in the answer's length), and nothing is
+# sliced per token.
 _JOIN_EVERY = 32
 
 
@@ -39,8 +40,8 @@ class _ToolCallState:
 class _ChoiceState:
     __slots__ = (
         "content",
+        "content_blocks",
         "finish_reason",
-        "joined",
         "logprobs",
         "reasoning",
         "refusal",
@@ -51,8 +52,8 @@ class _ChoiceState:
 
     def __init__(self) -> None:
         self.role = "assistant"
-        self.content: list[str] = []
-        self.joined = 0  # pieces at the head of `content` that are joined blocks already
+        self.content: list[str] = []  # the newest pieces, fewer than _JOIN_EVERY
+        self.content_blocks: list[str] = []  # the older ones, joined
         self.reasoning: list[str] = []
         self.refusal: list[str] = []
         self.tool_calls: dict[int, _ToolCallState] = {}
@@ -67,12 +68,12 @@ class _ChoiceState:
             )
             for _, t in sorted(self.tool_calls.items())
         ]
-        text = "".join(self.content)
+        text = "".join(self.content_blocks) + "".join(self.content)
         # As non-streamed responses do: content is null on a pure tool-call answer (whose role
         # chunk typically carries content ""), and when no content arrived at all.
         return ChatCompletionResponseMessage(
             role=self.role,
-            content=text if text or (self.content and not tool_calls) else None,
+            content=text if text or ((self.content or self.content_blocks) and not tool_calls) else None,
             refusal="".join(self.refusal) if self.refusal else None,
             reasoning_content="".join(self.reasoning) if self.reasoning else None,
             tool_calls=tool_calls or None,
@@ -110,9 +111,9 @@ class ChunkAccumulator:
             if delta.content is not None:
                 content = state.content
                 content.append(delta.content)
-                if len(content) - state.joined >= _JOIN_EVERY:  # see _JOIN_EVERY
-                    content[state.joined :] = ["".join(content[state.joined :])]
-                    state.joined += 1
+                if len(content) >= _JOIN_EVERY:  # see _JOIN_EVERY; inline: once per chunk
+                    state.content_blocks.append("".join(content))
+                    content.clear()
             if delta.tool_calls:
                 self._merge_tool_calls(state, delta.tool_calls)
             if delta.reasoning_content is not None:
@@ -186,11 +187,11 @@ def _all_finished(choices: dict[int, _ChoiceState] | dict[int, _TextState]) -> b
 
 
 class _TextState:
-    __slots__ = ("finish_reason", "joined", "logprobs", "stop_reason", "text")
+    __slots__ = ("finish_reason", "logprobs", "stop_reason", "text", "text_blocks")
 
     def __init__(self) -> None:
-        self.text: list[str] = []
-        self.joined = 0  # pieces at the head of `text` that are joined blocks already
+        self.text: list[str] = []  # the newest pieces, fewer than _JOIN_EVERY
+        self.text_blocks: list[str] = []  # the older ones, joined
         self.finish_reason: str | None = None
         self.stop_reason: int | str | None = None
         self.logprobs: CompletionLogProbs | None = None
@@ -238,9 +239,9 @@ class CompletionAccumulator:
             if choice.text:
                 text = state.text
                 text.append(choice.text)
-                if len(text) - state.joined >= _JOIN_EVERY:
-                    text[state.joined :] = ["".join(text[state.joined :])]
-                    state.joined += 1
+                if len(text) >= _JOIN_EVERY:
+                    state.text_blocks.append("".join(text))
+                    text.clear()
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
             if choice.stop_reason is not None:
@@ -259,7 +260,7 @@ class CompletionAccumulator:
     def snapshot(self) -> CompletionResponse:
         choices = [
             CompletionChoice(
-                text="".join(state.text),
+                text="".join(state.text_blocks) + "".join(state.text),
                 index=index,
                 finish_reason=state.finish_reason,
                 logprobs=state.logprobs,

@@ -98,6 +98,35 @@ class EventStream(Generic[E, R]):
     call's end for the call-level hooks (`Hooks.on_call_end`), once.
     """
 
+    # Slots: thousands of streams may be open at once; each holds only these.
+    __slots__ = (
+        "__weakref__",
+        "_accumulator",
+        "_call",
+        "_chunks",
+        "_closed",
+        "_content",
+        "_decode",
+        "_decoder",
+        "_ended_at",
+        "_first_token",
+        "_first_token_at",
+        "_idle",
+        "_loop",
+        "_managed",
+        "_max_stream_size",
+        "_pending",
+        "_read",
+        "_response",
+        "_room",
+        "_started",
+        "_timeouts",
+        "_waiting",
+        "attempts",
+        "headers",
+        "request_id",
+    )
+
     def __init__(
         self,
         response: aiohttp.ClientResponse,
@@ -149,6 +178,7 @@ class EventStream(Generic[E, R]):
             make_lost=_stream_lost,
             until=ctx.deadline,
             make_late=lambda: timeout_error("total", total),
+            loop=self._loop,
         )
         if timeouts.idle is not None:
             self._idle = Watchdog(response, timeouts.idle, _idle_error(timeouts.idle, self._read), waiting)

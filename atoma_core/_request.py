@@ -74,7 +74,10 @@ def encode_request(
         if isinstance(request, request_type):
             req = request
         elif type(request) is dict or isinstance(request, Mapping):  # the ABC check is slow
-            req = msgspec.convert(request, request_type, from_attributes=True)
+            try:  # plain data first: reading objects' attributes makes every dict slower
+                req = msgspec.convert(request, request_type)
+            except msgspec.ValidationError:  # e.g. a message given as another library's object
+                req = msgspec.convert(request, request_type, from_attributes=True)
         else:
             raise InvalidRequestError(
                 f"request must be a dict or {request_type.__name__}, not {type(request).__name__}"

@@ -38,9 +38,13 @@ class ChatCompletionStream(EventStream[ChatCompletionChunk, ChatCompletionRespon
     the final usage chunk's figures, `metrics` timings.
     """
 
+    __slots__ = ()
+
 
 class CompletionStream(EventStream[CompletionChunk, CompletionResponse]):
     """An open stream of legacy `CompletionChunk`s; `collect()` gives the `CompletionResponse`."""
+
+    __slots__ = ()
 
 
 def open_chat_stream(

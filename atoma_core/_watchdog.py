@@ -157,8 +157,9 @@ class Watchdog(_Deadline):
         make_lost: Callable[[], AtomaError] | None = None,
         until: float | None = None,
         make_late: Callable[[], AtomaError] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop() if loop is None else loop
         self._response = response
         self._make_error = make_error
         self._make_lost = make_lost
@@ -167,7 +168,9 @@ class Watchdog(_Deadline):
         self.seconds = seconds
         self.until = until
         self.mark = now = loop.time()
-        super().__init__(loop, self._next(now))
+        self.due = self._next(now)
+        sweep = self._sweep = _sweep_of(loop)
+        sweep.add(self)
 
     def _next(self, now: float) -> float:
         """When to look next: the due time, or at the next probe of the connection. Probes of

@@ -14,18 +14,19 @@ def test_chat_text_is_exact_and_held_in_few_strings() -> None:
     acc = ChunkAccumulator()
     for piece in PIECES:
         acc.add(ChatCompletionChunk(choices=[ChatCompletionChunkChoice(delta=ChatCompletionChunkDelta(content=piece))]))
-        held = acc.choices[0].content
-        assert len(held) <= len(PIECES) // _JOIN_EVERY + _JOIN_EVERY  # blocks + the newest pieces
+        state = acc.choices[0]
+        assert len(state.content) < _JOIN_EVERY  # the newest pieces
+        assert len(state.content_blocks) <= len(PIECES) // _JOIN_EVERY  # the rest, joined
     assert acc.snapshot().choices[0].message.content == "".join(PIECES)
-    assert len(acc.choices[0].content) < 64
 
 
 def test_completion_text_is_exact_and_held_in_few_strings() -> None:
     acc = CompletionAccumulator()
     for piece in PIECES:
         acc.add(CompletionChunk(choices=[CompletionChoice(text=piece)]))
+        state = acc.choices[0]
+        assert len(state.text) < _JOIN_EVERY and len(state.text_blocks) <= len(PIECES) // _JOIN_EVERY
     assert acc.snapshot().choices[0].text == "".join(PIECES)
-    assert len(acc.choices[0].text) < 64
 
 
 def test_only_empty_content_still_counts_as_content() -> None:
