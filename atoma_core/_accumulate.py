@@ -54,9 +54,9 @@ class _ChoiceState:
         self.role = "assistant"
         self.content: list[str] = []  # the newest pieces, fewer than _JOIN_EVERY
         self.content_blocks: list[str] = []  # the older ones, joined
-        self.reasoning: list[str] = []
-        self.refusal: list[str] = []
-        self.tool_calls: dict[int, _ToolCallState] = {}
+        self.reasoning: list[str] | None = None  # these three come rarely: made on first use
+        self.refusal: list[str] | None = None
+        self.tool_calls: dict[int, _ToolCallState] | None = None
         self.finish_reason: str | None = None
         self.stop_reason: int | str | None = None
         self.logprobs: list[ChatCompletionLogProbsContent] | None = None
@@ -66,7 +66,7 @@ class _ChoiceState:
             ToolCall(
                 id=t.id, type=t.type, function=ToolCallFunction(name=t.name, arguments="".join(t.arguments))
             )
-            for _, t in sorted(self.tool_calls.items())
+            for _, t in sorted((self.tool_calls or {}).items())
         ]
         text = "".join(self.content_blocks) + "".join(self.content)
         # As non-streamed responses do: content is null on a pure tool-call answer (whose role
@@ -74,8 +74,8 @@ class _ChoiceState:
         return ChatCompletionResponseMessage(
             role=self.role,
             content=text if text or ((self.content or self.content_blocks) and not tool_calls) else None,
-            refusal="".join(self.refusal) if self.refusal else None,
-            reasoning_content="".join(self.reasoning) if self.reasoning else None,
+            refusal="".join(self.refusal) if self.refusal is not None else None,
+            reasoning_content="".join(self.reasoning) if self.reasoning is not None else None,
             tool_calls=tool_calls or None,
         )
 
@@ -117,8 +117,12 @@ class ChunkAccumulator:
             if delta.tool_calls:
                 self._merge_tool_calls(state, delta.tool_calls)
             if delta.reasoning_content is not None:
+                if state.reasoning is None:
+                    state.reasoning = []
                 state.reasoning.append(delta.reasoning_content)
             if delta.refusal is not None:
+                if state.refusal is None:
+                    state.refusal = []
                 state.refusal.append(delta.refusal)
             if delta.role is not None:
                 state.role = delta.role
@@ -133,10 +137,13 @@ class ChunkAccumulator:
 
     @staticmethod
     def _merge_tool_calls(state: _ChoiceState, deltas: list[ChatCompletionChunkDeltaToolCall]) -> None:
+        calls = state.tool_calls
+        if calls is None:
+            calls = state.tool_calls = {}
         for delta in deltas:
-            call = state.tool_calls.get(delta.index)
+            call = calls.get(delta.index)
             if call is None:
-                call = state.tool_calls[delta.index] = _ToolCallState()
+                call = calls[delta.index] = _ToolCallState()
             if delta.id:
                 call.id = delta.id
             if delta.type:

@@ -58,12 +58,9 @@ async def _read_up_to(
     content = response.content
     watchdog = None
     if not content.is_eof():  # a body already in is read at once
-        from ._errormap import timeout_error
         from ._watchdog import Watchdog
 
-        watchdog = Watchdog(
-            response, read_timeout, lambda: timeout_error("read", read_timeout), _always, make_lost=_lost
-        )
+        watchdog = Watchdog(response, read_timeout, "read", lost=_lost)
     parts: list[bytes] = []
     size = 0
     try:
@@ -80,10 +77,6 @@ async def _read_up_to(
     finally:
         if watchdog is not None:
             watchdog.cancel()
-
-
-def _always() -> bool:
-    return True
 
 
 def _lost() -> APIConnectionError:

@@ -21,7 +21,7 @@ import aiohttp
 import msgspec
 
 from ._body import read_body, stamp_meta
-from ._errormap import describe, in_stream_error, timeout_error, transport_error
+from ._errormap import describe, in_stream_error, transport_error
 from ._operation import RetryableError
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
 from ._watchdog import Watchdog
@@ -162,26 +162,22 @@ class EventStream(Generic[E, R]):
         if timeouts.first_token is not None:
             due = self._started + timeouts.first_token
             self._first_token = self._loop.call_at(due, _first_token_due, me)
-
-        def waiting() -> bool:
-            stream = me()
-            return stream is not None and stream._waiting and not stream._closed
-
         # The read deadline also probes for a lost connection, even with no read timeout, and
         # enforces `total` through the iteration (the request path's timer ends with `handle`).
-        read, total = timeouts.read, timeouts.total
         self._read = Watchdog(
             response,
-            read,
-            lambda: timeout_error("read", read),
-            waiting,
-            make_lost=_stream_lost,
+            timeouts.read,
+            "read",
+            waiter=me,
+            lost=_stream_lost,
             until=ctx.deadline,
-            make_late=lambda: timeout_error("total", total),
+            total=timeouts.total,
             loop=self._loop,
         )
-        if timeouts.idle is not None:
-            self._idle = Watchdog(response, timeouts.idle, _idle_error(timeouts.idle, self._read), waiting)
+        if timeouts.idle is not None:  # both due: nothing came at all, a read timeout
+            self._idle = Watchdog(
+                response, timeouts.idle, "idle", waiter=me, defer_to=self._read, loop=self._loop
+            )
 
     # ------------------------------------------------------------------ iteration
 
@@ -523,17 +519,6 @@ def _first_token_due(ref: weakref.ReferenceType[EventStream[Any, Any]]) -> None:
 
 def _stream_lost() -> AtomaError:
     return StreamInterruptedError("stream interrupted: connection lost mid-body (broken framing)")
-
-
-def _idle_error(seconds: float, read: Watchdog) -> Callable[[], AtomaError]:
-    message = f"no event within idle timeout ({seconds:g} s)"
-
-    def make() -> AtomaError:
-        if read.seconds is not None and read.mark + read.seconds <= read.now():
-            return timeout_error("read", read.seconds)  # both are due: nothing came at all
-        return RequestTimeoutError(message, phase="idle", timeout=seconds)
-
-    return make
 
 
 def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) -> Handle[S]:

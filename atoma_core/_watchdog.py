@@ -21,14 +21,14 @@ import asyncio
 import math
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from .errors import AtomaError
+    from .errors import AtomaError, TimeoutPhase
 
-__all__ = ["PROBE_SECONDS", "AttemptTimer", "Watchdog", "connection_lost"]
+__all__ = ["PROBE_SECONDS", "AttemptTimer", "Waiter", "Watchdog", "connection_lost"]
 
 PROBE_SECONDS = 1.0  # how often a waiting read checks that its connection still exists
 _SLACK = 0.001  # the loop may run a timer up to its clock resolution early
@@ -127,23 +127,35 @@ class _AttemptDeadline(_Deadline):
         return self._timer._check(now)
 
 
+class Waiter(Protocol):
+    """What a watchdog asks whether a read is waiting (a stream: between `__anext__` calls, its
+    consumer's own time does not count)."""
+
+    _waiting: bool
+    _closed: bool
+
+
 class Watchdog(_Deadline):
-    """Fires `make_error()` into the response's body once `waiting()` and `mark + seconds` has
-    passed (`seconds` None: never); `make_late()` once loop time reaches `until` (None: never),
-    waiting or not; and `make_lost()` (if given) once `waiting()` and the connection is gone while
+    """Fires `RequestTimeoutError(phase)` into the response's body once a read waits and
+    `mark + seconds` has passed (`seconds` None: never), unless `defer_to` is due too (then its
+    error: the more precise one); a `total` timeout once loop time reaches `until` (None: never),
+    waiting or not; and `lost()` (if given) once a read waits and the connection is gone while
     the body neither ended nor failed.
 
-    The owner moves `mark` forward (to `loop.time()`) whenever progress is made: nothing else.
+    A read waits when `waiter` (held weakly) says so; without a waiter, always. The owner moves
+    `mark` forward (to `loop.time()`) whenever progress is made: nothing else. No closures: a
+    stream may keep thousands of these open.
     """
 
     __slots__ = (
+        "_defer_to",
         "_loop",
-        "_make_error",
-        "_make_late",
-        "_make_lost",
+        "_lost",
         "_response",
-        "_waiting",
+        "_total",
+        "_waiter",
         "mark",
+        "phase",
         "seconds",
         "until",
     )
@@ -152,21 +164,24 @@ class Watchdog(_Deadline):
         self,
         response: aiohttp.ClientResponse,
         seconds: float | None,
-        make_error: Callable[[], AtomaError],
-        waiting: Callable[[], bool],
-        make_lost: Callable[[], AtomaError] | None = None,
+        phase: TimeoutPhase,
+        *,
+        waiter: Callable[[], Waiter | None] | None = None,
+        lost: Callable[[], AtomaError] | None = None,
         until: float | None = None,
-        make_late: Callable[[], AtomaError] | None = None,
+        total: float | None = None,
+        defer_to: Watchdog | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         loop = self._loop = asyncio.get_running_loop() if loop is None else loop
         self._response = response
-        self._make_error = make_error
-        self._make_lost = make_lost
-        self._make_late = make_late
-        self._waiting = waiting
         self.seconds = seconds
+        self.phase = phase
+        self._waiter = waiter
+        self._lost = lost
         self.until = until
+        self._total = total
+        self._defer_to = defer_to
         self.mark = now = loop.time()
         self.due = self._next(now)
         sweep = self._sweep = _sweep_of(loop)
@@ -182,20 +197,35 @@ class Watchdog(_Deadline):
                 due = now + self.seconds
         if self.until is not None and self.until < due:
             due = self.until
-        if self._make_lost is not None or due == _NEVER:
+        if self._lost is not None or due == _NEVER:
             probe = math.ceil((now + PROBE_SECONDS / 2) / PROBE_SECONDS) * PROBE_SECONDS
             due = min(due, probe)
         return due
 
+    def _waiting(self) -> bool:
+        if self._waiter is None:
+            return True
+        waiter = self._waiter()
+        return waiter is not None and waiter._waiting and not waiter._closed
+
+    def _overdue(self, now: float) -> bool:
+        return self.seconds is not None and now >= self.mark + self.seconds
+
     def check(self, now: float) -> float | None:
-        error = None
-        if self.until is not None and now >= self.until and self._make_late is not None:
-            error = self._make_late()
+        from ._errormap import timeout_error
+
+        error: AtomaError | None = None
+        if self.until is not None and now >= self.until:
+            error = timeout_error("total", self._total)
         elif self._waiting():
-            if self.seconds is not None and now >= self.mark + self.seconds:
-                error = self._make_error()
-            elif self._make_lost is not None and connection_lost(self._response):
-                error = self._make_lost()
+            if self._overdue(now):
+                defer_to = self._defer_to
+                if defer_to is not None and defer_to._overdue(now):
+                    error = timeout_error(defer_to.phase, defer_to.seconds)
+                else:
+                    error = timeout_error(self.phase, self.seconds)
+            elif self._lost is not None and connection_lost(self._response):
+                error = self._lost()
         if error is not None:
             self._response.content.set_exception(error)
             return None
@@ -204,10 +234,6 @@ class Watchdog(_Deadline):
     def progress(self) -> None:
         """Progress was made now: the deadline starts over."""
         self.mark = self._loop.time()
-
-    def now(self) -> float:
-        """Loop time, give or take the timer slack: a deadline at or before it has passed."""
-        return self._loop.time() + _SLACK
 
 
 class _Sweep:
