@@ -25,6 +25,7 @@ __all__ = ["ChunkAccumulator", "CompletionAccumulator"]
 # token, each piece is copied once (the work stays linear in the answer's length), and nothing is
 # sliced per token.
 _JOIN_EVERY = 32
+_JOIN_UP_TO = 4096  # ... unless those pieces hold more characters: big pieces are kept as they are
 
 
 class _ToolCallState:
@@ -112,8 +113,7 @@ class ChunkAccumulator:
                 content = state.content
                 content.append(delta.content)
                 if len(content) >= _JOIN_EVERY:  # see _JOIN_EVERY; inline: once per chunk
-                    state.content_blocks.append("".join(content))
-                    content.clear()
+                    _fold(content, state.content_blocks)
             if delta.tool_calls:
                 self._merge_tool_calls(state, delta.tool_calls)
             if delta.reasoning_content is not None:
@@ -189,6 +189,16 @@ class ChunkAccumulator:
         )
 
 
+def _fold(pieces: list[str], blocks: list[str]) -> None:
+    """Move the newest pieces to the blocks: joined into one if small, else as they are (a join
+    would copy them for nothing: their object overhead is small next to their text)."""
+    if sum(map(len, pieces)) <= _JOIN_UP_TO:
+        blocks.append("".join(pieces))
+    else:
+        blocks.extend(pieces)
+    pieces.clear()
+
+
 def _all_finished(choices: dict[int, _ChoiceState] | dict[int, _TextState]) -> bool:
     return bool(choices) and all(c.finish_reason is not None for c in choices.values())
 
@@ -247,8 +257,7 @@ class CompletionAccumulator:
                 text = state.text
                 text.append(choice.text)
                 if len(text) >= _JOIN_EVERY:
-                    state.text_blocks.append("".join(text))
-                    text.clear()
+                    _fold(text, state.text_blocks)
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
             if choice.stop_reason is not None:

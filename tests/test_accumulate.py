@@ -33,3 +33,14 @@ def test_only_empty_content_still_counts_as_content() -> None:
     acc = ChunkAccumulator()
     acc.add(ChatCompletionChunk(choices=[ChatCompletionChunkChoice(delta=ChatCompletionChunkDelta(content=""))]))
     assert acc.snapshot().choices[0].message.content == ""  # not None: a content chunk arrived
+
+
+def test_big_pieces_are_kept_as_they_came_not_copied() -> None:
+    big = [f"{i:04d}" + "x" * 996 for i in range(100)]  # 1000 characters each
+    acc = ChunkAccumulator()
+    for piece in big:
+        acc.add(ChatCompletionChunk(choices=[ChatCompletionChunkChoice(delta=ChatCompletionChunkDelta(content=piece))]))
+    state = acc.choices[0]
+    held = state.content_blocks + state.content
+    assert all(a is b for a, b in zip(held, big, strict=True))  # the very objects: no join copied them
+    assert acc.snapshot().choices[0].message.content == "".join(big)
