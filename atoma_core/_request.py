@@ -387,7 +387,7 @@ async def _exchange(
     if debug:
         log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
     try:
-        session = await core.session()
+        session = core.session_of(loop) or await core.session()
         try:
             # Redirects are not followed: a 302 would turn the POST into a body-less GET, and a
             # 307/308 would forward the prompt to another origin. They come back as an APIError.

@@ -179,6 +179,9 @@ class AtomaCore:
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = (
             weakref.WeakKeyDictionary()
         )
+        self._last_session: (
+            tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None
+        ) = None
         self._urls: dict[str, Any] = {}  # path -> yarl.URL, parsed once
 
     def __repr__(self) -> str:
@@ -225,14 +228,26 @@ class AtomaCore:
         url = self._urls[path] = URL(self.server_url + path)
         return url
 
-    async def session(self) -> aiohttp.ClientSession:
-        """The session for the running loop, created on first use."""
+    def session_of(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession | None:
+        """The open session of `loop`, if there is one yet: what every request asks first, so it
+        takes no coroutine and no lookup for the loop it was last asked about."""
         if self._user_session is not None:
             return self._user_session
-        loop = asyncio.get_running_loop()
+        last = self._last_session
+        if last is not None and last[0]() is loop and not last[1].closed:
+            return last[1]
         entry = self._sessions.get(loop)
-        if entry is not None and not entry.session.closed:
-            return entry.session
+        if entry is None or entry.session.closed:
+            return None
+        self._last_session = (weakref.ref(loop), entry.session)
+        return entry.session
+
+    async def session(self) -> aiohttp.ClientSession:
+        """The session for the running loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        open_session = self.session_of(loop)
+        if open_session is not None:
+            return open_session
         import aiohttp
 
         session = aiohttp.ClientSession(
@@ -291,6 +306,7 @@ class AtomaCore:
         """Close the session of the running loop (idempotent). A user-supplied session is left open."""
         loop = asyncio.get_running_loop()
         entry = self._sessions.pop(loop, None)
+        self._last_session = None
         if entry is not None:
             await entry.closer.aclose()
         for other_loop in list(self._sessions):
