@@ -244,7 +244,8 @@ def as_retry_config(value: object, name: str) -> RetryConfig:
 class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     """Deadlines in seconds: each a positive number, or None to disable it (0 is refused).
 
-    connect: TCP/TLS connect. read: any single socket read (and waiting for headers).
+    connect: TCP/TLS connect. read: any single socket read, and the wait for the response
+        headers (counted from the attempt's start).
     first_token: from sending a stream request to its first content chunk.
     idle: between two stream events, and from the headers to the first event (keep-alive
         comments do not count; time your own code spends between chunks does not count).
@@ -254,6 +255,9 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
         iteration is bounded by `read` per read, and by `idle` if you set it). Used only while
         `total` is None: a `total` you set bounds the whole call on its own.
     total: the whole call, retries and a stream's iteration included; `timeout_ms` sets it.
+
+    All of them but `connect` are enforced by the SDK, not by aiohttp: one loop timer per event
+    loop checks every deadline in force, and each fires within about 10 ms after it passes.
 
     Where Timeouts are expected (`AtomaCore(timeouts=)`, `RequestOptions(timeouts=)`), a plain
     number n of seconds means `Timeouts(connect=n, read=n)`, as openai-python's `timeout=n`: each

@@ -56,7 +56,7 @@ BODIES = {"body-1k": 1_000, "body-100k": 100_000, "body-1m": 1_000_000}
 
 # fmt: off
 FULL = Config(
-    rounds=5,
+    rounds=7,
     counts={
         "seq": 1000, "conc": 4000, "burst": 1600, "stream": 20, "stream-batched": 80,
         "delta-4": 10, "delta-256": 10, "delta-4k": 30, "large": 200,
