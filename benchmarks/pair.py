@@ -1,0 +1,81 @@
+"""This SDK and the bare loop, alternating in ONE warm process against the bench server: CPU per
+request (or per chunk, for a stream model) of each, and the median of their per-round ratio.
+
+    python -m benchmarks.pair bench:small --count 1000 [--rounds 7]
+    python -m benchmarks.pair bench:body:100000 --count 400
+    python -m benchmarks.pair bench:stream:2000:50:25 --count 20
+
+A full run gives each client a fresh process per round; on a machine whose speed drifts from
+second to second that pairs figures taken a second or more apart. Here the pair is taken back to
+back, many times, with warm allocators: a cross-check for a row whose full-run ratio is in doubt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .clients import atoma, bare
+from .server_process import ServerProcess, pin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _per_unit(client: Any, model: str, count: int) -> float:
+    """CPU us per request, or per chunk when `model` streams."""
+    streams = model.startswith("bench:stream")
+    units = 0
+    gc.collect()
+    started = time.process_time()
+    for _ in range(count):
+        if streams:
+            units += (await client.stream(model))[0]
+        else:
+            await client.complete(model)
+            units += 1
+    return (time.process_time() - started) / units * 1e6
+
+
+async def _measure(url: str, model: str, count: int, rounds: int) -> dict[str, list[float]]:
+    clients = {"bare": await bare.connect(url, "bare", 100), "atoma": await atoma.connect(url, "atoma", 100)}
+    figures: dict[str, list[float]] = {name: [] for name in clients}
+    try:
+        for client in clients.values():  # warm-up
+            await _per_unit(client, model, 1)
+        for _ in range(rounds):
+            for name, client in clients.items():
+                figures[name].append(await _per_unit(client, model, count))
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "model", help="a bench server model: bench:small, bench:body:S, bench:stream:N:B:K[:D]"
+    )
+    parser.add_argument("--count", type=int, default=200, help="requests or streams per client per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    with ServerProcess(sys.executable, ROOT, 1) as server:
+        server.prime([args.model])
+        pin(0, 0)
+        figures = asyncio.run(_measure(server.url, args.model, args.count, args.rounds))
+    ratio = statistics.median(a / b for a, b in zip(figures["atoma"], figures["bare"], strict=True))
+    unit = "chunk" if args.model.startswith("bench:stream") else "request"
+    print(
+        f"{args.model}: CPU us/{unit} bare {statistics.median(figures['bare']):.2f}, "
+        f"atoma {statistics.median(figures['atoma']):.2f}; per-round ratio, median of {args.rounds}: {ratio:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
