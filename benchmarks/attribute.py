@@ -17,12 +17,9 @@ Printed: the median over rounds of CPU us per chunk, and of its ratio to `bare` 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
@@ -33,9 +30,8 @@ from atoma_core._sse import SSEDecoder
 from atoma_core.models import ChatCompletionChunk
 
 from .clients import MESSAGES, TOKEN, bare
-from .server_process import ServerProcess, pin
+from .server_process import median_ratio, run_against
 
-ROOT = Path(__file__).resolve().parent.parent
 _whole_chunk = msgspec.json.Decoder(ChatCompletionChunk).decode
 
 
@@ -115,14 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
-    with ServerProcess(sys.executable, ROOT, 1) as server:
-        server.prime([args.model])
-        pin(0, 0)
-        figures = asyncio.run(_measure(server.url, args.model, args.streams, args.rounds))
-    floor = figures["bare"]
+    figures = run_against(args.model, lambda url: _measure(url, args.model, args.streams, args.rounds))
     print(f"{args.model}, {args.streams} streams x {args.rounds} rounds: CPU us per chunk (ratio to bare)")
     for name, values in figures.items():
-        ratio = statistics.median(value / base for value, base in zip(values, floor, strict=True))
+        ratio = median_ratio(values, figures["bare"])
         print(f"  {name:12s} {statistics.median(values):7.2f}  ({ratio:.2f}x)")
 
 

@@ -13,18 +13,13 @@ back, many times, with warm allocators: a cross-check for a row whose full-run r
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from .clients import atoma, bare
-from .server_process import ServerProcess, pin
-
-ROOT = Path(__file__).resolve().parent.parent
+from .server_process import median_ratio, run_against
 
 
 async def _per_unit(client: Any, model: str, count: int) -> float:
@@ -65,11 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=200, help="requests or streams per client per round")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
-    with ServerProcess(sys.executable, ROOT, 1) as server:
-        server.prime([args.model])
-        pin(0, 0)
-        figures = asyncio.run(_measure(server.url, args.model, args.count, args.rounds))
-    ratio = statistics.median(a / b for a, b in zip(figures["atoma"], figures["bare"], strict=True))
+    figures = run_against(args.model, lambda url: _measure(url, args.model, args.count, args.rounds))
+    ratio = median_ratio(figures["atoma"], figures["bare"])
     unit = "chunk" if args.model.startswith("bench:stream") else "request"
     print(
         f"{args.model}: CPU us/{unit} bare {statistics.median(figures['bare']):.2f}, "

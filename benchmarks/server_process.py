@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import statistics
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Callable, Coroutine, TypeVar
 
-__all__ = ["ServerProcess", "pin"]
+T = TypeVar("T")
+
+__all__ = ["ServerProcess", "median_ratio", "pin", "run_against"]
 
 
 def pin(pid: int, cpu: int) -> None:
@@ -66,3 +72,17 @@ class ServerProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
+
+
+def run_against(model: str, measure: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+    """The set-up of the one-process tools (`pair`, `attribute`): start the bench server on
+    CPU 1, ask it for `model` once, pin this process to CPU 0, run `measure(url)` on a new loop."""
+    with ServerProcess(sys.executable, Path(__file__).resolve().parent.parent, 1) as server:
+        server.prime([model])
+        pin(0, 0)
+        return asyncio.run(measure(server.url))
+
+
+def median_ratio(values: list[float], floor: list[float]) -> float:
+    """The median of per-round ratios: each figure over the floor's figure of the same round."""
+    return statistics.median(value / base for value, base in zip(values, floor, strict=True))
