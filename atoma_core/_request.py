@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 import aiohttp
 import msgspec
 
+from ._attempt_hooks import edited_headers, hook_context, run_hooks
 from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
@@ -27,7 +28,7 @@ from .config import (
     check_headers,
     coerce_options,
 )
-from .core import ENV_BEARER_AUTH, check_header_value
+from .core import ENV_BEARER_AUTH
 from .errors import (
     APIConnectionError,
     APIError,
@@ -39,7 +40,6 @@ from .errors import (
 from .result import Err, Ok, Result
 
 if TYPE_CHECKING:
-    from .config import Hook, Hooks
     from .core import AtomaCore
 
 __all__ = ["call"]
@@ -95,19 +95,6 @@ def encode_request(
         raise InvalidRequestError(f"invalid request: {exc}") from None
     except (msgspec.EncodeError, TypeError, ValueError) as exc:
         raise InvalidRequestError(f"request cannot be encoded: {exc}") from None
-
-
-async def run_hook(hook: Hook, context: HookContext) -> None:
-    """Run a user hook, sync or async; its own failure is reported, not propagated raw."""
-    try:
-        result = hook(context)
-        if result is not None:
-            await result
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        error = UnexpectedClientError(f"{context.operation_id} hook failed: {exc!r}")
-        raise error from exc
 
 
 async def call(
@@ -275,44 +262,6 @@ def _no_token(core: AtomaCore, headers: Mapping[str, str], server_url: str | Non
     return not has_auth and core.token_required(server_url)
 
 
-def _hook_context(
-    ctx: CallContext, op: Operation[Any, Any], url: Any, headers: Mapping[str, str], body: bytes | None
-) -> HookContext:
-    safe = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-    return HookContext(
-        operation_id=ctx.operation_id,
-        attempt=ctx.attempts,
-        method=op.method,
-        url=str(url),
-        request_headers=safe,
-        body=body or b"",
-        call=ctx.call,
-    )
-
-
-async def _run_hooks(hooks: tuple[Hooks, ...], name: str, context: HookContext) -> None:
-    """Run one hook point of every installed `Hooks`, in order."""
-    for each in hooks:
-        hook = getattr(each, name)
-        if hook is not None:
-            await run_hook(hook, context)
-
-
-def _edited_headers(headers: Mapping[str, str], edited: Mapping[str, str]) -> dict[str, str]:
-    """This attempt's headers once before_request hooks edited their copy: the edits, checked,
-    plus the Authorization header they never saw (and cannot set)."""
-    sent = {k: v for k, v in headers.items() if k.lower() == "authorization"}
-    for name, value in edited.items():
-        if headers.get(name) != value:
-            try:
-                check_header_value(name, value)
-            except ValueError as exc:
-                raise UnexpectedClientError(f"a before_request hook set a bad header: {exc}") from None
-        if name.lower() != "authorization":
-            sent[name] = value
-    return sent
-
-
 async def _attempt(
     core: AtomaCore,
     op: Operation[Req, T],
@@ -328,14 +277,14 @@ async def _attempt(
         if op.build_body is not None and body is not None:
             body = await op.build_body(body, ctx)
         if hooks:
-            hook_ctx = _hook_context(ctx, op, url, headers, body)
-            await _run_hooks(hooks, "before_request", hook_ctx)
-            headers = _edited_headers(headers, hook_ctx.request_headers)
+            hook_ctx = hook_context(ctx, op, url, headers, body)
+            await run_hooks(hooks, "before_request", hook_ctx)
+            headers = edited_headers(headers, hook_ctx.request_headers)
         return await _exchange(core, op, ctx, url, headers, body, hook_ctx)
     except _AttemptFailed as failed:
         if hook_ctx is not None:
             hook_ctx.error = failed.error
-            await _run_hooks(hooks, "after_error", hook_ctx)
+            await run_hooks(hooks, "after_error", hook_ctx)
         raise
     except RetryableError as early:  # the body builder failed before anything was sent
         raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
@@ -426,7 +375,7 @@ async def _exchange(
             await _raise_for_status(op, response, ctx)
         try:
             if hook_ctx is not None:
-                await _run_hooks(ctx.hooks, "after_success", hook_ctx)
+                await run_hooks(ctx.hooks, "after_success", hook_ctx)
             return await op.handle(response, ctx)
         except asyncio.CancelledError:
             response.close()
