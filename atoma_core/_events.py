@@ -11,7 +11,6 @@ the response's byte stream; `total` is aiohttp's timer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import warnings
 import weakref
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Gener
 import aiohttp
 import msgspec
 
-from ._body import read_body, stamp_meta
+from ._body import stamp_meta
 from ._errormap import describe, in_stream_error, transport_error
 from ._operation import RetryableError
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
@@ -45,16 +44,15 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from ._operation import CallContext, Handle
+    from ._operation import CallContext
 
-__all__ = ["Accumulator", "EventStream", "StreamMetrics", "open_event_stream"]
+__all__ = ["Accumulator", "EventStream", "StreamMetrics"]
 
 log = logging.getLogger("atoma")
 E = TypeVar("E")
 R = TypeVar("R")
 E_contra = TypeVar("E_contra", contravariant=True)
 R_co = TypeVar("R_co", covariant=True)
-S = TypeVar("S", bound="EventStream[Any, Any]")
 _DONE = b"[DONE]"
 _DRAIN_SECONDS = 0.05  # after [DONE]: wait this long for the body's end, so the connection is reused
 
@@ -519,35 +517,3 @@ def _first_token_due(ref: weakref.ReferenceType[EventStream[Any, Any]]) -> None:
 
 def _stream_lost() -> AtomaError:
     return StreamInterruptedError("stream interrupted: connection lost mid-body (broken framing)")
-
-
-def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) -> Handle[S]:
-    """The `handle` step of a streaming operation: check it is an event stream, wrap it with
-    `make`, and wait for its first event (so an error in it can still be retried).
-
-    A JSON body instead (a server that ignored `stream`, or sent its error with a 200) becomes the
-    matching `APIError` or a `ResponseValidationError`; so does any other non-SSE content type.
-    """
-
-    async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> S:
-        content_type = response.content_type
-        if content_type in ("text/event-stream", "application/octet-stream") or not response.headers.get(
-            "Content-Type"
-        ):
-            stream = make(response, ctx)
-            await stream._first_event()
-            stream._call = ctx.take_end()  # from here on, the stream's end is the call's end
-            return stream
-        raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
-        payload = None
-        if content_type == "application/json":
-            with contextlib.suppress(msgspec.DecodeError):
-                payload = msgspec.json.decode(raw)
-        error = in_stream_error(payload, raw, response.headers)
-        if error is not None:
-            raise error
-        raise ResponseValidationError(
-            f"expected text/event-stream, got {content_type}", raw=raw, status_code=response.status
-        )
-
-    return handle

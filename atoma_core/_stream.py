@@ -1,15 +1,20 @@
 """The streams users hold: `ChatCompletionStream` and `CompletionStream`, thin layers over the one
 `EventStream` (`_events.py`) that name the item and result types and plug in the chunk decoder
-and the accumulator. A confidential stream is the same class with a decrypting decoder."""
+and the accumulator, and the `handle` steps that open them. A confidential stream is the same
+class with a decrypting decoder."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import contextlib
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import msgspec
 
 from ._accumulate import ChunkAccumulator, CompletionAccumulator
-from ._events import EventStream, StreamMetrics, open_event_stream
+from ._body import read_body
+from ._errormap import in_stream_error
+from ._events import EventStream, StreamMetrics
+from .errors import ResponseValidationError
 from .models.chat import ChatCompletionChunk, ChatCompletionResponse
 from .models.completions import CompletionChunk, CompletionResponse
 
@@ -27,6 +32,7 @@ __all__ = [
     "open_completion_stream",
 ]
 
+S = TypeVar("S", bound="EventStream[Any, Any]")
 chat_chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
 _completion_chunk_decoder = msgspec.json.Decoder(CompletionChunk)
 
@@ -67,3 +73,35 @@ def open_completion_stream() -> Handle[CompletionStream]:
         return CompletionStream(response, ctx, _completion_chunk_decoder.decode, CompletionAccumulator())
 
     return open_event_stream(make)
+
+
+def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) -> Handle[S]:
+    """The `handle` step of a streaming operation: check it is an event stream, wrap it with
+    `make`, and wait for its first event (so an error in it can still be retried).
+
+    A JSON body instead (a server that ignored `stream`, or sent its error with a 200) becomes the
+    matching `APIError` or a `ResponseValidationError`; so does any other non-SSE content type.
+    """
+
+    async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> S:
+        content_type = response.content_type
+        if content_type in ("text/event-stream", "application/octet-stream") or not response.headers.get(
+            "Content-Type"
+        ):
+            stream = make(response, ctx)
+            await stream._first_event()
+            stream._call = ctx.take_end()  # from here on, the stream's end is the call's end
+            return stream
+        raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
+        payload = None
+        if content_type == "application/json":
+            with contextlib.suppress(msgspec.DecodeError):
+                payload = msgspec.json.decode(raw)
+        error = in_stream_error(payload, raw, response.headers)
+        if error is not None:
+            raise error
+        raise ResponseValidationError(
+            f"expected text/event-stream, got {content_type}", raw=raw, status_code=response.status
+        )
+
+    return handle
