@@ -3,9 +3,9 @@ close, metrics. What the events mean is plugged in: a `decode` step (bytes of on
 -> an item; confidential streams decrypt here) and an `Accumulator` (items -> the whole answer).
 
 Reads with `response.content.readany()` into the `SSEDecoder`. Per item the hot path is one
-decode and one accumulator update. Deadlines cost no per-read task: `first_token`, `idle` and
-`read` are loop timers that, when they fire while we wait, inject a `RequestTimeoutError` into
-the response's byte stream; `total` is aiohttp's timer.
+decode and one accumulator update. Deadlines cost no per-read timer: `read` and `idle` are
+`Watchdog` marks (and `total` its absolute deadline), `first_token` one loop timer; when due
+while we wait, they inject a `RequestTimeoutError` into the response's byte stream.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class _Deadline:
 
     __slots__ = ("_sweep", "due")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+    def _watch(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        """Put this deadline, first due at `due`, under `loop`'s sweep."""
         self.due = due
         self._sweep: _Sweep | None = _sweep_of(loop)
         self._sweep.add(self)
@@ -58,7 +59,7 @@ class _Deadline:
             self._sweep = None
 
 
-class AttemptTimer:
+class AttemptTimer(_Deadline):
     """Cancels the attempt's task at `call_due` (the call's `total` or `response` deadline), or
     at `headers_due` if the response headers have not come by then (`read`). Either may be None.
 
@@ -66,7 +67,7 @@ class AttemptTimer:
     `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's.
     """
 
-    __slots__ = ("_cancelling", "_deadline", "_task", "call_due", "fired", "headers_due", "headers_in")
+    __slots__ = ("_cancelling", "_task", "call_due", "fired", "headers_due", "headers_in")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, headers_due: float | None, call_due: float | None
@@ -77,13 +78,13 @@ class AttemptTimer:
         self.fired: Literal["read", "call"] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
-        self._deadline: _AttemptDeadline | None = None
+        self._sweep = None
         due = self._due()
         if due is not None:
             self._task = asyncio.current_task(loop)
             if _UNCANCEL and self._task is not None:
                 self._cancelling = self._task.cancelling()  # type: ignore[attr-defined, unused-ignore]
-            self._deadline = _AttemptDeadline(loop, due, self)
+            self._watch(loop, due)
 
     def _due(self) -> float | None:
         headers_due = None if self.headers_in else self.headers_due
@@ -91,7 +92,7 @@ class AttemptTimer:
             return self.call_due
         return headers_due if self.call_due is None else min(headers_due, self.call_due)
 
-    def _check(self, now: float) -> float | None:
+    def check(self, now: float) -> float | None:
         due = self._due()
         if due is None or due > now:
             return due
@@ -109,22 +110,6 @@ class AttemptTimer:
             return True
         left: int = self._task.uncancel()  # type: ignore[attr-defined, unused-ignore]
         return left <= self._cancelling
-
-    def cancel(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-
-class _AttemptDeadline(_Deadline):
-    __slots__ = ("_timer",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, due: float, timer: AttemptTimer) -> None:
-        self._timer = timer
-        super().__init__(loop, due)
-
-    def check(self, now: float) -> float | None:
-        return self._timer._check(now)
 
 
 class Waiter(Protocol):
@@ -183,9 +168,7 @@ class Watchdog(_Deadline):
         self._total = total
         self._defer_to = defer_to
         self.mark = now = loop.time()
-        self.due = self._next(now)
-        sweep = self._sweep = _sweep_of(loop)
-        sweep.add(self)
+        self._watch(loop, self._next(now))
 
     def _next(self, now: float) -> float:
         """When to look next: the due time, or at the next probe of the connection. Probes of

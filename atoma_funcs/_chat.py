@@ -44,7 +44,7 @@ def _null_tool_call_content(message: object) -> bool:
 def _fill_tool_call_content(request: ChatCompletionRequest) -> ChatCompletionRequest:
     """Send `content: ""` on assistant tool-call messages: the proxy answers 400 to null content."""
     for message in request.messages:  # a plain loop: this runs on every request
-        if type(message) is AssistantMessage and _null_tool_call_content(message):
+        if _null_tool_call_content(message):
             break
     else:
         return request

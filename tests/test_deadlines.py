@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from atoma_core import AtomaCore, Err, RequestOptions, RetryConfig, Timeouts, errors
+from atoma_core._watchdog import AttemptTimer
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import chat_create, chat_create_stream
 
@@ -158,13 +159,38 @@ async def test_a_cancellation_from_outside_propagates_not_a_timeout(sandbox: San
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            if sys.version_info >= (3, 11):
-                # The user's cancel and the deadline in the same loop iteration: still cancelled.
-                loop = asyncio.get_running_loop()
-                task = asyncio.ensure_future(call(core, CHAT))
-                loop.call_at(loop.time() + 0.2, task.cancel)
-                with pytest.raises(asyncio.CancelledError):
-                    await task
+
+
+@pytest.mark.parametrize("user_cancels_too", [False, True])
+async def test_a_deadline_tells_its_cancel_from_the_users(user_cancels_too: bool) -> None:
+    """The attempt's deadline comes due in the same loop iteration as the user's own cancel, or
+    alone: only alone is the CancelledError the deadline's (then a timeout, else propagated)."""
+    loop = asyncio.get_running_loop()
+
+    async def attempt() -> bool:
+        timer = AttemptTimer(loop, None, loop.time() + 100)
+        task = asyncio.current_task()
+        assert task is not None
+
+        def due_now() -> None:
+            timer.check(timer.call_due)  # what the sweep does when the deadline passes
+            if user_cancels_too:
+                task.cancel()
+
+        loop.call_soon(due_now)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return timer.expired()
+        finally:
+            timer.cancel()
+        raise AssertionError("not cancelled")
+
+    expired = await asyncio.ensure_future(attempt())
+    if user_cancels_too:
+        assert not expired or sys.version_info < (3, 11)  # below: no Task.uncancel() to tell them apart
+    else:
+        assert expired
 
 
 async def test_no_timer_is_re_armed_per_socket_read() -> None:
