@@ -4,9 +4,12 @@ usage (legacy completions). Pure data, no I/O."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from .models.chat import (
     ChatCompletionChoice,
     ChatCompletionChunk,
+    ChatCompletionChunkDelta,
     ChatCompletionChunkDeltaToolCall,
     ChatCompletionLogProbs,
     ChatCompletionLogProbsContent,
@@ -96,44 +99,69 @@ class ChunkAccumulator:
         self.service_tier: str | None = None
 
     def add(self, chunk: ChatCompletionChunk) -> None:
+        self.extend((chunk,))
+
+    def extend(self, chunks: Sequence[ChatCompletionChunk]) -> None:
+        """Fold these chunks in, in order. The hot path: a content delta is a few checks and an
+        append, with what is looked up per chunk bound to locals once per call."""
         if not self.id:
+            self._take_head(chunks)
+        states = self.choices
+        state_of = states.get
+        for chunk in chunks:
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            for choice in chunk.choices:
+                state = state_of(choice.index)
+                if state is None:
+                    state = states[choice.index] = _ChoiceState()
+                delta = choice.delta
+                if delta.content is not None:
+                    pieces = state.content
+                    pieces.append(delta.content)
+                    if len(pieces) >= _JOIN_EVERY:
+                        _fold(pieces, state.content_blocks)
+                if (
+                    delta.role is not None
+                    or delta.tool_calls
+                    or delta.reasoning_content is not None
+                    or delta.refusal is not None
+                ):
+                    self._add_rare(state, delta)
+                if choice.finish_reason is not None:
+                    state.finish_reason = choice.finish_reason
+                if choice.stop_reason is not None:
+                    state.stop_reason = choice.stop_reason
+                if choice.logprobs is not None and choice.logprobs.content:
+                    if state.logprobs is None:
+                        state.logprobs = []
+                    state.logprobs.extend(choice.logprobs.content)
+
+    def _take_head(self, chunks: Sequence[ChatCompletionChunk]) -> None:
+        """The response's id, model, ... from the first chunk that has an id."""
+        for chunk in chunks:
             self.id = chunk.id
             self.model = chunk.model
             self.created = chunk.created
             self.system_fingerprint = chunk.system_fingerprint
             self.service_tier = chunk.service_tier
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        for choice in chunk.choices:
-            state = self.choices.get(choice.index)
-            if state is None:
-                state = self.choices[choice.index] = _ChoiceState()
-            delta = choice.delta
-            if delta.content is not None:
-                content = state.content
-                content.append(delta.content)
-                if len(content) >= _JOIN_EVERY:  # see _JOIN_EVERY; inline: once per chunk
-                    _fold(content, state.content_blocks)
-            if delta.tool_calls:
-                self._merge_tool_calls(state, delta.tool_calls)
-            if delta.reasoning_content is not None:
-                if state.reasoning is None:
-                    state.reasoning = []
-                state.reasoning.append(delta.reasoning_content)
-            if delta.refusal is not None:
-                if state.refusal is None:
-                    state.refusal = []
-                state.refusal.append(delta.refusal)
-            if delta.role is not None:
-                state.role = delta.role
-            if choice.finish_reason is not None:
-                state.finish_reason = choice.finish_reason
-            if choice.stop_reason is not None:
-                state.stop_reason = choice.stop_reason
-            if choice.logprobs is not None and choice.logprobs.content:
-                if state.logprobs is None:
-                    state.logprobs = []
-                state.logprobs.extend(choice.logprobs.content)
+            if chunk.id:
+                return
+
+    def _add_rare(self, state: _ChoiceState, delta: ChatCompletionChunkDelta) -> None:
+        """The parts of a delta that come rarely: role, tool calls, reasoning, refusal."""
+        if delta.tool_calls:
+            self._merge_tool_calls(state, delta.tool_calls)
+        if delta.reasoning_content is not None:
+            if state.reasoning is None:
+                state.reasoning = []
+            state.reasoning.append(delta.reasoning_content)
+        if delta.refusal is not None:
+            if state.refusal is None:
+                state.refusal = []
+            state.refusal.append(delta.refusal)
+        if delta.role is not None:
+            state.role = delta.role
 
     @staticmethod
     def _merge_tool_calls(state: _ChoiceState, deltas: list[ChatCompletionChunkDeltaToolCall]) -> None:
@@ -242,28 +270,41 @@ class CompletionAccumulator:
         self.system_fingerprint: str | None = None
 
     def add(self, chunk: CompletionChunk) -> None:
+        self.extend((chunk,))
+
+    def extend(self, chunks: Sequence[CompletionChunk]) -> None:
+        """Fold these chunks in, in order."""
         if not self.id:
+            self._take_head(chunks)
+        states = self.choices
+        for chunk in chunks:
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            for choice in chunk.choices:
+                state = states.get(choice.index)
+                if state is None:
+                    state = states[choice.index] = _TextState()
+                if choice.text:
+                    text = state.text
+                    text.append(choice.text)
+                    if len(text) >= _JOIN_EVERY:
+                        _fold(text, state.text_blocks)
+                if choice.finish_reason is not None:
+                    state.finish_reason = choice.finish_reason
+                if choice.stop_reason is not None:
+                    state.stop_reason = choice.stop_reason
+                if choice.logprobs is not None:
+                    state.add_logprobs(choice.logprobs)
+
+    def _take_head(self, chunks: Sequence[CompletionChunk]) -> None:
+        """The response's id, model, ... from the first chunk that has an id."""
+        for chunk in chunks:
             self.id = chunk.id
             self.model = chunk.model
             self.created = chunk.created
             self.system_fingerprint = chunk.system_fingerprint
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        for choice in chunk.choices:
-            state = self.choices.get(choice.index)
-            if state is None:
-                state = self.choices[choice.index] = _TextState()
-            if choice.text:
-                text = state.text
-                text.append(choice.text)
-                if len(text) >= _JOIN_EVERY:
-                    _fold(text, state.text_blocks)
-            if choice.finish_reason is not None:
-                state.finish_reason = choice.finish_reason
-            if choice.stop_reason is not None:
-                state.stop_reason = choice.stop_reason
-            if choice.logprobs is not None:
-                state.add_logprobs(choice.logprobs)
+            if chunk.id:
+                return
 
     @staticmethod
     def is_token(chunk: CompletionChunk) -> bool:

@@ -14,7 +14,19 @@ import asyncio
 import logging
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generic,
+    Mapping,
+    NoReturn,
+    Protocol,
+    Sequence,
+    TypeVar,
+)
 
 import aiohttp
 import msgspec
@@ -63,7 +75,9 @@ class Accumulator(Protocol[E_contra, R_co]):
     @property
     def usage(self) -> Any: ...
 
-    def add(self, item: E_contra) -> None: ...
+    def extend(self, items: Sequence[E_contra]) -> None:
+        """Fold these items in, in order."""
+        ...
 
     def is_token(self, item: E_contra) -> bool:
         """Whether this item carries generated content (it stops the first-token clock)."""
@@ -100,12 +114,15 @@ class EventStream(Generic[E, R]):
     __slots__ = (
         "__weakref__",
         "_accumulator",
+        "_added",
+        "_batch",
         "_call",
         "_chunks",
         "_closed",
         "_content",
         "_decode",
         "_decoder",
+        "_end",
         "_ended_at",
         "_first_token",
         "_first_token_at",
@@ -113,8 +130,8 @@ class EventStream(Generic[E, R]):
         "_loop",
         "_managed",
         "_max_stream_size",
-        "_pending",
         "_read",
+        "_ready",
         "_response",
         "_room",
         "_started",
@@ -137,7 +154,10 @@ class EventStream(Generic[E, R]):
         self._decode = decode
         self._decoder = SSEDecoder(ctx.core.max_event_size)
         self._accumulator = accumulator
-        self._pending: list[Any] = []  # raw events (bytes | SSEEvent), the next one last
+        self._ready: list[E] = []  # decoded, not handed out yet: the next one last
+        self._batch: list[E] = []  # the read they came in, in order, until folded into the answer
+        self._added = 0  # how many of `_batch` are folded in
+        self._end: bytes | Exception | None = None  # [DONE] or the error that ends the stream, once reached
         self._loop = asyncio.get_running_loop()
         self._started = ctx.started
         self._first_token_at: float | None = None
@@ -149,7 +169,7 @@ class EventStream(Generic[E, R]):
         self._first_token: asyncio.TimerHandle | None = None
         self._timeouts = ctx.timeouts
         self._idle: Watchdog | None = None
-        self._max_stream_size = self._room = ctx.core.max_stream_size  # bytes of event data allowed
+        self._max_stream_size = self._room = ctx.core.max_stream_size  # bytes of body allowed
         self.headers: Mapping[str, str] = response.headers
         self.request_id = ctx.request_id
         self.attempts = ctx.attempts
@@ -178,6 +198,12 @@ class EventStream(Generic[E, R]):
             )
 
     # ------------------------------------------------------------------ iteration
+    #
+    # A read's events are decoded together (`_take`) into `_ready`; `__anext__` hands them out one
+    # by one, and they are folded into the answer (`_catch_up`) once the last one is out, or when
+    # the answer is asked for. So per item the hot path is a pop, and `partial`, `usage` and
+    # `metrics` count exactly the items handed out. What ends the stream ([DONE], an error) waits
+    # in `_end` until the items before it are out.
 
     def __aiter__(self) -> AsyncIterator[E]:
         # Inside `async with` the stream is its own iterator (a loop may break and resume). A bare
@@ -185,46 +211,55 @@ class EventStream(Generic[E, R]):
         return self if self._managed else _ClosingIterator(self)
 
     async def __anext__(self) -> E:
+        ready = self._ready
+        if ready:
+            item = ready.pop()
+            if not ready:
+                self._catch_up()
+            return item
+        return await self._advance()
+
+    async def _advance(self) -> E:
+        """Nothing decoded is waiting: end the stream if its end came, else read on."""
         if self._idle is not None:
             self._idle.progress()
-        pending = self._pending
         while True:
-            if pending:
-                item = pending.pop()
-                if item.__class__ is bytes:
-                    if item == _DONE:
-                        await self._finish_after_done()
-                        raise StopAsyncIteration
-                    self._room -= len(item)
-                    if self._room < 0:
-                        raise self._fail(self._too_large())
-                    try:  # inlined (not a method call): this runs once per chunk
-                        decoded = self._decode(item)
-                    except Exception as exc:
-                        raise self._fail(self._decode_error(item, exc)) from None
-                    self._accumulator.add(decoded)
-                    self._chunks += 1
-                    if self._first_token_at is None and self._accumulator.is_token(decoded):
-                        self._first_token_at = self._loop.time()
-                    return decoded
-                if item.__class__ is SSEEvent:
-                    self._event(item)
-                    continue
-                return item  # type: ignore[no-any-return]  # the first item, decoded already
+            if self._end is not None:
+                await self._reach_end()
             if self._closed:
                 raise StopAsyncIteration
             data = await self._read_more()
             if not data:
                 self._end_of_body()
                 raise StopAsyncIteration
-            self._feed(data)
-            pending = self._pending
+            self._take(self._feed(data))
+            ready = self._ready
+            if ready:
+                item = ready.pop()
+                if not ready:
+                    self._catch_up()
+                return item
+
+    async def _reach_end(self) -> NoReturn:
+        end, self._end = self._end, None
+        if isinstance(end, Exception):
+            self._raise(end)
+        await self._finish_after_done()  # [DONE]
+        raise StopAsyncIteration
+
+    def _raise(self, error: Exception) -> NoReturn:
+        """End the stream with this error (not an `AtomaError`: a bug, that the request path
+        reports as `UnexpectedClientError`)."""
+        if isinstance(error, AtomaError):
+            raise self._fail(error)
+        self._close(error)
+        raise error
 
     async def _read_more(self) -> bytes:
         self._read.progress()
         self._waiting = True
         try:
-            return await self._content.readany()
+            data = await self._content.readany()
         except asyncio.CancelledError as cancelled:
             self._close(cancelled)
             raise
@@ -232,25 +267,85 @@ class EventStream(Generic[E, R]):
             raise self._fail(self._read_error(exc)) from None
         finally:
             self._waiting = False
+        self._room -= len(data)
+        if self._room < 0:
+            raise self._fail(self._too_large())
+        return data
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes) -> list[Any]:
         try:
-            events = self._decoder.feed(data)
+            return self._decoder.feed(data)
         except EventTooLarge as exc:
             raise self._fail(ResponseTooLargeError(str(exc), limit=self._decoder.max_event_size)) from None
-        events.reverse()  # popped from the end, one by one
-        self._pending = events
+
+    def _take(self, events: list[Any]) -> None:
+        """Decode a read's events into `_ready`, up to the stream's end if it is among them.
+        Only a plain, valid data event decodes; anything else raises, and `_odd` says what it is."""
+        decode = self._decode
+        items: list[E] = []
+        append = items.append
+        rest = iter(events)
+        while True:
+            try:
+                for data in rest:
+                    append(decode(data))
+                break
+            except Exception as exc:
+                end = self._odd(data, exc, append)
+                if end is not None:
+                    self._end = end
+                    break
+        if items:
+            self._chunks += len(items)
+            if self._first_token_at is None:
+                is_token = self._accumulator.is_token
+                if any(map(is_token, items)):
+                    self._first_token_at = self._loop.time()
+            self._batch = items
+            self._ready = items[::-1]  # popped from the end
+
+    def _odd(
+        self, data: bytes | SSEEvent, exc: Exception, append: Callable[[E], None]
+    ) -> bytes | Exception | None:
+        """What an event that did not decode as an item is: a named event (a `message` is an
+        item all the same), [DONE] or an error. Returns the stream's end, or None to go on."""
+        if isinstance(data, SSEEvent):
+            if data.event == "error":
+                return self._event_error(data)
+            if data.event != "message":
+                return None  # not ours: skipped
+            data = data.data  # id / retry unused
+            try:
+                append(self._decode(data))
+                return None
+            except Exception as again:
+                exc = again
+        if data == _DONE:
+            return _DONE
+        return self._decode_error(data, exc)
+
+    def _catch_up(self) -> None:
+        """Fold the items handed out so far into the answer."""
+        batch = self._batch
+        out = len(batch) - len(self._ready)
+        if out == len(batch):  # all of them: the usual case, once per read
+            self._accumulator.extend(batch[self._added :] if self._added else batch)
+            self._batch = []
+            self._added = 0
+        elif out > self._added:
+            self._accumulator.extend(batch[self._added : out])
+            self._added = out
 
     async def _first_event(self) -> None:
-        """Wait for the first event and decode it (once), without handing it out. Any failure
+        """Wait for the first item and decode it (once), without handing it out. Any failure
         this early reached no user code: an error event or a dropped connection is raised as
         `RetryableError` so the request path may retry the call; a bad event is an `Err`."""
         try:
-            while not self._pending:
+            while not self._ready and self._end is None:
                 data = await self._read_more()
                 if not data:
                     return  # an empty body: iteration reports it as truncated
-                self._feed(data)
+                self._take(self._feed(data))
         except StreamInterruptedError as exc:
             dropped = APIConnectionError(f"connection dropped before the first event: {exc.message}")
             raise RetryableError(dropped) from None
@@ -259,39 +354,27 @@ class EventStream(Generic[E, R]):
                 raise
             exc.partial = None
             raise RetryableError(exc) from None
-        first = self._pending[-1]
-        if first.__class__ is SSEEvent:
-            if first.event == "error":
-                self._close()
-                raise RetryableError(self._event_error(first))
-            if first.event != "message":
-                return
-            first = first.data
-        if first == _DONE:
+        end = self._end
+        if self._ready or not isinstance(end, Exception):
             return
-        self._room -= len(first)
-        if self._room < 0:
-            raise self._fail(self._too_large())
-        try:
-            decoded = self._decode(first)
-        except Exception as exc:
-            error = self._decode_error(first, exc)
-            if isinstance(error, APIError):
-                self._close()
-                raise RetryableError(error) from None
-            raise self._fail(error) from None
-        self._accumulator.add(decoded)
-        self._chunks += 1
-        if self._accumulator.is_token(decoded):
-            self._first_token_at = self._loop.time()
-        self._pending[-1] = decoded
+        self._end = None
+        if isinstance(end, APIError):  # an error sent as the first event
+            self._close()
+            raise RetryableError(end)
+        self._raise(end)
+
+    def _folded(self) -> Accumulator[E, R]:
+        """The accumulator, with every item handed out so far folded in."""
+        if self._batch:
+            self._catch_up()
+        return self._accumulator
 
     def _too_large(self) -> ResponseTooLargeError:
         limit = self._max_stream_size
-        message = f"stream exceeds {limit} bytes of event data (max_stream_size)"
+        message = f"stream exceeds {limit} bytes (max_stream_size)"
         return ResponseTooLargeError(message, limit=limit)
 
-    def _decode_error(self, data: bytes, exc: Exception) -> AtomaError:
+    def _decode_error(self, data: bytes, exc: Exception) -> Exception:
         """What a failed decode means: a malformed frame, an error object, or a wrong shape."""
         if isinstance(exc, AtomaError):
             return exc
@@ -302,14 +385,7 @@ class EventStream(Generic[E, R]):
             return ResponseValidationError(f"stream event does not match the schema: {exc}", raw=data)
         if isinstance(exc, msgspec.DecodeError):
             return StreamInterruptedError(f"malformed event data: {data[:200]!r}")
-        raise exc  # a bug: the request path reports it as UnexpectedClientError
-
-    def _event(self, event: SSEEvent) -> None:
-        """A named event: `error` ends the stream with a typed error; a plain message is an item."""
-        if event.event == "error":
-            raise self._fail(self._event_error(event))
-        if event.event == "message":
-            self._pending.append(event.data)  # same as a plain data event; id/retry unused
+        return exc  # a bug: raised as it is, and the request path reports UnexpectedClientError
 
     def _event_error(self, event: SSEEvent) -> APIError:
         try:
@@ -327,11 +403,10 @@ class EventStream(Generic[E, R]):
     def _end_of_body(self, release: bool = True) -> None:
         """EOF or [DONE]: a choice without a finish_reason means the generation was cut short."""
         self._ended_at = self._loop.time()
-        if not self._accumulator.finished():
+        if not self._folded().finished():
             error = StreamTruncatedError("stream ended before every choice got a finish_reason")
             raise self._fail(error)
         self._closed = True
-        self._pending.clear()
         self._cancel_timers()
         if release:
             self._response.release()
@@ -377,7 +452,7 @@ class EventStream(Generic[E, R]):
 
     def _fail(self, error: AtomaError) -> AtomaError:
         """Close, attach what arrived so far to the error; the caller raises it."""
-        error.partial = self._accumulator.snapshot()
+        error.partial = self._folded().snapshot()
         error.attempts = self.attempts
         self._close(error)
         log.debug("stream %s failed after %d chunks: %s", self.request_id, self._chunks, describe(error))
@@ -387,7 +462,12 @@ class EventStream(Generic[E, R]):
         if self._ended_at is None:
             self._ended_at = self._loop.time()
         self._closed = True
-        self._pending.clear()  # events read past a failure are never handed out
+        self._folded()
+        self._chunks -= len(self._ready)  # items read past a failure or a close: never handed out
+        self._ready = []
+        self._batch = []
+        self._added = 0
+        self._end = None
         self._cancel_timers()
         self._response.close()
         if self._call is not None:
@@ -413,12 +493,12 @@ class EventStream(Generic[E, R]):
     @property
     def usage(self) -> Usage | None:
         """Token usage from the final usage chunk (None if the server sent none)."""
-        return self._accumulator.usage  # type: ignore[no-any-return]
+        return self._folded().usage  # type: ignore[no-any-return]
 
     @property
     def partial(self) -> R:
         """Everything accumulated so far, as the non-streamed operation would return it."""
-        return self._accumulator.snapshot()
+        return self._folded().snapshot()
 
     @property
     def closed(self) -> bool:
@@ -428,14 +508,15 @@ class EventStream(Generic[E, R]):
     def metrics(self) -> StreamMetrics:
         end = self._ended_at if self._ended_at is not None else self._loop.time()
         ttft = None if self._first_token_at is None else self._first_token_at - self._started
-        usage = self._accumulator.usage
+        chunks = self._chunks - len(self._ready)  # decoded, less those not handed out yet
+        usage = self._folded().usage
         tokens = usage.completion_tokens if usage is not None else None
         rate = None
         if tokens is not None and self._first_token_at is not None and end > self._first_token_at:
             rate = tokens / (end - self._first_token_at)
         return StreamMetrics(
             attempts=self.attempts,
-            chunks=self._chunks,
+            chunks=chunks,
             time_to_first_token=ttft,
             elapsed=end - self._started,
             completion_tokens=tokens,
@@ -449,7 +530,7 @@ class EventStream(Generic[E, R]):
                 pass
         except AtomaError as error:
             return Err(error)
-        response = self._accumulator.snapshot()
+        response = self._folded().snapshot()
         elapsed = (self._ended_at or self._loop.time()) - self._started
         stamp_meta(response, self.attempts, self.request_id, self.headers, elapsed)
         return Ok(response)

@@ -55,11 +55,14 @@ async def _bare_variant(client: bare.BareClient, model: str, sse: bool, whole: b
                 events, buffer = _split(buffer, data)
             del data
             events.reverse()
+            kept = []
             while events:
                 chunk = decode(events.pop())
                 chunks += 1
                 if keep:
-                    accumulator.add(chunk)
+                    kept.append(chunk)
+            if kept:
+                accumulator.extend(kept)  # as the SDK does: a read's chunks at once
     return chunks
 
 

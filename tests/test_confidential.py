@@ -193,9 +193,9 @@ async def test_secrets_reach_no_log_and_no_repr(
     sandbox.script(faults.status(423))
     stream = (await confidential_chat_create_stream(locked, REQUEST)).unwrap()
     async with stream:
-        text = repr(stream) + repr(stream.partial.choices[0].message.content is not None)
+        text = repr(stream)
         async for _ in stream:
-            pass
+            text += repr(stream) + repr(stream.partial.choices[0].message.content is not None)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "confidential_chat_completions_create_stream retry 1" in logged
     for secret in (SECRET, TOKEN, "You said"):
