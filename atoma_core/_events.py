@@ -136,6 +136,7 @@ class EventStream(Generic[E, R]):
         "_room",
         "_started",
         "_timeouts",
+        "_unread",
         "_waiting",
         "attempts",
         "headers",
@@ -157,6 +158,7 @@ class EventStream(Generic[E, R]):
         self._ready: list[E] = []  # decoded, not handed out yet: the next one last
         self._batch: list[E] = []  # the read they came in, in order, until folded into the answer
         self._added = 0  # how many of `_batch` are folded in
+        self._unread: list[Any] = []  # events read but not decoded yet (the first read's rest)
         self._end: bytes | Exception | None = None  # [DONE] or the error that ends the stream, once reached
         self._loop = asyncio.get_running_loop()
         self._started = ctx.started
@@ -228,11 +230,15 @@ class EventStream(Generic[E, R]):
                 await self._reach_end()
             if self._closed:
                 raise StopAsyncIteration
-            data = await self._read_more()
-            if not data:
-                self._end_of_body()
-                raise StopAsyncIteration
-            self._take(self._feed(data))
+            if self._unread:
+                events, self._unread = self._unread, []
+            else:
+                data = await self._read_more()
+                if not data:
+                    self._end_of_body()
+                    raise StopAsyncIteration
+                events = self._feed(data)
+            self._take(events)
             ready = self._ready
             if ready:
                 item = ready.pop()
@@ -342,10 +348,14 @@ class EventStream(Generic[E, R]):
         `RetryableError` so the request path may retry the call; a bad event is an `Err`."""
         try:
             while not self._ready and self._end is None:
-                data = await self._read_more()
-                if not data:
-                    return  # an empty body: iteration reports it as truncated
-                self._take(self._feed(data))
+                if not self._unread:
+                    data = await self._read_more()
+                    if not data:
+                        return  # an empty body: iteration reports it as truncated
+                    self._unread = self._feed(data)
+                events = self._unread
+                self._take(events[:1])  # the first item does not wait for the rest of its read
+                self._unread = events[1:]
         except StreamInterruptedError as exc:
             dropped = APIConnectionError(f"connection dropped before the first event: {exc.message}")
             raise RetryableError(dropped) from None
@@ -466,6 +476,7 @@ class EventStream(Generic[E, R]):
         self._chunks -= len(self._ready)  # items read past a failure or a close: never handed out
         self._ready = []
         self._batch = []
+        self._unread = []
         self._added = 0
         self._end = None
         self._cancel_timers()
