@@ -136,7 +136,7 @@ class AtomaCore:
     hooks: one `Hooks` or several, run in order; `add_hooks` / `remove_hooks` change them later
         (tracing adds its own next to yours). A call keeps the hooks it started with.
     max_body_size / max_event_size / max_stream_size: bytes of a decoded response body, of one
-        stream event, and of all the event data one stream may bring in (it is all kept for
+        stream event, and of all the body one stream may bring in (its events are kept for
         `partial` and `collect()`); past one, `ResponseTooLargeError`. At least 1 each.
     connection_limit: 0 means no limit.
 
