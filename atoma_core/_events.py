@@ -409,6 +409,7 @@ class EventStream(Generic[E, R]):
             error = StreamTruncatedError("stream ended before every choice got a finish_reason")
             raise self._fail(error)
         self._closed = True
+        self._unread = []  # events after [DONE]: never decoded
         self._cancel_timers()
         if release:
             self._response.release()
