@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["FULL", "HEAVY", "QUICK", "WORKLOADS", "Config", "Job", "jobs"]
+__all__ = ["FULL", "HEAVY", "QUICK", "SLICED", "WORKLOADS", "Config", "Job", "jobs"]
 
 
 class Config(NamedTuple):
@@ -27,6 +27,7 @@ class Config(NamedTuple):
     slow: dict[str, int]  # a client here runs 1/n of every count (1/n of the bursts), for time
     slow_rounds: int  # ... and only in this many rounds of the heavy workloads (HEAVY)
     together: bool  # one process per client and round for every workload but the open ones
+    slices: int  # a SLICED job runs in this many turns per client, the clients taking turns
 
 
 class Job(NamedTuple):
@@ -43,6 +44,14 @@ class Job(NamedTuple):
         step = self.burst or 1
         return self._replace(count=max(step, self.count // divisor // step * step))
 
+    def parts(self, slices: int) -> list[Job]:
+        """The job cut into at most `slices` jobs of about the same size (whole bursts), whose
+        counts add up to its own."""
+        step = self.burst or 1
+        units = self.count // step
+        k = max(1, min(slices, units))
+        return [self._replace(count=(units // k + (i < units % k)) * step) for i in range(k)]
+
 
 # The order of the table; import and first are `python -c` runs, not worker jobs.
 WORKLOADS = [
@@ -51,6 +60,10 @@ WORKLOADS = [
 ]  # fmt: skip
 # What a slow client runs in fewer rounds: a unit that cannot shrink (a burst) or costs it much
 HEAVY = {"burst", "delta-256", "delta-4k", "body-1m", "open-512", "open-2000"}
+# Kinds measured in slices, every client's worker taking turns (run.run_interleaved), so that a
+# VM whose speed drifts by the second slows every client alike. The open streams (RSS at one
+# moment) run whole.
+SLICED = {"seq", "conc", "burst", "stream", "ttft"}
 DELTAS = {"delta-4": 4, "delta-256": 256, "delta-4k": 4096}
 BODIES = {"body-1k": 1_000, "body-100k": 100_000, "body-1m": 1_000_000}
 
@@ -75,6 +88,7 @@ FULL = Config(
     slow={"openai": 4, "openai-aiohttp": 4, "atoma-sdk": 20},
     slow_rounds=2,
     together=False,
+    slices=8,
 )
 QUICK = FULL._replace(
     rounds=1,
@@ -92,6 +106,7 @@ QUICK = FULL._replace(
     slow={"openai": 16, "openai-aiohttp": 16, "atoma-sdk": 40},
     slow_rounds=0,  # the slow clients skip the heavy rows: about a minute in all
     together=True,
+    slices=1,
 )
 # fmt: on
 

@@ -20,12 +20,12 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import chart, report
 from .clients import COLD_IMPORTS, MODULES
 from .payloads import expect
-from .plan import FULL, HEAVY, QUICK, WORKLOADS, Config, Job, jobs
+from .plan import FULL, HEAVY, QUICK, SLICED, WORKLOADS, Config, Job, jobs
 from .server_process import ServerProcess, pin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,12 @@ OUT = ROOT / "benchmarks" / "out"
 ATOMA_VENV = ROOT / ".venv-bench-atoma"
 ATOMA_SDK = "atoma-sdk==0.1.3"
 CLIENTS = ["bare", "atoma", "atoma-confidential", "openai", "openai-aiohttp", "atoma-sdk"]
+T = TypeVar("T")
+# glibc moves its mmap threshold up after freeing a big mmapped block, and its trim threshold with
+# it: so whether a fresh process returns and re-faults a 100 KB body's pages on every request
+# (26 page faults, +25 % CPU) depended on its start-up history, at random, for every client alike.
+# A fixed threshold makes every worker the same (trimming left at glibc's default).
+WORKER_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
 CLIENT_CPU = 0  # the server gets the last CPU, when there are two or more
 TIMEOUT = 1800.0  # seconds one client process may take
 
@@ -49,7 +55,9 @@ def spawn(argv: list[str], cpu: int | None) -> dict[str, Any]:
     peak RSS (from wait4)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=WORKER_ENV
+        )
         if cpu is not None:
             pin(proc.pid, cpu)
         killer = threading.Timer(TIMEOUT, proc.kill)
@@ -92,31 +100,94 @@ def ensure_atoma_venv() -> bool:
 # ------------------------------------------------------------------------------ measurements
 
 
+def checked(client: str, job: Job, line: str, failure: str) -> dict[str, Any]:
+    """A worker's record of `job`, checked against what the server sent; `failure` (the
+    worker's stderr) is the error when there is no record."""
+    if not line.strip():
+        return {"client": client, "workload": job.workload, "error": failure}
+    record: dict[str, Any] = json.loads(line)
+    want = expect(job.model)
+    wanted = {
+        "requests": job.count,
+        "chunks": want.chunks * job.count,
+        "chars": want.chars * job.count,
+        "tokens": want.tokens * job.count,
+    }
+    got = {key: record[key] for key in wanted}
+    if got != wanted:
+        record["error"] = f"decoded {got}, expected {wanted}"
+    return record
+
+
 def run_worker(client: str, todo: list[Job], url: str, cpu: int | None) -> tuple[list[dict[str, Any]], float]:
     """Run `todo` in one fresh worker process; a record per job, each checked against what the
     server sent, and the process's wall time."""
     argv = [python_for(client), "-m", "benchmarks.worker", client, url]
     done = spawn(argv + [json.dumps(job._asdict()) for job in todo], cpu)
     lines = done["stdout"].strip().splitlines()
-    records = []
-    for n, job in enumerate(todo):
-        if n >= len(lines):
-            error = done["stderr"][-1500:] or f"exit status {done['rc']}"
-            records.append({"client": client, "workload": job.workload, "error": error})
-            continue
-        record: dict[str, Any] = json.loads(lines[n])
-        want = expect(job.model)
-        wanted = {
-            "requests": job.count,
-            "chunks": want.chunks * job.count,
-            "chars": want.chars * job.count,
-            "tokens": want.tokens * job.count,
-        }
-        got = {key: record[key] for key in wanted}
-        if got != wanted:
-            record["error"] = f"decoded {got}, expected {wanted}"
-        records.append(record)
-    return records, done["wall"]
+    failure = done["stderr"][-1500:] or f"exit status {done['rc']}"
+    return [
+        checked(client, job, lines[n] if n < len(lines) else "", failure) for n, job in enumerate(todo)
+    ], done["wall"]
+
+
+class _Turns:
+    """One client's worker in an interleaved run: started warm, then driven turn by turn."""
+
+    def __init__(self, client: str, job: Job, url: str, cpu: int | None, slices: int) -> None:
+        self.client, self.job = client, job
+        self.turns = len(job.parts(slices))
+        argv = [python_for(client), "-m", "benchmarks.worker", "--slices", str(slices), client, url]
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115  # closed in record(), after the last turn
+        self.proc = subprocess.Popen(
+            [*argv, json.dumps(job._asdict())], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.err, text=True, env=WORKER_ENV,
+        )  # fmt: skip
+        if cpu is not None:
+            pin(self.proc.pid, cpu)
+        self.killer = threading.Timer(TIMEOUT, self.proc.kill)
+        self.killer.start()
+        self.ok = self.said("ready")
+
+    def said(self, word: str) -> bool:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip() == word
+
+    def turn(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except OSError:
+            self.ok = False
+            return
+        self.ok = self.said("done")
+
+    def record(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        line = self.proc.stdout.readline() if self.ok else ""
+        if not self.ok:
+            self.proc.kill()  # it said something else, or nothing: its turns are over
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.killer.cancel()
+        self.err.seek(0)
+        failure = self.err.read().decode(errors="replace")[-1500:] or f"exit status {self.proc.returncode}"
+        self.err.close()
+        return checked(self.client, self.job, line, failure)
+
+
+def run_interleaved(todo: dict[str, Job], url: str, cpu: int | None, slices: int) -> list[dict[str, Any]]:
+    """Run one job on every client in `todo` at once, each in its own fresh worker, the workers
+    taking turns part by part (`Job.parts`): a machine whose speed drifts from one second to the
+    next then slows every client alike, instead of whichever ran in the slow second."""
+    workers = [_Turns(client, job, url, cpu, slices) for client, job in todo.items()]
+    for n in range(max(worker.turns for worker in workers)):
+        for worker in rotate(workers, n):
+            if worker.ok and n < worker.turns:
+                worker.turn()
+    return [worker.record() for worker in workers]
 
 
 _FIRST = """import asyncio, importlib
@@ -144,7 +215,7 @@ def run_snippet(client: str, workload: str, url: str, cpu: int | None) -> dict[s
     return {"client": client, "workload": workload, **{k: done[k] for k in ("wall", "cpu", "maxrss")}}
 
 
-def rotate(items: list[str], n: int) -> list[str]:
+def rotate(items: list[T], n: int) -> list[T]:
     n %= len(items)
     return items[n:] + items[:n]
 
@@ -186,6 +257,28 @@ def job_for(cfg: Config, client: str, job: Job, rnd: int) -> Job | None:
     return job.scaled(divisor)
 
 
+def run_batch(
+    cfg: Config, clients: list[str], batch: list[Job], rnd: int, url: str, cpu: int | None
+) -> tuple[list[dict[str, Any]], str]:
+    """One round of a batch of jobs on every client: its records, and a line saying how it went."""
+    order = rotate(clients, rnd)
+    if cfg.slices > 1 and len(batch) == 1 and batch[0].kind in SLICED:
+        started = time.perf_counter()
+        todo = {client: mine for client in order if (mine := job_for(cfg, client, batch[0], rnd))}
+        records = run_interleaved(todo, url, cpu, cfg.slices)
+        failed = "".join(f", {r['client']} ERROR" for r in records if "error" in r)
+        return records, f"{', '.join(todo)} taking turns, {time.perf_counter() - started:.1f}s{failed}"
+    records, said = [], []
+    for client in order:
+        todo_jobs = [mine for job in batch if (mine := job_for(cfg, client, job, rnd))]
+        if todo_jobs:
+            done, wall = run_worker(client, todo_jobs, url, cpu)
+            records += done
+            failed = any("error" in record for record in done)
+            said.append(f"{client} {'ERROR' if failed else format(wall, '.1f') + 's'}")
+    return records, ", ".join(said)
+
+
 def measure(cfg: Config, clients: list[str], workloads: list[str], pinned: bool) -> list[dict[str, Any]]:
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu = cpus[CLIENT_CPU] if pinned and len(cpus) > 1 else None
@@ -196,19 +289,12 @@ def measure(cfg: Config, clients: list[str], workloads: list[str], pinned: bool)
         server.prime([job.model for job in planned if job.kind != "open"])  # held ones cannot be
         for rnd in range(cfg.rounds):
             for batch in batches(cfg, planned):
-                line = []
-                for client in rotate(clients, rnd):
-                    todo = [mine for job in batch if (mine := job_for(cfg, client, job, rnd))]
-                    if not todo:
-                        continue
-                    done, wall = run_worker(client, todo, server.url, client_cpu)
-                    for record in done:
-                        record["round"] = rnd
-                    records += done
-                    failed = any("error" in record for record in done)
-                    line.append(f"{client} {'ERROR' if failed else format(wall, '.1f') + 's'}")
+                done, said = run_batch(cfg, clients, batch, rnd, server.url, client_cpu)
+                for record in done:
+                    record["round"] = rnd
+                records += done
                 names = ",".join(job.workload for job in batch)
-                print(f"[round {rnd + 1}/{cfg.rounds}] {names}: {', '.join(line)}", file=sys.stderr)
+                print(f"[round {rnd + 1}/{cfg.rounds}] {names}: {said}", file=sys.stderr)
         warm = not records  # the workers have imported everything once already
         if "import" in workloads:
             records += run_snippets("import", cfg.import_reps, clients, "", client_cpu, warm)

@@ -82,6 +82,32 @@ def test_new_kinds_run_end_to_end_and_decode_what_was_sent() -> None:
             assert opened["rss_open"] > opened["rss_base"]
 
 
+def test_parts_add_up_to_the_job_in_whole_bursts() -> None:
+    seq = Job("seq", "seq", 1000, "bench:small")
+    assert [p.count for p in seq.parts(8)] == [125] * 8
+    assert [p.count for p in seq._replace(count=10).parts(4)] == [3, 3, 2, 2]
+    assert [p.count for p in seq._replace(count=2).parts(8)] == [1, 1]
+    burst = Job("burst", "burst", 1600, "bench:small", 64, burst=320)
+    assert [p.count for p in burst.parts(8)] == [320] * 5
+
+
+def test_interleaved_workers_take_turns_and_report_whole_jobs() -> None:
+    todo = {client: Job("seq", "seq", 30, "bench:small") for client in ("bare", "atoma")}
+    ttft = {client: Job("ttft", "ttft", 9, "bench:stream:8:1:0") for client in ("bare", "atoma")}
+    with ServerProcess(sys.executable, run.ROOT) as server:
+        server.prime(["bench:small", "bench:stream:8:1:0"])
+        records = run.run_interleaved(todo, server.url, None, 3)
+        timed = run.run_interleaved(ttft, server.url, None, 3)
+        broken = run.run_interleaved({"bare": Job("seq", "seq", 4, "bench:nonsense")}, server.url, None, 2)
+    assert [(r["client"], r.get("error"), r["requests"]) for r in records] == [
+        ("bare", None, 30),
+        ("atoma", None, 30),
+    ]
+    assert all(r["cpu"] > 0 and r["wall"] > 0 for r in records)
+    assert all(0 < r["ttft_p10_us"] <= r["ttft_us"] <= r["ttft_p90_us"] and r["requests"] == 9 for r in timed)
+    assert broken[0]["client"] == "bare" and "error" in broken[0]
+
+
 def _record(client: str, rnd: int, cpu: float, ttft: float) -> list[dict[str, object]]:
     stream = {"workload": "ttft", "kind": "ttft", "cpu": cpu, "wall": cpu, "chunks": 8, "requests": 1}
     return [{**stream, "client": client, "round": rnd, "ttft_us": ttft}]

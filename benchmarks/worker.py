@@ -2,11 +2,17 @@
 JSON line.
 
     python -m benchmarks.worker CLIENT URL JOB [JOB ...]      (each JOB a `plan.Job` as JSON)
+    python -m benchmarks.worker --slices K CLIENT URL JOB     (one job in K turns, see below)
 
 CPU is `time.process_time()` (user + sys of this process) around the workload only: process
 start-up, imports, client set-up and one warm-up call are excluded (a burst times the set-up and
 close of its fresh clients: that is what it measures; the warm one stays idle meanwhile). Standard library only here,
 so the same file runs in the atoma-sdk venv.
+
+With `--slices K` the job runs in `Job.parts(K)` turns: the worker says `ready` once warm, then
+runs one part per `go` line on stdin and says `done`, and prints its record after the last. The
+runner alternates the clients' workers turn by turn (run.run_interleaved); CPU and wall time are
+summed over the turns.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ async def workload(
     elif job.kind == "stream":
         await w.streams(client, job.model, job.count, totals)
     elif job.kind == "ttft":
-        return await w.first_tokens(client, job.model, job.count, totals)
+        return {"samples": await w.first_tokens(client, job.model, job.count, totals)}
     elif job.kind == "open":
         return await w.open_streams(client, url, job.model, job.count, job.hold_at, totals)
     else:
@@ -63,19 +69,37 @@ async def workload(
     return {}
 
 
-async def measure(name: str, url: str, job: Job) -> dict[str, Any]:
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def measure(name: str, url: str, job: Job, slices: int = 1) -> dict[str, Any]:
     connect = functools.partial(importlib.import_module(MODULES[name]).connect, url, name)
     client = await connect(connections(job))
     totals = w.Totals()
+    parts = job.parts(slices) if slices > 1 else [job]
+    cpu = wall = 0.0
+    extra: dict[str, Any] = {}
+    samples: list[float] = []  # time to first token, over all parts
     try:
         if job.kind in STREAMING:
             await client.stream(WARM_STREAM)
         else:
             await client.complete(SMALL)
         gc.collect()
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        extra = await workload(client, connect, job, url, totals)
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if slices > 1:
+            say("ready")
+        for part in parts:
+            if slices > 1 and sys.stdin.readline().strip() != "go":
+                raise SystemExit("the runner went away")
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            found = await workload(client, connect, part, url, totals)
+            cpu, wall = cpu + time.process_time() - cpu0, wall + time.perf_counter() - wall0
+            samples += found.pop("samples", [])
+            extra.update(found)
+            if slices > 1:
+                say("done")
     finally:
         await client.aclose()
     return {
@@ -92,19 +116,21 @@ async def measure(name: str, url: str, job: Job) -> dict[str, Any]:
         "chars": totals.chars,
         "tokens": totals.tokens,
         **extra,
+        **(w.ttft_figures(samples) if samples else {}),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=1, help="run the one job in this many turns")
     parser.add_argument("client", choices=sorted(MODULES))
     parser.add_argument("url")
     parser.add_argument("jobs", nargs="+", type=lambda text: Job(**json.loads(text)))
     args = parser.parse_args(argv)
+    if args.slices > 1 and len(args.jobs) > 1:
+        parser.error("--slices takes one job")
     for job in args.jobs:
-        result = asyncio.run(measure(args.client, args.url, job))
-        sys.stdout.write(json.dumps(result) + "\n")
-        sys.stdout.flush()
+        say(json.dumps(asyncio.run(measure(args.client, args.url, job, args.slices))))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,17 @@ import statistics
 import time
 from typing import Any, Awaitable, Callable
 
-__all__ = ["Totals", "bursts", "concurrent", "first_tokens", "open_streams", "rss", "sequential", "streams"]
+__all__ = [
+    "Totals",
+    "bursts",
+    "concurrent",
+    "first_tokens",
+    "open_streams",
+    "rss",
+    "sequential",
+    "streams",
+    "ttft_figures",
+]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
@@ -87,9 +97,8 @@ async def streams(client: Any, model: str, count: int, totals: Totals) -> None:
         totals.add_stream(await client.stream(model))
 
 
-async def first_tokens(client: Any, model: str, count: int, totals: Totals) -> dict[str, float]:
-    """`count` streams one after another, each timed (wall) from the call to its first chunk; the
-    median and the 10th and 90th percentiles of those times, in us."""
+async def first_tokens(client: Any, model: str, count: int, totals: Totals) -> list[float]:
+    """`count` streams one after another, each timed (wall) from the call to its first chunk, in us."""
     first = 0.0
 
     async def mark() -> None:
@@ -101,6 +110,11 @@ async def first_tokens(client: Any, model: str, count: int, totals: Totals) -> d
         started = time.perf_counter()
         totals.add_stream(await client.stream(model, mark, 1))
         samples.append((first - started) * 1e6)
+    return samples
+
+
+def ttft_figures(samples: list[float]) -> dict[str, float]:
+    """The median and the 10th and 90th percentiles of time-to-first-token samples."""
     deciles = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
     return {"ttft_us": statistics.median(samples), "ttft_p10_us": deciles[0], "ttft_p90_us": deciles[-1]}
 
