@@ -501,7 +501,7 @@ class EventStream(Generic[E, R]):
 
     @property
     def partial(self) -> R:
-        """Everything accumulated so far, as the non-streamed operation would return it."""
+        """The chunks handed out so far, folded into what the non-streamed operation returns."""
         return self._folded().snapshot()
 
     @property
