@@ -137,6 +137,7 @@ class EventStream(Generic[E, R]):
         "_room",
         "_started",
         "_timeouts",
+        "_token_at",
         "_unread",
         "_waiting",
         "attempts",
@@ -154,7 +155,7 @@ class EventStream(Generic[E, R]):
         self._response = response
         self._content = response.content
         self._decode = decode
-        self._decoder = SSEDecoder(ctx.core.max_event_size)
+        self._decoder = SSEDecoder(ctx.core.max_event_size, message_ids=False)  # ids are unused
         self._accumulator = accumulator
         self._ready: list[E] = []  # decoded, not handed out yet: the next one last
         self._batch: list[E] = []  # the read they came in, in order, until folded into the answer
@@ -163,7 +164,8 @@ class EventStream(Generic[E, R]):
         self._end: bytes | Exception | None = None  # [DONE] or the error that ends the stream, once reached
         self._loop = asyncio.get_running_loop()
         self._started = ctx.started
-        self._first_token_at: float | None = None
+        self._first_token_at: float | None = None  # when the first content chunk was read ...
+        self._token_at = -1  # ... and its place in `_batch`, until it is handed out
         self._ended_at: float | None = None
         self._chunks = 0
         self._closed = False
@@ -296,11 +298,19 @@ class EventStream(Generic[E, R]):
         if items:
             self._chunks += len(items)
             if self._first_token_at is None:
-                is_token = self._accumulator.is_token
-                if any(map(is_token, items)):
-                    self._first_token_at = self._loop.time()
+                self._find_first_token(items)
             self._batch = items
             self._ready = items[::-1]  # popped from the end
+
+    def _find_first_token(self, items: list[E]) -> None:
+        """Mark when the first content came (the `first_token` deadline is met then), and where
+        it is in its read: `metrics` counts it only once it is handed out."""
+        is_token = self._accumulator.is_token
+        for at, item in enumerate(items):
+            if is_token(item):
+                self._first_token_at = self._loop.time()
+                self._token_at = at
+                return
 
     def _odd(
         self, data: bytes | SSEEvent, exc: Exception, append: Callable[[E], None]
@@ -330,6 +340,7 @@ class EventStream(Generic[E, R]):
             self._accumulator.extend(batch[self._added :] if self._added else batch)
             self._batch = []
             self._added = 0
+            self._token_at = -1
         elif out > self._added:
             self._accumulator.extend(batch[self._added : out])
             self._added = out
@@ -346,8 +357,12 @@ class EventStream(Generic[E, R]):
                         return  # an empty body: iteration reports it as truncated
                     self._unread = self._feed(data)
                 events = self._unread
-                self._take(events[:1])  # the first item does not wait for the rest of its read
-                self._unread = events[1:]
+                if self._first_token is None:  # the first item need not wait for its read's rest
+                    self._take(events[:1])
+                    self._unread = events[1:]
+                else:  # ... but a token in it must be seen, or the first_token deadline fires
+                    self._take(events)
+                    self._unread = []
         except StreamInterruptedError as exc:
             dropped = APIConnectionError(f"connection dropped before the first event: {exc.message}")
             raise RetryableError(dropped) from None
@@ -466,7 +481,10 @@ class EventStream(Generic[E, R]):
             self._ended_at = self._loop.time()
         self._closed = True
         self._folded()
-        self._chunks -= len(self._ready)  # items read past a failure or a close: never handed out
+        unseen = len(self._ready)  # items read past a failure or a close: never handed out
+        self._chunks -= unseen
+        if self._token_at >= len(self._batch) - unseen:
+            self._first_token_at = None  # so was the first content: no time to first token
         self._ready = []
         self._batch = []
         self._unread = []

@@ -46,8 +46,10 @@ class SSEDecoder:
     """Incremental decoder. `feed(bytes)` returns the events completed by those bytes.
 
     Each item is either `bytes` (the data of a message event with no other field set) or an
-    `SSEEvent`. Data is buffered as a list of pieces and joined once per event, so a huge event
-    arriving in small reads costs linear time; `max_event_size` bounds the memory it may take.
+    `SSEEvent` (with `message_ids=False`, a message event is its data even when it has an `id` or
+    `retry`; both are still recorded on the decoder). Data is buffered as a list of pieces and
+    joined once per event, so a huge event arriving in small reads costs linear time;
+    `max_event_size` bounds the memory it may take.
     """
 
     __slots__ = (
@@ -59,11 +61,13 @@ class SSEDecoder:
         "_tail_lf",
         "last_event_id",
         "max_event_size",
+        "message_ids",
         "retry",
     )
 
-    def __init__(self, max_event_size: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_event_size: int = 64 * 1024 * 1024, message_ids: bool = True) -> None:
         self.max_event_size = max_event_size
+        self.message_ids = message_ids
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self._parts: list[bytes] = []  # bytes after the last block terminator, LF-normalised
@@ -165,7 +169,8 @@ class SSEDecoder:
             if not line:
                 if data:
                     payload = b"\n".join(data)
-                    if event in ("", "message") and event_id is None and retry is None:
+                    plain = (event_id is None and retry is None) or not self.message_ids
+                    if event in ("", "message") and plain:
                         out.append(payload)
                     else:
                         out.append(SSEEvent(event or "message", payload, event_id, retry))

@@ -21,7 +21,7 @@ import queue
 import threading
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Coroutine, Generic, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Generic, Iterator, Mapping, TypeVar
 
 from atoma_core.errors import APIConnectionError, AtomaError, InvalidRequestError, StreamInterruptedError
 from atoma_core.result import Err
@@ -253,20 +253,28 @@ class SyncStream(Generic[S_co]):
             self._pumping.cancel()
         self._runner.close_stream(self._stream)
 
+    def _read(self, get: Callable[[], T]) -> T:
+        """The stream's state: read on its loop while it is open (reading folds the chunks handed
+        out so far into the answer, which must not race the pump handing them out); once it is
+        closed nothing changes it, so it is read here (also after the client closed)."""
+        if self._stream.closed:
+            return get()
+        return self._runner.run(_on_loop(get))
+
     @property
     def usage(self) -> Usage | None:
         """Token usage from the final usage chunk (None until it arrives)."""
-        return self._stream.usage
+        return self._read(lambda: self._stream.usage)
 
     @property
     def metrics(self) -> StreamMetrics:
         """Time to first token, chunks, tokens per second, attempts."""
-        return self._stream.metrics
+        return self._read(lambda: self._stream.metrics)
 
     @property
     def partial(self: SyncStream[EventStream[E, R]]) -> R:
         """Everything accumulated so far, as the non-streamed call would return it."""
-        return self._runner.run(_partial(self._stream))
+        return self._read(lambda: self._stream.partial)
 
     @property
     def closed(self) -> bool:
@@ -309,8 +317,8 @@ def _get(items: queue.SimpleQueue[Any]) -> Any:
             pass
 
 
-async def _partial(stream: EventStream[Any, R]) -> R:
-    return stream.partial
+async def _on_loop(get: Callable[[], T]) -> T:
+    return get()
 
 
 class AtomaSyncSDK(_Client[Sync]):

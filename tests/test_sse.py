@@ -44,6 +44,14 @@ def test_named_events_id_and_retry() -> None:
     assert (decoder.last_event_id, decoder.retry) == ("9", 20)
 
 
+def test_without_message_ids_a_message_with_an_id_is_its_data() -> None:
+    stream = b"id: 1\ndata: a\n\nevent: message\nretry: 5\ndata: b\n\nevent: error\nid: 2\ndata: c\n\n"
+    decoder = SSEDecoder(message_ids=False)
+    assert decoder.feed(stream) == [b"a", b"b", SSEEvent("error", b"c", "2", None)]
+    assert (decoder.last_event_id, decoder.retry) == ("2", 5)
+    assert decode(stream)[0] == SSEEvent("message", b"a", "1", None)  # the default keeps them
+
+
 @pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
 def test_line_endings(end: bytes) -> None:
     stream = b"data: a" + end + b"data: b" + end + end + b": c" + end + end + b"data: d" + end + end

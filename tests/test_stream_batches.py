@@ -4,21 +4,26 @@ the middle of a read ([DONE], an error event, a bad frame) takes effect after th
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import msgspec
 import pytest
 from aiohttp import web
 
-from atoma_core import AtomaCore, ChatCompletionStream, Err, errors
+from atoma_core import AtomaCore, ChatCompletionStream, Err, Timeouts, errors
 from atoma_funcs import chat_create_stream
 
 from .conftest import STREAM_CHAT, acquired_connections, serve_app
 
 
-def chunk(content: str | None = None, finish: str | None = None, **extra: object) -> bytes:
+def chunk(
+    content: str | None = None, finish: str | None = None, role: str | None = None, **extra: object
+) -> bytes:
     delta = {} if content is None else {"content": content}
+    if role is not None:
+        delta["role"] = role
     choice = {"index": 0, "delta": delta, "finish_reason": finish}
     return msgspec.json.encode({"id": "c1", "model": "m", "choices": [choice], **extra})
 
@@ -35,17 +40,23 @@ BODY = b"".join(data(chunk(w)) for w in WORDS) + data(chunk(finish="stop")) + da
 
 
 @asynccontextmanager
-async def serve_in_one_write(body: bytes) -> AsyncIterator[AtomaCore]:
+async def serve_in_one_write(body: bytes, *later: bytes, **config: Any) -> AsyncIterator[AtomaCore]:
+    """Serve `body` in one write (the client reads its events at once), then each of `later`
+    0.2 s apart; `config` goes to the AtomaCore."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         await request.read()
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        await response.write(body)  # every event in one write: the client reads them at once
+        await response.write(body)
+        for write in later:
+            await asyncio.sleep(0.2)
+            await response.write(write)
         return response
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", handler)
-    async with serve_app(app) as url, AtomaCore("t", url) as core:
+    async with serve_app(app) as url, AtomaCore("t", url, **config) as core:
         yield core
 
 
@@ -140,3 +151,34 @@ async def test_max_stream_size_bounds_the_body_read() -> None:
             # The one read holds the whole body: past the bound before anything is handed out.
             assert isinstance(res, Err) and isinstance(res.error, errors.ResponseTooLargeError), res
             assert res.error.limit == len(BODY) - 1 and acquired_connections(small) == 0
+
+
+async def test_time_to_first_token_counts_content_handed_out() -> None:
+    """Content read behind two role chunks, then a break before it: no time to first token."""
+    body = data(chunk(role="assistant")) + data(chunk(role="assistant")) + data(chunk("hello"))
+    async with serve_in_one_write(body, data(chunk(finish="stop"))) as core:
+        stream = await open_stream(core)
+        async with stream:
+            async for _ in stream:
+                if stream.metrics.chunks == 2:
+                    break
+        assert stream.partial.choices[0].message.content is None
+        assert stream.metrics.chunks == 2 and stream.metrics.time_to_first_token is None
+    async with serve_in_one_write(body, data(chunk(finish="stop"))) as core:
+        stream = await open_stream(core)
+        assert stream.metrics.time_to_first_token is None  # read, none handed out yet
+        assert (await stream.collect()).ok and stream.metrics.time_to_first_token is not None
+
+
+async def test_a_token_in_the_first_read_meets_the_first_token_deadline() -> None:
+    """The caller takes its time before iterating: the token came in time all the same."""
+    body = data(chunk(role="assistant")) + data(chunk("hello"))
+    async with serve_in_one_write(
+        body, data(chunk(finish="stop")), timeouts=Timeouts(first_token=0.1)
+    ) as core:
+        stream = await open_stream(core)
+        await asyncio.sleep(0.15)
+        done = await stream.collect()
+        assert done.ok, done
+        assert done.value.choices[0].message.content == "hello"
+        assert stream.metrics.time_to_first_token is not None

@@ -381,3 +381,60 @@ def test_every_sub_client_method_has_both_faces(sandbox: Sandbox) -> None:
                 for attr, value in vars(cls).items():
                     if not attr.startswith("_"):
                         assert not inspect.iscoroutinefunction(value), f"{cls.__name__}.{attr}: add @api"
+
+
+def test_reading_metrics_and_usage_while_iterating_keeps_the_answer_exact() -> None:
+    """`metrics`, `usage` and `partial` fold the chunks handed out so far into the answer; read
+    from the caller's thread while the loop thread hands chunks out, that must not race (it did:
+    chunks folded twice or lost). Many events per read, and a tiny switch interval, make the
+    race near certain if it exists."""
+    import msgspec
+    from aiohttp import web
+
+    from .conftest import serve_app
+
+    def chunk(content: str | None = None, finish: str | None = None) -> bytes:
+        choice = {
+            "index": 0,
+            "delta": {} if content is None else {"content": content},
+            "finish_reason": finish,
+        }
+        return b"data: " + msgspec.json.encode({"id": "c1", "model": "m", "choices": [choice]}) + b"\n\n"
+
+    writes, per_write = 200, 40
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(writes):
+            await response.write(chunk("x") * per_write)
+            await asyncio.sleep(0)
+        await response.write(chunk(finish="stop"))
+        return response
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    served = serve_app(app)
+    url = asyncio.run_coroutine_threadsafe(served.__aenter__(), loop).result()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with AtomaSyncSDK(TOKEN, url) as client, client.chat.create_stream(STREAM_CHAT) as stream:
+            seen = 0
+            for _ in stream:
+                seen += 1
+                assert stream.metrics.chunks >= seen  # the pump reads ahead of the loop here
+                assert stream.usage is None
+            content = stream.partial.choices[0].message.content
+        assert seen == writes * per_write + 1 and content == "x" * (writes * per_write)
+        assert stream.metrics.chunks == seen  # read after the client closed: the stream is closed
+    finally:
+        sys.setswitchinterval(interval)
+        asyncio.run_coroutine_threadsafe(served.__aexit__(None, None, None), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
