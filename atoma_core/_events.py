@@ -291,7 +291,7 @@ class EventStream(Generic[E, R]):
                     append(decode(data))
                 break
             except Exception as exc:
-                end = self._odd(data, exc, append)
+                end = self._odd(data, exc)
                 if end is not None:
                     self._end = end
                     break
@@ -312,22 +312,12 @@ class EventStream(Generic[E, R]):
                 self._token_at = at
                 return
 
-    def _odd(
-        self, data: bytes | SSEEvent, exc: Exception, append: Callable[[E], None]
-    ) -> bytes | Exception | None:
-        """What an event that did not decode as an item is: a named event (a `message` is an
-        item all the same), [DONE] or an error. Returns the stream's end, or None to go on."""
+    def _odd(self, data: bytes | SSEEvent, exc: Exception) -> bytes | Exception | None:
+        """What an event that did not decode as an item is: a named event (a message event is
+        plain data already, `message_ids=False`), [DONE] or an error. Returns the stream's end,
+        or None to go on."""
         if isinstance(data, SSEEvent):
-            if data.event == "error":
-                return self._event_error(data)
-            if data.event != "message":
-                return None  # not ours: skipped
-            data = data.data  # id / retry unused
-            try:
-                append(self._decode(data))
-                return None
-            except Exception as again:
-                exc = again
+            return self._event_error(data) if data.event == "error" else None  # others: not ours
         if data == _DONE:
             return _DONE
         return self._decode_error(data, exc)
