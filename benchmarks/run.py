@@ -50,18 +50,23 @@ def python_for(client: str) -> str:
     return str(ATOMA_VENV / "bin" / "python") if client == "atoma-sdk" else sys.executable
 
 
+def start(argv: list[str], cpu: int | None, **streams: Any) -> tuple[subprocess.Popen[Any], threading.Timer]:
+    """Start a worker process from ROOT with WORKER_ENV, pinned to `cpu`; and its killer, a timer
+    that kills it after TIMEOUT s unless cancelled."""
+    proc = subprocess.Popen(argv, cwd=ROOT, env=WORKER_ENV, **streams)
+    if cpu is not None:
+        pin(proc.pid, cpu)
+    killer = threading.Timer(TIMEOUT, proc.kill)
+    killer.start()
+    return proc, killer
+
+
 def spawn(argv: list[str], cpu: int | None) -> dict[str, Any]:
     """Run a process to its end from ROOT (killed after TIMEOUT s); its wall time, own CPU and
     peak RSS (from wait4)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=WORKER_ENV
-        )
-        if cpu is not None:
-            pin(proc.pid, cpu)
-        killer = threading.Timer(TIMEOUT, proc.kill)
-        killer.start()
+        proc, killer = start(argv, cpu, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         killer.cancel()
@@ -139,14 +144,10 @@ class _Turns:
         self.turns = len(job.parts(slices))
         argv = [python_for(client), "-m", "benchmarks.worker", "--slices", str(slices), client, url]
         self.err = tempfile.TemporaryFile()  # noqa: SIM115  # closed in record(), after the last turn
-        self.proc = subprocess.Popen(
-            [*argv, json.dumps(job._asdict())], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.err, text=True, env=WORKER_ENV,
+        self.proc, self.killer = start(
+            [*argv, json.dumps(job._asdict())], cpu, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.err, text=True,
         )  # fmt: skip
-        if cpu is not None:
-            pin(self.proc.pid, cpu)
-        self.killer = threading.Timer(TIMEOUT, self.proc.kill)
-        self.killer.start()
         self.ok = self.said("ready")
 
     def said(self, word: str) -> bool:
