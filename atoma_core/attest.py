@@ -18,6 +18,7 @@ from binascii import Error as BinasciiError
 from binascii import a2b_base64
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, Union
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -276,8 +277,9 @@ class SuiKeyCommitments:
         self._rpc_cores: dict[int, tuple[aiohttp.ClientSession, AtomaCore]] = {}
 
     def __repr__(self) -> str:
-        where = f"rpc_url={self.rpc_url!r}, atoma_db={self.atoma_db!r}, package={self.package!r}"
-        return f"SuiKeyCommitments({where})"
+        url = urlsplit(self.rpc_url)  # a provider's key may sit in the path: not shown
+        ids = f"atoma_db={self.atoma_db!r}, package={self.package!r}"
+        return f"SuiKeyCommitments(rpc_url='{url.scheme}://{url.netloc}/...', {ids})"
 
     async def verify_node_key(
         self, core: AtomaCore, node_small_id: int, public_key: bytes, options: RequestOptions | None = None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from atoma_core._errormap import timeout_error
 from atoma_core.errors import AtomaError, LockedError, TooEarlyError
 from atoma_core.result import Err, Ok
 
@@ -49,8 +50,9 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
     slot = (server, model)
     cache = _locks.setdefault(ctx.core, {})
+    refused_with = getattr(ctx.state, "lock", None)  # the lock the last attempt was sealed for
     refused = isinstance(ctx.last_error, (LockedError, TooEarlyError))
-    if refused and cache.get(slot) is getattr(ctx.state, "lock", None):
+    if refused and refused_with is not None and cache.get(slot) is refused_with:
         del cache[slot]  # that node or stack is gone: lock another
     lock = cache.get(slot)
     if lock is None:
@@ -66,7 +68,8 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
 
 async def _shared_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
     """One lock request in flight per core, server and model: concurrent first calls share it
-    (and its key check). A caller that is cancelled leaves it running for the others."""
+    (and its key check). A caller that is cancelled, or whose deadline comes first, leaves it
+    running for the others."""
     pending = _pending.setdefault(ctx.core, {})
     loop = asyncio.get_running_loop()
     task = pending.get(slot)
@@ -74,7 +77,12 @@ async def _shared_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
         task = loop.create_task(_new_lock(ctx, slot))
         pending[slot] = task
         task.add_done_callback(functools.partial(_settled, pending, slot))
-    return await asyncio.shield(task)
+    if ctx.deadline is None:
+        return await asyncio.shield(task)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), max(0.0, ctx.deadline - loop.time()))
+    except asyncio.TimeoutError:
+        raise timeout_error("total", ctx.timeouts.total) from None
 
 
 def _settled(
@@ -122,7 +130,6 @@ def _forget(core: AtomaCore, slot: Slot, lock: NodesCreateLockResponse) -> None:
 async def _check_node_key(ctx: CallContext, lock: NodesCreateLockResponse) -> None:
     """Ask the core's verifier whether the lock's key is the node's own; raise if not (typed)."""
     from atoma_core._crypto import unb64
-    from atoma_core._errormap import timeout_error
     from atoma_core.config import RequestOptions
     from atoma_core.errors import NodeKeyVerificationError
 

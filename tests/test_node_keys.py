@@ -372,3 +372,21 @@ async def test_per_call_options_reach_the_check(vcore: AtomaCore, sandbox: Sandb
     res = await confidential_chat_create(vcore, REQUEST, RequestOptions(timeout_ms=200))
     assert isinstance(res.error, (errors.NodeKeyVerificationError, errors.RequestTimeoutError))
     assert sealed_posts(sandbox) == 0
+
+
+async def test_a_waiter_on_the_shared_lock_keeps_its_own_deadline(core: AtomaCore, sandbox: Sandbox) -> None:
+    sandbox.script(faults.delay(1.5))
+    first = asyncio.ensure_future(confidential_chat_create(core, REQUEST))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    res = await confidential_chat_create(core, REQUEST, RequestOptions(timeout_ms=200))
+    assert isinstance(res.error, errors.RequestTimeoutError) and res.error.phase == "total"
+    assert time.monotonic() - started < 1.0
+    assert (await first).ok and locks(sandbox) == 1
+
+
+def test_the_rpc_url_path_is_not_shown() -> None:
+    verifier = SuiKeyCommitments(
+        rpc_url="https://rpc.example/v1/secret-api-key", atoma_db=ATOMA_DB, package=PACKAGE
+    )
+    assert "secret-api-key" not in repr(verifier) and "rpc.example" in repr(verifier)
