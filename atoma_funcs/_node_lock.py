@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
+from binascii import a2b_base64
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from atoma_core._errormap import timeout_error
-from atoma_core.errors import AtomaError, LockedError, TooEarlyError
+from atoma_core.config import RequestOptions
+from atoma_core.errors import AtomaError, LockedError, NodeKeyVerificationError, TooEarlyError
 from atoma_core.result import Err, Ok
 
 from ._nodes import nodes_create_lock
@@ -128,25 +130,24 @@ def _forget(core: AtomaCore, slot: Slot, lock: NodesCreateLockResponse) -> None:
 
 
 async def _check_node_key(ctx: CallContext, lock: NodesCreateLockResponse) -> None:
-    """Ask the core's verifier whether the lock's key is the node's own; raise if not (typed)."""
-    from atoma_core._crypto import unb64
-    from atoma_core.config import RequestOptions
-    from atoma_core.errors import NodeKeyVerificationError
-
+    """Ask the core's verifier whether the lock's key is the node's own; raise if not (typed).
+    Called on every attempt: no work beyond the verifier's own cache lookup when the call has
+    neither options nor a deadline (the verifier then uses the core's timeouts and retries)."""
     verifier = ctx.core.node_key_verifier
     assert verifier is not None
     node = lock.node_small_id
-    timeout_ms = None
-    if ctx.deadline is not None:
-        left = ctx.deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise timeout_error("total", ctx.timeouts.total)
-        timeout_ms = left * 1000.0
-    options = RequestOptions(timeouts=ctx.timeouts, retries=ctx.retry, timeout_ms=timeout_ms)
+    options = None
+    if ctx.deadline is not None or ctx.options is not None:
+        timeout_ms = None
+        if ctx.deadline is not None:
+            left = ctx.deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise timeout_error("total", ctx.timeouts.total)
+            timeout_ms = left * 1000.0
+        options = RequestOptions(timeouts=ctx.timeouts, retries=ctx.retry, timeout_ms=timeout_ms)
     try:
-        result = await verifier.verify_node_key(
-            ctx.core, node, unb64(lock.public_key, "node public key"), options
-        )
+        key = a2b_base64(lock.public_key)  # valid: _check_usable passed before the lock was kept
+        result = await verifier.verify_node_key(ctx.core, node, key, options)
     except (asyncio.CancelledError, AtomaError):
         raise
     except Exception as exc:
