@@ -390,3 +390,18 @@ def test_the_rpc_url_path_is_not_shown() -> None:
         rpc_url="https://rpc.example/v1/secret-api-key", atoma_db=ATOMA_DB, package=PACKAGE
     )
     assert "secret-api-key" not in repr(verifier) and "rpc.example" in repr(verifier)
+
+
+def test_the_sync_face_takes_a_verifier_and_raises_the_refusal() -> None:
+    from atoma_core.testing import sandbox_in_thread
+    from atoma_funcs import AtomaSyncSDK
+
+    with sandbox_in_thread() as sandbox:
+        verifier = on_chain(sandbox)
+        with AtomaSyncSDK(TOKEN, sandbox.url, node_key_verifier=verifier) as sdk:
+            assert sdk.confidential_chat.create(REQUEST).choices[0].message.content == f"You said: {SECRET}"
+        sandbox.script(faults.substitute_key())
+        refused = pytest.raises(errors.NodeKeyVerificationError)
+        with AtomaSyncSDK(TOKEN, sandbox.url, node_key_verifier=verifier) as sdk, refused as caught:
+            sdk.confidential_chat.create(REQUEST)
+        assert caught.value.reason == "mismatch" and sealed_posts(sandbox) == 1  # the honest call's

@@ -167,9 +167,12 @@ class Sandbox:
         return self
 
     def reset(self) -> None:
-        """Forget scripted faults, recorded requests and the concurrency peak."""
+        """Forget scripted faults, recorded requests (the Sui node's too), what a malicious proxy
+        intercepted, and the concurrency peak."""
         self._faults.clear()
         self.requests.clear()
+        self.intercepted.clear()
+        self.sui.reset()
         self.max_concurrent = len(self._handlers)
 
     async def start(self) -> Sandbox:
