@@ -401,7 +401,7 @@ def test_the_sync_face_takes_a_verifier_and_raises_the_refusal() -> None:
         with AtomaSyncSDK(TOKEN, sandbox.url, node_key_verifier=verifier) as sdk:
             assert sdk.confidential_chat.create(REQUEST).choices[0].message.content == f"You said: {SECRET}"
         sandbox.script(faults.substitute_key())
-        refused = pytest.raises(errors.NodeKeyVerificationError)
-        with AtomaSyncSDK(TOKEN, sandbox.url, node_key_verifier=verifier) as sdk, refused as caught:
+        refusal = pytest.raises(errors.NodeKeyVerificationError)
+        with AtomaSyncSDK(TOKEN, sandbox.url, node_key_verifier=verifier) as sdk, refusal as caught:
             sdk.confidential_chat.create(REQUEST)
         assert caught.value.reason == "mismatch" and sealed_posts(sandbox) == 1  # the honest call's
