@@ -52,9 +52,9 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
     slot = (server, model)
     cache = _locks.setdefault(ctx.core, {})
-    refused_with = getattr(ctx.state, "lock", None)  # the lock the last attempt was sealed for
+    sealed_for = getattr(ctx.state, "lock", None)  # the lock the last attempt was sealed for
     refused = isinstance(ctx.last_error, (LockedError, TooEarlyError))
-    if refused and refused_with is not None and cache.get(slot) is refused_with:
+    if refused and sealed_for is not None and cache.get(slot) is sealed_for:
         del cache[slot]  # that node or stack is gone: lock another
     lock = cache.get(slot)
     if lock is None:
@@ -62,7 +62,7 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     if ctx.core.node_key_verifier is not None:
         try:
             await _check_node_key(ctx, lock)
-        except BaseException:
+        except NodeKeyVerificationError:  # a deadline or a cancel says nothing against the lock
             _forget(ctx.core, slot, lock)
             raise
     return lock

@@ -405,3 +405,16 @@ def test_the_sync_face_takes_a_verifier_and_raises_the_refusal() -> None:
         with AtomaSyncSDK(TOKEN, sandbox.url, node_key_verifier=verifier) as sdk, refusal as caught:
             sdk.confidential_chat.create(REQUEST)
         assert caught.value.reason == "mismatch" and sealed_posts(sandbox) == 1  # the honest call's
+
+
+async def test_a_cached_lock_is_checked_again_once_its_check_expires(sandbox: Sandbox) -> None:
+    assert sandbox.node is not None
+    async with verified_core(sandbox, on_chain(sandbox, ttl=0)) as core:
+        (await confidential_chat_create(core, REQUEST)).unwrap()
+        sandbox.sui.rotate(0xBEEF)  # rotation 4: the node has not committed its key yet
+        res = await confidential_chat_create(core, REQUEST)
+        assert isinstance(res.error, errors.NodeKeyVerificationError) and res.error.reason == "no_commitment"
+        assert sealed_posts(sandbox) == 1  # only the first call's
+        sandbox.sui.commit(1, sandbox.node.key)  # now it has
+        (await confidential_chat_create(core, REQUEST)).unwrap()
+    assert locks(sandbox) == 2  # the lock whose check failed was dropped
