@@ -335,54 +335,11 @@ async def test_a_broken_verifier_fails_closed(sandbox: Sandbox) -> None:
         SuiKeyCommitments(rpc_url=sandbox.sui_url, atoma_db="AtomaDb", package=PACKAGE)
 
 
-# -- the lock step (#26 items 1 and 13) ---------------------------------------------------------
-
-
-async def test_a_refused_node_key_does_not_poison_the_lock_cache(core: AtomaCore, sandbox: Sandbox) -> None:
-    sandbox.script(faults.substitute_key(b64(bytes(32))))  # a low-order X25519 point
-    res = await confidential_chat_create(core, REQUEST)
-    assert isinstance(res.error, errors.ConfidentialComputeError) and res.error.reason == "key"
-    assert sealed_posts(sandbox) == 0
-    assert (await confidential_chat_create(core, REQUEST)).ok  # a new lock, a good key
-    assert locks(sandbox) == 2
-
-
-async def test_concurrent_first_calls_share_one_lock(core: AtomaCore, sandbox: Sandbox) -> None:
-    sandbox.script(faults.delay(0.2))  # the lock is in flight while the others arrive
-    results = await asyncio.gather(*(confidential_chat_create(core, REQUEST) for _ in range(20)))
-    assert all(r.ok for r in results) and locks(sandbox) == 1 and sealed_posts(sandbox) == 20
-
-
-async def test_a_cancelled_first_caller_leaves_the_shared_lock_to_the_others(
-    core: AtomaCore, sandbox: Sandbox
-) -> None:
-    sandbox.script(faults.delay(0.3))
-    first = asyncio.ensure_future(confidential_chat_create(core, REQUEST))
-    await asyncio.sleep(0.05)
-    second = asyncio.ensure_future(confidential_chat_create(core, REQUEST))
-    await asyncio.sleep(0.05)
-    first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    assert (await second).ok and locks(sandbox) == 1
-
-
 async def test_per_call_options_reach_the_check(vcore: AtomaCore, sandbox: Sandbox) -> None:
     sandbox.sui.script(faults.hang())
     res = await confidential_chat_create(vcore, REQUEST, RequestOptions(timeout_ms=200))
     assert isinstance(res.error, (errors.NodeKeyVerificationError, errors.RequestTimeoutError))
     assert sealed_posts(sandbox) == 0
-
-
-async def test_a_waiter_on_the_shared_lock_keeps_its_own_deadline(core: AtomaCore, sandbox: Sandbox) -> None:
-    sandbox.script(faults.delay(1.5))
-    first = asyncio.ensure_future(confidential_chat_create(core, REQUEST))
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
-    res = await confidential_chat_create(core, REQUEST, RequestOptions(timeout_ms=200))
-    assert isinstance(res.error, errors.RequestTimeoutError) and res.error.phase == "total"
-    assert time.monotonic() - started < 1.0
-    assert (await first).ok and locks(sandbox) == 1
 
 
 def test_the_rpc_url_path_is_not_shown() -> None:
