@@ -114,6 +114,11 @@ def _refused(node: int, reason: Any, what: str) -> Err[NodeKeyVerificationError]
     return Err(NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason))
 
 
+def _is_object_id(value: object) -> bool:
+    digits = value[2:] if isinstance(value, str) and value.startswith("0x") else ""
+    return 0 < len(digits) <= 64 and all(c in "0123456789abcdefABCDEF" for c in digits)
+
+
 def _raw_key(value: object, name: str) -> bytes:
     """32 raw bytes, from bytes or standard base64 (as the lock answer carries keys)."""
     if isinstance(value, str):
@@ -226,7 +231,7 @@ class SuiKeyCommitments:
     package: the id of the package that defines `db::NodePublicKeyCommittmentEvent`.
     check_evidence: your check of the commitment's GPU evidence (`KeyCommitment`), if any.
     ttl / max_entries: how long and how many verified (node, key) pairs are remembered, so a
-    key costs one check (three RPC round trips or more), not one per call.
+    key costs one check (two RPC round trips or more), not one per call.
     timeout: seconds one check may take at most (less if the call's own deadline is nearer).
     page_size / max_pages: events read per `suix_queryEvents` page, and pages at most.
     max_response_size: bytes of one RPC answer at most (`evidence_bytes` make pages large).
@@ -251,14 +256,8 @@ class SuiKeyCommitments:
     ) -> None:
         self.rpc_url = check_server_url(rpc_url, "rpc_url")
         for name, value in (("atoma_db", atoma_db), ("package", package)):
-            if not isinstance(value, str) or not value.startswith("0x") or len(value) > 66:
+            if not _is_object_id(value):
                 raise InvalidRequestError(f"{name} must be a Sui object id (0x followed by hex digits)")
-            try:
-                int(value[2:], 16)
-            except ValueError:
-                raise InvalidRequestError(
-                    f"{name} must be a Sui object id (0x followed by hex digits)"
-                ) from None
         if check_evidence is not None and not callable(check_evidence):
             raise InvalidRequestError("check_evidence must be a function of a KeyCommitment, or None")
         self.atoma_db = atoma_db
