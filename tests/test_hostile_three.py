@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from atoma_core import AtomaCore, BackoffStrategy, RequestOptions, RetryConfig, errors
+import atoma_funcs as funcs
+
+from atoma_core import AtomaCore, BackoffStrategy, Err, RequestOptions, RetryConfig, errors
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import BatchResult, batch_run
 
-from .conftest import TOKEN
+from .conftest import TOKEN, serve_app
 
 CHAT_URL = "/v1/chat/completions"
 
@@ -89,3 +92,124 @@ async def test_a_429_for_ever_ends_the_job_within_the_retry_budget(sandbox: Sand
     assert all(isinstance(r.result.error, errors.RateLimitError) for r in results) and len(results) == 5
     assert all(r.attempts <= 3 for r in results)  # a 1 s pause per 429, 1.5 s of budget
     assert elapsed < 6  # generous for a loaded machine; it was 50 s
+
+
+# ------------------------------------------------------------------ 8. deeply nested JSON
+
+DEEP = b"[" * 200_000 + b"]" * 200_000  # msgspec raises RecursionError decoding it, typed or not
+CHUNK = (
+    b'{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}'
+)
+DEEP_CHUNK = CHUNK[:-1] + b',"extra":' + DEEP + b"}"  # an unknown field: skipping it recurses too
+
+
+def deep_app(mode: dict[str, str]) -> web.Application:
+    """Answers every route with deeply nested JSON, in the shape `mode["kind"]` says."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        kind = mode["kind"]
+        if kind == "body":  # a 200 whose JSON nests 200k levels deep (an unknown field)
+            return web.Response(
+                body=b'{"data":[],"object":"list","x":' + DEEP + b"}", content_type="application/json"
+            )
+        if kind == "error":  # an error status with such a body
+            return web.Response(status=400, body=DEEP, content_type="application/json")
+        if kind == "json_for_stream":  # a stream request answered with a JSON body
+            return web.Response(body=DEEP, content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if kind == "stream_later":
+            await resp.write(b"data: " + CHUNK + b"\n\n")
+        if kind == "error_event":
+            await resp.write(b"data: " + CHUNK + b"\n\nevent: error\ndata: " + DEEP + b"\n\n")
+        else:
+            await resp.write(b"data: " + DEEP_CHUNK + b"\n\n")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application(client_max_size=1 << 20)
+    app.router.add_route("*", "/{tail:.*}", answer)
+    return app
+
+
+@pytest.fixture
+async def deep_server() -> AsyncIterator[tuple[str, dict[str, str]]]:
+    mode = {"kind": "body"}
+    async with serve_app(deep_app(mode)) as url:
+        yield url, mode
+
+
+def call_of(name: str) -> Callable[[AtomaCore], Awaitable[Any]]:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    calls: dict[str, Callable[[AtomaCore], Awaitable[Any]]] = {
+        "chat_create": lambda core: funcs.chat_create(core, chat),
+        "completions_create": lambda core: funcs.completions_create(core, {"model": "m", "prompt": "hi"}),
+        "embeddings_create": lambda core: funcs.embeddings_create(core, {"model": "m", "input": "hi"}),
+        "images_generate": lambda core: funcs.images_generate(core, {"model": "m", "prompt": "a cat"}),
+        "models_list": lambda core: funcs.models_list(core),
+        "open_router_models_list": lambda core: funcs.open_router_models_list(core),
+        "nodes_create_lock": lambda core: funcs.nodes_create_lock(core, {"model": "m"}),
+        "health": lambda core: funcs.health(core),
+    }
+    return calls[name]
+
+
+NON_STREAM = [
+    "chat_create",
+    "completions_create",
+    "embeddings_create",
+    "images_generate",
+    "models_list",
+    "open_router_models_list",
+    "nodes_create_lock",
+    "health",
+]
+
+
+@pytest.mark.parametrize("name", NON_STREAM)
+async def test_a_deeply_nested_body_is_a_response_validation_error(
+    deep_server: tuple[str, dict[str, str]], name: str
+) -> None:
+    url, _ = deep_server
+    async with AtomaCore(TOKEN, url) as core:
+        res = await call_of(name)(core)
+    assert isinstance(res, Err) and type(res.error) is errors.ResponseValidationError, res
+    assert "nested too deeply" in str(res.error)
+
+
+@pytest.mark.parametrize("name", NON_STREAM)
+async def test_a_deeply_nested_error_body_is_read_as_non_json(
+    deep_server: tuple[str, dict[str, str]], name: str
+) -> None:
+    url, mode = deep_server
+    mode["kind"] = "error"
+    async with AtomaCore(TOKEN, url) as core:
+        res = await call_of(name)(core)
+    assert isinstance(res, Err) and type(res.error) is errors.BadRequestError, res
+    assert res.error.status_code == 400 and res.error.message == "HTTP 400 Bad Request"
+
+
+@pytest.mark.parametrize("kind", ["stream_first", "stream_later", "json_for_stream", "error_event"])
+async def test_a_deeply_nested_stream_event_is_a_typed_error(
+    deep_server: tuple[str, dict[str, str]], kind: str
+) -> None:
+    url, mode = deep_server
+    mode["kind"] = kind
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    async with AtomaCore(TOKEN, url, retry_config=RetryConfig.none()) as core:
+        res = await funcs.chat_create_stream(core, chat)
+        if kind in ("stream_first", "json_for_stream"):  # before anything was handed out: an Err
+            assert isinstance(res, Err) and type(res.error) is errors.ResponseValidationError, res
+            return
+        stream = res.unwrap()
+        with pytest.raises(errors.AtomaError) as raised:
+            async with stream:
+                async for _ in stream:
+                    pass
+    if kind == "error_event":  # a named error event whose data cannot be decoded: the event's text
+        assert isinstance(raised.value, errors.APIError)
+    else:
+        assert type(raised.value) is errors.ResponseValidationError
+        assert "nested too deeply" in str(raised.value)
+    assert stream.partial.choices[0].message.content == "hi"
