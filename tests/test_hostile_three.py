@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 
 import atoma_funcs as funcs
-
 from atoma_core import AtomaCore, BackoffStrategy, Err, RequestOptions, RetryConfig, errors
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import BatchResult, batch_run
