@@ -58,6 +58,20 @@ class BatchResult(msgspec.Struct, frozen=True):
 Item = Union[BatchRequest, Mapping[str, Any]]
 
 
+SHOWN_CHARS = 200  # of a bad value echoed in an error: enough to recognise it, never megabytes
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for an error message, cut to about `SHOWN_CHARS` characters, saying how long
+    the value was when it is cut (a batch line may hold a 25 MB url)."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > SHOWN_CHARS:
+        return f"{text[:SHOWN_CHARS]}... ({len(text)} characters in all)"
+    return text
+
+
 def check_item(item: Any, operations: Mapping[str, BatchOperation] = OPERATIONS) -> BatchRequest:
     """A batch-input line (a dict or a `BatchRequest`) checked; `InvalidRequestError` says why not."""
     if type(item) is dict:  # the common case, before the slower ABC check
@@ -73,11 +87,11 @@ def check_item(item: Any, operations: Mapping[str, BatchOperation] = OPERATIONS)
         raise InvalidRequestError("no custom_id (a non-empty string)")
     method = fields.get("method", "POST")
     if method != "POST":
-        raise InvalidRequestError(f"method must be POST, not {method!r}")
+        raise InvalidRequestError(f"method must be POST, not {shown(method)}")
     url = fields.get("url")
     if not isinstance(url, str) or url not in operations:
         known = ", ".join(sorted(operations))
-        raise InvalidRequestError(f"unknown url {url!r} (batch runs {known})")
+        raise InvalidRequestError(f"unknown url {shown(url)} (batch runs {known})")
     body = fields.get("body")
     if not isinstance(body, dict):
         raise InvalidRequestError("body must be a JSON object")
