@@ -14,11 +14,12 @@ import pytest
 from aiohttp import web
 
 import atoma_funcs as funcs
-from atoma_core import AtomaCore, BackoffStrategy, Err, RequestOptions, RetryConfig, errors
+from atoma_core import AtomaCore, BackoffStrategy, Err, Hooks, RequestOptions, RetryConfig, Timeouts, errors
+from atoma_core.config import HookContext
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import BatchResult, batch_run
 
-from .conftest import TOKEN, serve_app
+from .conftest import CHAT, TOKEN, serve_app
 
 CHAT_URL = "/v1/chat/completions"
 
@@ -212,3 +213,101 @@ async def test_a_deeply_nested_stream_event_is_a_typed_error(
         assert type(raised.value) is errors.ResponseValidationError
         assert "nested too deeply" in str(raised.value)
     assert stream.partial.choices[0].message.content == "hi"
+
+
+# ------------------------------------------------------------------ 2, 3. the call's deadline covers everything
+
+
+def fast_retries() -> RetryConfig:
+    return RetryConfig(backoff=BackoffStrategy(initial_interval=10, max_interval=50, max_elapsed_time=5_000))
+
+
+async def test_a_relock_runs_under_the_calls_deadline(sandbox: Sandbox) -> None:
+    """A 423 after 0.7 s, then a lock that takes 3 s: with timeout_ms=1000 the call ended at
+    ~1.7 s (the nested lock call got a deadline of its own)."""
+    request = {"model": "sandbox-model", "messages": [{"role": "user", "content": "secret"}]}
+    async with AtomaCore(TOKEN, sandbox.url, retry_config=fast_retries()) as core:
+        (await funcs.confidential_chat_create(core, request)).unwrap()  # locked
+        sandbox.reset()
+        sandbox.script(faults.status(423, seconds=0.7), faults.delay(3))
+        started = time.monotonic()
+        res = await funcs.confidential_chat_create(core, request, RequestOptions(timeout_ms=1_000))
+        elapsed = time.monotonic() - started
+    assert isinstance(res, Err) and isinstance(res.error, errors.RequestTimeoutError), res
+    assert res.error.phase == "total" and res.error.timeout == 1.0
+    assert [r.path for r in sandbox.requests] == ["/v1/confidential/chat/completions", "/v1/nodes/lock"]
+    assert 0.95 < elapsed < 1.4
+
+
+HANG = 30.0
+
+
+@pytest.mark.parametrize("point", ["before_request", "after_error"])
+@pytest.mark.parametrize("deadline", ["total", "response"])
+async def test_a_hung_attempt_hook_is_cut_at_the_deadline(
+    sandbox: Sandbox, point: str, deadline: str
+) -> None:
+    """A before_request or after_error hook that hangs kept the call going past timeout_ms
+    (still running after 8 s); after_success was cut at the deadline already."""
+    cancelled: list[str] = []
+
+    async def hang(context: HookContext) -> None:
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            cancelled.append(context.operation_id)
+            raise
+
+    if point == "after_error":
+        sandbox.script(faults.status(500, times=None))
+    options = (
+        RequestOptions(timeout_ms=500)
+        if deadline == "total"
+        else RequestOptions(timeouts=Timeouts(response=0.5))
+    )
+    async with AtomaCore(TOKEN, sandbox.url, retry_config=fast_retries()) as core:
+        core.add_hooks(Hooks(**{point: hang}))  # type: ignore[arg-type]
+        started = time.monotonic()
+        res = await asyncio.wait_for(funcs.chat_create(core, CHAT, options), 10)
+        elapsed = time.monotonic() - started
+    assert isinstance(res, Err) and isinstance(res.error, errors.RequestTimeoutError), res
+    assert res.error.phase == deadline and res.error.timeout == 0.5
+    assert cancelled == ["chat_completions_create"]
+    assert elapsed < 1.2
+
+
+async def test_an_after_error_hook_after_the_deadline_gets_no_more_time(sandbox: Sandbox) -> None:
+    """The attempt failed with the deadline itself (a server that never answers): a hanging
+    after_error hook is cut at once, not given a fresh wait."""
+    sandbox.script(faults.hang())
+    seen: list[BaseException | None] = []
+
+    async def hang(context: HookContext) -> None:
+        seen.append(context.error)
+        await asyncio.sleep(HANG)
+
+    async with AtomaCore(TOKEN, sandbox.url) as core:
+        core.add_hooks(Hooks(after_error=hang))
+        started = time.monotonic()
+        res = await asyncio.wait_for(funcs.chat_create(core, CHAT, RequestOptions(timeout_ms=500)), 10)
+        elapsed = time.monotonic() - started
+    assert isinstance(res, Err) and isinstance(res.error, errors.RequestTimeoutError), res
+    assert res.error.phase == "total"
+    assert len(seen) == 1 and isinstance(seen[0], errors.RequestTimeoutError)
+    assert elapsed < 1.0
+
+
+async def test_a_quick_hook_still_sees_the_attempts_failure(sandbox: Sandbox) -> None:
+    """Only a hook that outlives the deadline is cut: the usual ones run as before."""
+    sandbox.script(faults.status(500), faults.status(500))
+    seen: list[tuple[str, int]] = []
+
+    async def note(context: HookContext) -> None:
+        await asyncio.sleep(0)
+        seen.append((type(context.error).__name__, context.attempt))
+
+    async with AtomaCore(TOKEN, sandbox.url, retry_config=fast_retries()) as core:
+        core.add_hooks(Hooks(after_error=note))
+        res = await funcs.chat_create(core, CHAT, RequestOptions(timeout_ms=5_000))
+    assert res.ok
+    assert seen == [("InternalServerError", 1), ("InternalServerError", 2)]
