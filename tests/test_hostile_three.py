@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,8 +17,8 @@ from aiohttp import web
 import atoma_funcs as funcs
 from atoma_core import AtomaCore, BackoffStrategy, Err, Hooks, RequestOptions, RetryConfig, Timeouts, errors
 from atoma_core.config import HookContext
-from atoma_core.testing import Sandbox, faults
-from atoma_funcs import BatchResult, batch_run
+from atoma_core.testing import Sandbox, faults, sandbox_in_thread
+from atoma_funcs import AtomaSyncSDK, BatchResult, batch_run
 
 from .conftest import CHAT, TOKEN, serve_app
 
@@ -311,3 +312,38 @@ async def test_a_quick_hook_still_sees_the_attempts_failure(sandbox: Sandbox) ->
         res = await funcs.chat_create(core, CHAT, RequestOptions(timeout_ms=5_000))
     assert res.ok
     assert seen == [("InternalServerError", 1), ("InternalServerError", 2)]
+
+
+# ------------------------------------------------------------------ 9. the sync face inside a running loop
+
+
+async def test_the_sync_face_inside_a_running_loop_warns_once_per_client() -> None:
+    """It blocked the loop without a word (a deadlock until the read timeout, blamed on the
+    network, when the server lived on that loop). A notebook runs its cells in a loop and must
+    keep working: a warning, not a refusal."""
+    loop = asyncio.get_running_loop()
+    with sandbox_in_thread(token=TOKEN) as sandbox:
+        for _ in range(2):  # each client warns once
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with AtomaSyncSDK(TOKEN, sandbox.url) as sdk:
+                    first = sdk.chat.create(**CHAT)
+                    with sdk.chat.create_stream(**CHAT) as stream:
+                        chunks = list(stream)
+            assert first.choices[0].message.content and chunks  # it still works
+            [warning] = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+            message = str(warning.message)
+            assert "running event loop" in message and repr(loop) in message
+            assert "use AtomaSDK and await" in message
+            assert warning.filename == __file__  # the caller's line, not ours
+
+
+async def test_the_sync_face_outside_a_loop_does_not_warn() -> None:
+    def plain_thread() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with AtomaSyncSDK(TOKEN, sandbox.url) as sdk:
+                sdk.chat.create(**CHAT)
+
+    with sandbox_in_thread(token=TOKEN) as sandbox:
+        await asyncio.to_thread(plain_thread)
