@@ -6,6 +6,7 @@ The `atoma batch` files are in test_batch_cli.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,10 +14,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 import atoma_funcs as funcs
 from atoma_core import AtomaCore, BackoffStrategy, Err, Hooks, RequestOptions, RetryConfig, Timeouts, errors
 from atoma_core.config import HookContext
+from atoma_core.otel import instrument
 from atoma_core.testing import Sandbox, faults, sandbox_in_thread
 from atoma_funcs import AtomaSyncSDK, BatchResult, batch_run
 
@@ -347,3 +350,42 @@ async def test_the_sync_face_outside_a_loop_does_not_warn() -> None:
 
     with sandbox_in_thread(token=TOKEN) as sandbox:
         await asyncio.to_thread(plain_thread)
+
+
+# ------------------------------------------------------------------ 10. tracing never fails a call
+
+
+class Raising(SpanProcessor):  # type: ignore[misc]
+    """A span processor that raises where `where` says (a buggy exporter pipeline)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.where == "on_start":
+            raise RuntimeError("processor broke in on_start")
+
+    def on_end(self, span: Any) -> None:
+        if self.where == "on_end":
+            raise RuntimeError("processor broke in on_end")
+
+
+@pytest.mark.parametrize("where", ["on_start", "on_end"])
+async def test_a_span_processor_that_raises_never_fails_a_call(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    """A processor raising in on_start failed every call (UnexpectedClientError)."""
+    provider = TracerProvider()
+    provider.add_span_processor(Raising(where))
+    async with AtomaCore(TOKEN, sandbox.url) as core:
+        instrument(core, tracer_provider=provider)
+        with caplog.at_level(logging.DEBUG, logger="atoma"):
+            for _ in range(3):
+                assert (await funcs.chat_create(core, CHAT)).unwrap().choices
+                stream = (await funcs.chat_create_stream(core, CHAT)).unwrap()
+                assert (await stream.collect()).unwrap().choices
+    failures = [r for r in caplog.records if "OpenTelemetry instrumentation failed" in r.getMessage()]
+    assert [r.levelno for r in failures][:1] == [logging.WARNING]
+    assert sum(r.levelno == logging.WARNING for r in failures) == 1  # logged once
+    assert failures[0].exc_info is not None and f"broke in {where}" in str(failures[0].exc_info[1])
+    assert TOKEN not in caplog.text
