@@ -6,7 +6,9 @@ The `atoma batch` files are in test_batch_cli.py."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import struct
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -389,3 +391,47 @@ async def test_a_span_processor_that_raises_never_fails_a_call(
     assert sum(r.levelno == logging.WARNING for r in failures) == 1  # logged once
     assert failures[0].exc_info is not None and f"broke in {where}" in str(failures[0].exc_info[1])
     assert TOKEN not in caplog.text
+
+
+# ------------------------------------------------------------------ 16. base64 embeddings are checked
+
+
+async def test_base64_embeddings_from_the_sandbox_decode_to_its_floats(
+    sandbox: Sandbox, core: AtomaCore
+) -> None:
+    request = {"model": "e", "input": ["a b", "c"], "dimensions": 16}
+    floats = (await funcs.embeddings_create(core, request)).unwrap()
+    packed = (await funcs.embeddings_create(core, {**request, "encoding_format": "base64"})).unwrap()
+    for plain, b64 in zip(floats.data, packed.data):
+        assert isinstance(b64.embedding, str) and isinstance(plain.embedding, list)
+        values = struct.unpack("<16f", base64.b64decode(b64.embedding))
+        assert values == pytest.approx(plain.embedding, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("embedding", "why"),
+    [
+        ("not base64 at all!", "not valid base64"),
+        ("AAAA====", "not valid base64"),  # bad padding
+        ("AAA=", "2 bytes is not whole float32 values"),
+        ("AAAAAA==", None),  # one float32: fine
+    ],
+)
+async def test_a_base64_embedding_that_is_not_float32s_is_a_response_validation_error(
+    embedding: str, why: str | None
+) -> None:
+    """A garbage string came back as is."""
+
+    async def answer(request: web.Request) -> web.Response:
+        data = [{"object": "embedding", "embedding": embedding, "index": 0}]
+        return web.json_response({"object": "list", "model": "e", "data": data})
+
+    app = web.Application()
+    app.router.add_post("/v1/embeddings", answer)
+    async with serve_app(app) as url, AtomaCore(TOKEN, url) as core:
+        res = await funcs.embeddings_create(core, {"model": "e", "input": "x", "encoding_format": "base64"})
+    if why is None:
+        assert res.unwrap().data[0].embedding == embedding
+        return
+    assert isinstance(res, Err) and type(res.error) is errors.ResponseValidationError, res
+    assert why in str(res.error) and "$.data[0]" in str(res.error)
