@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from atoma_core import AtomaCore, RequestOptions, RetryConfig, Timeouts, errors
+from atoma_core import AtomaCore, Hooks, RequestOptions, RetryConfig, Timeouts, errors
 from atoma_core.attest import KeyCommitment, PinnedKeys, SuiKeyCommitments
 from atoma_core.result import Err, Ok
 from atoma_core.testing import Sandbox, faults
@@ -86,6 +86,17 @@ async def test_the_honest_path_is_ok_for_every_operation(vcore: AtomaCore, sandb
     assert len(sandbox.sui.requests) == 3  # one node, one key: checked once
     assert all("Authorization" not in h and "authorization" not in h for h in sandbox.sui.headers)
     assert acquired_connections(vcore) == 0
+
+
+async def test_the_rpc_gets_none_of_the_token_headers_or_hooks_meant_for_atoma(sandbox: Sandbox) -> None:
+    seen: list[str] = []
+    hooks = Hooks(before_request=lambda ctx: seen.append(str(ctx.url)))
+    headers = {"X-Team": "search-secret"}
+    async with verified_core(sandbox, on_chain(sandbox), headers=headers, hooks=hooks) as core:
+        (await confidential_chat_create(core, REQUEST)).unwrap()
+    assert len(sandbox.sui.headers) == 3 and all(url.startswith(sandbox.url + "/v1/") for url in seen)
+    for sent in sandbox.sui.headers:
+        assert not {"Authorization", "X-Team"} & set(sent) and TOKEN not in str(sent)
 
 
 async def test_a_substituted_key_is_refused_and_nothing_is_sent(vcore: AtomaCore, sandbox: Sandbox) -> None:
@@ -375,3 +386,12 @@ async def test_a_cached_lock_is_checked_again_once_its_check_expires(sandbox: Sa
         sandbox.sui.commit(1, sandbox.node.key)  # now it has
         (await confidential_chat_create(core, REQUEST)).unwrap()
     assert locks(sandbox) == 2  # the lock whose check failed was dropped
+
+
+async def test_a_core_with_its_own_session_lends_it_to_the_rpc(sandbox: Sandbox) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with verified_core(sandbox, on_chain(sandbox), session=session) as core:
+            (await confidential_chat_create(core, REQUEST)).unwrap()
+        assert len(sandbox.sui.requests) == 3 and not session.closed
