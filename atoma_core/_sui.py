@@ -165,9 +165,11 @@ async def _rpc(budget: Budget, op: Operation[_Request, Any], request: _Request) 
         failure.__cause__ = error
         raise failure
     answer = result.value
-    if answer.error is not None or answer.result is None:
-        code = answer.error.code if answer.error is not None else "no result"
+    if answer.error is not None:
+        code = answer.error.code
         raise _failure(budget.node, "unavailable", f"the Sui RPC's {request.method} answered error {code}")
+    if answer.result is None:
+        raise _failure(budget.node, "invalid_answer", f"the Sui RPC's {request.method} answered no result")
     return answer.result
 
 

@@ -256,6 +256,7 @@ async def test_rpc_slow_fails_closed_in_bounded_time(sandbox: Sandbox, how: dict
             faults.non_json('{"jsonrpc": "2.0", "result": {"data": 7}}', content_type="application/json"),
             "invalid_answer",
         ),
+        (faults.non_json('{"jsonrpc": "2.0", "id": 1}', content_type="application/json"), "invalid_answer"),
         (faults.error_event(message="rate limited"), "unavailable"),
         (faults.status(404), "unavailable"),
     ],
