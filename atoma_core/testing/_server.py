@@ -229,7 +229,9 @@ class Sandbox:
             return checked
         rid = f"{next(self._ids):06d}"
         served = Served(
-            self.models or ["sandbox-model"], None if self.node is None else self.node.lock_response
+            self.models or ["sandbox-model"],
+            None if self.node is None else self.node.lock_response,
+            fault.message if fault is not None and fault.kind == "reply" else None,
         )
         answer = route.answer(checked, rid, served)
         if key is not None and self.node is not None:
