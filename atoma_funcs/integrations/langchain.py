@@ -12,7 +12,9 @@ same coroutines on one private event-loop thread per model, as `AtomaSyncSDK` do
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Literal, Mapping, Sequence
 
 try:
@@ -22,6 +24,7 @@ try:
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+    from langchain_core.utils import from_env, secret_from_env
     from langchain_core.utils.function_calling import convert_to_openai_tool
     from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 except ImportError as exc:  # pragma: no cover - exercised by tests/test_integrations_imports.py
@@ -50,6 +53,11 @@ __all__ = ["AtomaEmbeddings", "ChatAtoma"]
 _ToolChoice = Any  # "auto" | "none" | "any" | "required" | a tool's name | True | an OpenAI dict
 
 
+def _close_thread(thread: LoopThread, core: AtomaCore) -> None:
+    with contextlib.suppress(Exception):  # called from a finaliser: nothing may escape
+        thread.close(core)
+
+
 class _AtomaClient:
     """What ChatAtoma and AtomaEmbeddings share: the core they call (yours, or one made from the
     LangChain-style parameters), and the loop thread their sync methods run on."""
@@ -68,20 +76,26 @@ class _AtomaClient:
         if self.core is not None:
             return self.core
         with self._lock:
-            if self._core is None:
-                key = None if self.api_key is None else self.api_key.get_secret_value()
-                self._core = AtomaCore(
-                    key, self.base_url, timeouts=self.timeout, retry_config=self.max_retries
-                )
-            return self._core
+            return self._atoma_core_unlocked()
 
     def _loop_thread(self) -> LoopThread:
         with self._lock:
             if self._thread is None:
                 from .._sync import LoopThread
 
-                self._thread = LoopThread()
+                self._thread = thread = LoopThread()
+                # Dropped without a close: close the core's session on that loop, then stop it
+                # (not left to the garbage collector, which may take the connector first).
+                weakref.finalize(self, _close_thread, thread, self._atoma_core_unlocked())
             return self._thread
+
+    def _atoma_core_unlocked(self) -> AtomaCore:
+        if self.core is not None:
+            return self.core
+        if self._core is None:
+            key = None if self.api_key is None else self.api_key.get_secret_value()
+            self._core = AtomaCore(key, self.base_url, timeouts=self.timeout, retry_config=self.max_retries)
+        return self._core
 
 
 class ChatAtoma(_AtomaClient, BaseChatModel):
@@ -99,8 +113,10 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
     model: str = Field(alias="model_name")
     core: AtomaCore | None = Field(default=None, exclude=True)
     confidential: bool = False
-    api_key: SecretStr | None = Field(default=None, exclude=True)
-    base_url: str | None = None
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("ATOMASDK_BEARER_AUTH", default=None), exclude=True
+    )
+    base_url: str | None = Field(default_factory=from_env("ATOMASDK_SERVER_URL", default=None))
     timeout: float | None = None
     max_retries: int | None = None
     streaming: bool = False
