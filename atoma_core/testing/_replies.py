@@ -67,7 +67,9 @@ class Reply:
         if scripted is not None:
             self._scripted(scripted, request_id)
             return
-        self.tool_calls = _tool_calls(body, said, request_id) if last.get("role") == "user" else []
+        # A model calls tools after the user's turn; after a tool's result only when it must (forced).
+        forced = body.get("tool_choice") == "required" or isinstance(body.get("tool_choice"), dict)
+        self.tool_calls = _tool_calls(body, said, request_id) if last.get("role") == "user" or forced else []
         if self.tool_calls:
             self.tokens: list[str] = []
             self.finish_reason = "tool_calls"
@@ -213,7 +215,10 @@ def _tool_calls(body: dict[str, Any], said: str, request_id: str) -> list[dict[s
         named = choice.get("function", {}).get("name")
         tools = [t for t in tools if t["function"].get("name") == named] or tools[:1]
     elif body.get("parallel_tool_calls") is not True:
-        tools = tools[:1]
+        # Forced again after a tool's result: the first tool not called yet (an agent's final
+        # answer tool after its function tools), as a model moves on rather than repeating itself.
+        called = _called(body["messages"]) if body["messages"][-1].get("role") != "user" else set()
+        tools = [next((t for t in tools if t["function"].get("name") not in called), tools[0])]
     calls = []
     for i, spec in enumerate(tools):
         fn = spec["function"]
@@ -230,6 +235,17 @@ def _tool_calls(body: dict[str, Any], said: str, request_id: str) -> list[dict[s
             }
         )
     return calls
+
+
+def _called(messages: list[Any]) -> set[str]:
+    """The names of the tools the assistant has called in this conversation."""
+    return {
+        call.get("function", {}).get("name")
+        for message in messages
+        if isinstance(message, dict) and message.get("role") == "assistant"
+        for call in message.get("tool_calls") or ()
+        if isinstance(call, dict)
+    }
 
 
 def _json_answer(body: dict[str, Any], said: str, text: str) -> Any:
