@@ -37,6 +37,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
+from pydantic_ai._warnings import PydanticAIDeprecationWarning
 from pydantic_ai.models import ModelRequestParameters
 
 from atoma_core import AtomaCore
@@ -119,7 +120,7 @@ async def test_invalid_tool_arguments_are_sent_back_for_a_retry(core: AtomaCore,
 
 async def test_every_part_kind_is_mapped(core: AtomaCore, sandbox: Sandbox) -> None:
     model = AtomaModel("sandbox-model", core)
-    with pytest.warns(DeprecationWarning):  # deprecated in pydantic-ai 2.x, still mapped until v3
+    with pytest.warns(PydanticAIDeprecationWarning):  # deprecated in 2.x, still mapped until v3
         retry = RetryPromptPart("try again", tool_name="lookup", tool_call_id="t2")
     history = [
         ModelRequest(parts=[
