@@ -169,14 +169,15 @@ def test_sync_calls_run_on_the_models_loop_thread() -> None:
     with sandbox_in_thread(token=TOKEN) as sandbox:
         model = ChatAtoma(model="sandbox-model", base_url=sandbox.url, api_key=TOKEN)
         assert model.invoke("hi").content == "You said: hi"
-        for chunk in model.stream("one two three"):
-            break  # leaving early closes the stream on the loop thread
+        chunks = model.stream("one two three")
+        next(chunks)
+        chunks.close()  # leaving early closes the stream on the loop thread
         assert "".join(str(c.content) for c in model.stream("a b")) == "You said: a b"
         embeddings = AtomaEmbeddings("e", base_url=sandbox.url, api_key=TOKEN, chunk_size=2)
         vectors = embeddings.embed_documents(["a", "b", "c", "d", "e"])
         assert len(vectors) == 5 and vectors[0] == embeddings.embed_query("a")
         assert [len(r.json["input"]) for r in sandbox.requests if r.path == "/v1/embeddings"] == [2, 2, 1, 1]
-        del model, embeddings, chunk
+        del model, embeddings, chunks
         gc.collect()  # their loop threads close their sessions: no ResourceWarning
 
 

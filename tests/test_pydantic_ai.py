@@ -24,6 +24,7 @@ pytest.importorskip("pydantic_ai", reason="the dev extra installs pydantic-ai-sl
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, ModelRetry, NativeOutput, PromptedOutput
+from pydantic_ai._warnings import PydanticAIDeprecationWarning
 from pydantic_ai.messages import (
     BinaryContent,
     ImageUrl,
@@ -37,7 +38,6 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai._warnings import PydanticAIDeprecationWarning
 from pydantic_ai.models import ModelRequestParameters
 
 from atoma_core import AtomaCore

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -18,7 +18,6 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
-
 from msgspec import UNSET
 
 from atoma_core.errors import InvalidRequestError
@@ -81,7 +80,9 @@ def _tool_calls(message: AIMessage) -> list[m.ToolCall]:
         for call in message.tool_calls
     ]
     calls.extend(
-        m.ToolCall(id=bad.get("id") or "", function=m.ToolCallFunction(bad.get("name") or "", bad["args"] or ""))
+        m.ToolCall(
+            id=bad.get("id") or "", function=m.ToolCallFunction(bad.get("name") or "", bad["args"] or "")
+        )
         for bad in message.invalid_tool_calls
     )
     return calls
@@ -106,8 +107,9 @@ def _one(message: BaseMessage) -> m.ChatCompletionMessage:
     if isinstance(message, ToolMessage):
         content = message.content
         text = content if isinstance(content, str) else _content(content, images=False)
-        return m.ToolMessage(content=text if isinstance(text, str) else json.dumps(content),
-                             tool_call_id=message.tool_call_id)
+        return m.ToolMessage(
+            content=text if isinstance(text, str) else json.dumps(content), tool_call_id=message.tool_call_id
+        )
     if isinstance(message, ChatMessage):
         role = {"human": "user", "ai": "assistant"}.get(message.role, message.role)
         roles = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
@@ -128,11 +130,12 @@ def to_request_messages(messages: Sequence[BaseMessage]) -> list[m.ChatCompletio
 
 def usage_metadata(usage: Usage) -> UsageMetadata:
     """Atoma's token counts in LangChain's shape (cached prompt tokens as `cache_read`)."""
-    meta = UsageMetadata(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-    )
+    counts = {
+        "input_tokens": usage.prompt_tokens,
+        "output_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    meta = cast("UsageMetadata", counts)  # its token details are optional keys
     details = usage.prompt_tokens_details
     if details is not None and details.cached_tokens is not None:
         meta["input_token_details"] = {"cache_read": details.cached_tokens}

@@ -50,7 +50,11 @@ def structured_runnable(
     if method == "function_calling":
         name = convert_to_openai_tool(schema)["function"]["name"]
         bound = model.bind_tools(
-            [schema], tool_choice=name, strict=strict, ls_structured_output_format=trace, **kwargs
+            [schema],  # type: ignore[list-item]  # a TypedDict or pydantic class: LangChain takes both
+            tool_choice=name,
+            strict=strict,
+            ls_structured_output_format=trace,
+            **kwargs,
         )
         if pydantic:
             parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]

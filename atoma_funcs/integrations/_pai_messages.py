@@ -175,10 +175,11 @@ def to_model_response(response: m.ChatCompletionResponse) -> ModelResponse:
         parts.append(ThinkingPart(content=message.reasoning_content))
     if message.content:
         parts.append(TextPart(content=message.content))
-    parts.extend(
-        ToolCallPart(call.function.name, call.function.arguments, tool_call_id=call.id or None)
-        for call in message.tool_calls or ()
-    )
+    for call in message.tool_calls or ():
+        if call.id:
+            parts.append(ToolCallPart(call.function.name, call.function.arguments, tool_call_id=call.id))
+        else:  # a server that sends no id: pydantic-ai makes one
+            parts.append(ToolCallPart(call.function.name, call.function.arguments))
     details = {"finish_reason": choice.finish_reason}
     if response.response_hash is not None:
         details["response_hash"] = response.response_hash

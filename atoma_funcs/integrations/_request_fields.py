@@ -16,7 +16,12 @@ from atoma_core.models.chat import ChatCompletionMessage, ChatCompletionRequest
 __all__ = ["chat_request"]
 
 # Set by the streaming and non-streaming functions themselves, never by the caller.
-_FIELDS = frozenset(ChatCompletionRequest.__struct_fields__) - {"model", "messages", "stream", "stream_options"}
+_FIELDS = frozenset(ChatCompletionRequest.__struct_fields__) - {
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+}
 
 
 def chat_request(

@@ -32,7 +32,10 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/test_integra
         'atoma_funcs.integrations.langchain needs LangChain: pip install "atoma-async[langchain]"'
     ) from exc
 
+from msgspec import UNSET
+
 from atoma_core.core import AtomaCore
+from atoma_core.models.embeddings import EmbeddingRequest
 from atoma_core.result import Err
 
 from ._lc_messages import to_ai_message, to_message_chunk, to_request_messages
@@ -192,7 +195,9 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
         info = {"finish_reason": message.response_metadata["finish_reason"]}
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
-    async def _open(self, request: ChatCompletionRequest, options: RequestOptions | None) -> ChatCompletionStream:
+    async def _open(
+        self, request: ChatCompletionRequest, options: RequestOptions | None
+    ) -> ChatCompletionStream:
         open_stream: Callable[..., Any] = self._functions()[1]
         result: Result[ChatCompletionStream, Any] = await open_stream(self._atoma_core(), request, options)
         if isinstance(result, Err):
@@ -287,9 +292,7 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
             return bound | parser
         parsed = RunnablePassthrough.assign(
             parsed=lambda x: parser.invoke(x["raw"]), parsing_error=lambda _: None
-        ).with_fallbacks(
-            [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
-        )
+        ).with_fallbacks([RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error")
         return RunnableMap(raw=bound) | parsed
 
 
@@ -307,7 +310,7 @@ def _generation_chunk(chunk: Any) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=message, generation_info={"finish_reason": finish} if finish else None)
 
 
-class AtomaEmbeddings(_AtomaClient, Embeddings):  # type: ignore[misc]
+class AtomaEmbeddings(_AtomaClient, Embeddings):
     """LangChain embeddings on Atoma's `embeddings_create`. Long lists go in batches of
     `chunk_size` texts per request. Core and connection parameters as for `ChatAtoma`."""
 
@@ -350,9 +353,11 @@ class AtomaEmbeddings(_AtomaClient, Embeddings):  # type: ignore[misc]
         core = self._atoma_core()
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.chunk_size):
-            request: dict[str, Any] = {"model": self.model, "input": texts[start : start + self.chunk_size]}
-            if self.dimensions is not None:
-                request["dimensions"] = self.dimensions
+            request = EmbeddingRequest(
+                model=self.model,
+                input=list(texts[start : start + self.chunk_size]),
+                dimensions=UNSET if self.dimensions is None else self.dimensions,
+            )
             result: Result[EmbeddingResponse, Any] = await create(core, request)
             if isinstance(result, Err):
                 raise result.error

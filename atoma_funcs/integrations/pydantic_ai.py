@@ -76,6 +76,18 @@ _SETTINGS = (
 )
 
 
+def _tool_choice(resolved: Any, tools: list[dict[str, Any]]) -> Any:
+    """pydantic-ai's resolved choice as Atoma's `tool_choice`; a restriction to some tools
+    (mode, names) offers only those (removing the others from `tools`), one of them forced by name."""
+    if not isinstance(resolved, tuple):
+        return resolved  # "auto", "none" or "required"
+    mode, names = resolved
+    tools[:] = [t for t in tools if t["function"]["name"] in names]
+    if mode == "required" and len(names) == 1:
+        return {"type": "function", "function": {"name": next(iter(names))}}
+    return mode
+
+
 class AtomaModel(Model):
     """A pydantic-ai model on Atoma's chat completions.
 
@@ -129,16 +141,7 @@ class AtomaModel(Model):
         definitions = [*params.function_tools, *params.output_tools]
         if definitions:
             fields["tools"] = map_tools(definitions)
-            choice = resolve_tool_choice(settings, params)
-            if isinstance(choice, tuple):  # (mode, names): force one of these tools
-                mode, names = choice
-                names = list(names)
-                fields["tools"] = [t for t in fields["tools"] if t["function"]["name"] in names]
-                if mode == "required" and len(names) == 1:
-                    choice = {"type": "function", "function": {"name": names[0]}}
-                else:
-                    choice = mode
-            fields["tool_choice"] = choice
+            fields["tool_choice"] = _tool_choice(resolve_tool_choice(settings, params), fields["tools"])
         else:
             fields.pop("parallel_tool_calls", None)
         fmt = response_format(params)
@@ -228,7 +231,9 @@ class AtomaStreamedResponse(StreamedResponse):
         delta = choice.delta
         parts = self._parts_manager
         if delta.reasoning_content:
-            events.extend(parts.handle_thinking_delta(vendor_part_id="reasoning", content=delta.reasoning_content))
+            events.extend(
+                parts.handle_thinking_delta(vendor_part_id="reasoning", content=delta.reasoning_content)
+            )
         if delta.content:
             events.extend(parts.handle_text_delta(vendor_part_id="content", content=delta.content))
         for piece in delta.tool_calls or ():
