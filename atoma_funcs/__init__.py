@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._nodes import nodes_create_lock
     from ._parse import chat_parse, confidential_chat_parse
     from ._sync import AtomaSyncSDK, SyncStream
+    from ._tools import FunctionTool, chat_run_tools, confidential_chat_run_tools, tool
     from .sdk import AtomaSDK
 
 # Which private module (one per area) holds each public name.

@@ -132,7 +132,27 @@ def _name_of(type_: Any) -> str:
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of `schema` under the strict-mode rules (see the module docstring)."""
     root = copy.deepcopy(schema)
-    return _strict(root, root)
+    _strict(root, root)
+    _prune_defs(root)
+    return root
+
+
+def _prune_defs(root: dict[str, Any]) -> None:
+    """Drop the `$defs` nothing refers to any more (the root's own, once inlined)."""
+    defs = root.get("$defs")
+    if not isinstance(defs, dict):
+        return
+    used: set[str] = set()
+    pending = [{k: v for k, v in root.items() if k != "$defs"}]
+    while pending:
+        for ref in re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(pending.pop())):
+            if ref not in used and ref in defs:
+                used.add(ref)
+                pending.append(defs[ref])
+    for name in [n for n in defs if n not in used]:
+        del defs[name]
+    if not defs:
+        del root["$defs"]
 
 
 def _strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
