@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._models import models_list, open_router_models_list
     from ._nodes import nodes_create_lock
     from ._parse import chat_parse, confidential_chat_parse
+    from ._parse_stream import ChatParseStream, chat_parse_stream, confidential_chat_parse_stream
     from ._sync import AtomaSyncSDK, SyncStream
     from ._tools import FunctionTool, chat_run_tools, confidential_chat_run_tools, tool
     from .sdk import AtomaSDK
