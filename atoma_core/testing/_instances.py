@@ -142,6 +142,7 @@ def schema_in_text(text: str) -> dict[str, Any] | None:
         found = json.loads(text[start : end + 1])
     except ValueError:
         return None
-    if isinstance(found, dict) and any(k in found for k in ("type", "properties", "$ref", "anyOf")):
+    keys = {"type", "properties", "$ref", "anyOf", "enum", "const", "items"}
+    if isinstance(found, dict) and found.keys() & keys:
         return found
     return None

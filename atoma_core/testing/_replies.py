@@ -43,13 +43,15 @@ def sign(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class Reply:
-    """One deterministic answer, and its usage. In order of precedence: a scripted message (a
-    `faults.reply`); tool calls, when tools are offered, `tool_choice` allows them and the last
-    message is the user's (every tool with `parallel_tool_calls: true`, else the named or first
-    one), with arguments that fit each tool's `parameters`; a JSON answer for a `json_schema`
-    response_format (an instance of the schema) or `json_object` (an instance of a schema found in
-    a system message, else `{"answer": ...}`); else text: "Tool said: ..." after a tool result,
-    "You said: ..." otherwise. JSON is streamed in 4-character tokens, text word by word."""
+    """One deterministic answer, and its usage. In order of precedence:
+    - a scripted message (`faults.reply`);
+    - tool calls, when tools are offered and `tool_choice` forces them ("required" or a named
+      function) or allows them and the last message is the user's: every tool with
+      `parallel_tool_calls: true`, else the named or first one; arguments fit its `parameters`;
+    - JSON for a `json_schema` response_format (an instance of the schema) or `json_object` (an
+      instance of a schema found in a system message, else `{"answer": ...}`);
+    - text: "Tool said: ..." after a tool result, "You said: ..." otherwise.
+    JSON is streamed in 4-character tokens, text word by word."""
 
     def __init__(
         self, body: dict[str, Any], request_id: str, scripted: Mapping[str, Any] | None = None
@@ -67,9 +69,9 @@ class Reply:
         if scripted is not None:
             self._scripted(scripted, request_id)
             return
-        # A model calls tools after the user's turn; after a tool's result only when it must (forced).
-        forced = body.get("tool_choice") == "required" or isinstance(body.get("tool_choice"), dict)
-        self.tool_calls = _tool_calls(body, said, request_id) if last.get("role") == "user" or forced else []
+        forced = isinstance(body.get("tool_choice"), dict) or body.get("tool_choice") == "required"
+        asked = last.get("role") == "user" or forced
+        self.tool_calls = _tool_calls(body, said, request_id) if asked else []
         if self.tool_calls:
             self.tokens: list[str] = []
             self.finish_reason = "tool_calls"
