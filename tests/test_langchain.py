@@ -105,6 +105,24 @@ async def test_with_structured_output_defaults_to_json_schema(core: AtomaCore, s
     raw = await chat(core).with_structured_output(Weather, method="function_calling", include_raw=True).ainvoke("Rome 30")
     assert raw["parsed"] == Weather(city="Rome 30", degrees=30) and raw["parsing_error"] is None
     assert isinstance(raw["raw"], AIMessage) and raw["raw"].tool_calls
+    tool = sandbox.requests[-1].json["tools"][0]["function"]
+    assert tool["name"] == "Weather" and tool["strict"] is True  # chat_parse's strict tool mode
+
+
+async def test_structured_output_modes_streams_and_misfits(core: AtomaCore, sandbox: Sandbox) -> None:
+    from atoma_core.errors import OutputValidationError
+
+    json_mode = chat(core).with_structured_output(Weather, method="json_mode")
+    assert await json_mode.ainvoke("Oslo 3") == Weather(city="Oslo 3", degrees=3)
+    sent = sandbox.requests[-1].json
+    assert sent["response_format"] == {"type": "json_object"} and '"degrees"' in sent["messages"][0]["content"]
+    as_dict = chat(core).with_structured_output(Weather.model_json_schema())
+    assert await as_dict.ainvoke("Rome 9") == {"city": "Rome 9", "degrees": 9}
+    streamed = [part async for part in chat(core, confidential=True).with_structured_output(Weather).astream("Lima 4")]
+    assert streamed == [Weather(city="Lima 4", degrees=4)]
+    sandbox.script(faults.reply('{"city": "Oslo"}'))
+    with pytest.raises(OutputValidationError):
+        await chat(core).with_structured_output(Weather).ainvoke("Oslo")
 
 
 async def test_confidential_chat_is_sealed_and_opened(core: AtomaCore, sandbox: Sandbox) -> None:

@@ -32,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/test_integra
         'atoma_funcs.integrations.langchain needs LangChain: pip install "atoma-async[langchain]"'
     ) from exc
 
+import msgspec
 from msgspec import UNSET
 
 from atoma_core.core import AtomaCore
@@ -39,7 +40,7 @@ from atoma_core.models.embeddings import EmbeddingRequest
 from atoma_core.result import Err
 
 from ._lc_messages import to_ai_message, to_message_chunk, to_request_messages
-from ._lc_structured import structured_runnable
+from ._lc_structured import StructuredAsk, structured_runnable
 from ._request_fields import chat_request
 
 if TYPE_CHECKING:
@@ -165,41 +166,59 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[ChatCompletionRequest, RequestOptions | None]:
+    ) -> tuple[ChatCompletionRequest, RequestOptions | None, StructuredAsk | None]:
         kwargs.pop("ls_structured_output_format", None)  # LangChain's tracing note, not a field
         kwargs.pop("stream", None)
+        ask: StructuredAsk | None = kwargs.pop("_atoma_structured", None)
         fields = {**self._sampling(), **self.model_kwargs, **kwargs}
         stops = stop if stop is not None else fields.pop("stop", None) or self.stop
         if stops:
             fields["stop"] = stops
         model = fields.pop("model", None) or self.model
-        return chat_request(model, to_request_messages(messages), fields)
+        request, options = chat_request(model, to_request_messages(messages), fields)
+        return request, options, ask
 
     # --------------------------------------------------------------- the calls
 
-    def _functions(self) -> tuple[Any, Any]:
+    def _functions(self) -> tuple[Any, Any, Any]:
+        """(create, create_stream, parse): plain or confidential."""
         if self.confidential:
             from .._confidential import confidential_chat_create, confidential_chat_create_stream
+            from .._parse import confidential_chat_parse
 
-            return confidential_chat_create, confidential_chat_create_stream
+            return confidential_chat_create, confidential_chat_create_stream, confidential_chat_parse
         from .._chat import chat_create, chat_create_stream
+        from .._parse import chat_parse
 
-        return chat_create, chat_create_stream
+        return chat_create, chat_create_stream, chat_parse
 
-    async def _create(self, request: ChatCompletionRequest, options: RequestOptions | None) -> ChatResult:
-        create: Callable[..., Any] = self._functions()[0]
-        result: Result[ChatCompletionResponse, Any] = await create(self._atoma_core(), request, options)
+    async def _create(
+        self, request: ChatCompletionRequest, options: RequestOptions | None, ask: StructuredAsk | None
+    ) -> ChatResult:
+        create, _, parse = self._functions()
+        core = self._atoma_core()
+        parsed: Any = None
+        if ask is None:
+            result: Result[ChatCompletionResponse, Any] = await create(core, request, options)
+        elif ask.typed:  # with_structured_output(SomeType): chat_parse itself
+            result = await parse(core, request, ask.schema, options=options, mode=ask.mode)
+        else:  # a JSON Schema dict: chat_parse's own request and decoding around the plain call
+            result = await create(core, ask.body(msgspec.to_builtins(request)), options)
         if isinstance(result, Err):
             raise result.error
-        message = to_ai_message(result.value)
+        response = result.value
+        if ask is not None:
+            parsed = response.choices[0].message.parsed if ask.typed else ask.parse(response)  # type: ignore[attr-defined]
+        message = to_ai_message(response, parsed)
         info = {"finish_reason": message.response_metadata["finish_reason"]}
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
     async def _open(
-        self, request: ChatCompletionRequest, options: RequestOptions | None
+        self, request: ChatCompletionRequest, options: RequestOptions | None, ask: StructuredAsk | None
     ) -> ChatCompletionStream:
         open_stream: Callable[..., Any] = self._functions()[1]
-        result: Result[ChatCompletionStream, Any] = await open_stream(self._atoma_core(), request, options)
+        body: Any = request if ask is None else ask.body(msgspec.to_builtins(request))
+        result: Result[ChatCompletionStream, Any] = await open_stream(self._atoma_core(), body, options)
         if isinstance(result, Err):
             raise result.error
         return result.value
@@ -211,8 +230,7 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options = self._request(messages, stop, kwargs)
-        return await self._create(request, options)
+        return await self._create(*self._request(messages, stop, kwargs))
 
     def _generate(
         self,
@@ -221,8 +239,7 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options = self._request(messages, stop, kwargs)
-        return self._loop_thread().run(self._create(request, options))
+        return self._loop_thread().run(self._create(*self._request(messages, stop, kwargs)))
 
     async def _astream(
         self,
@@ -231,8 +248,7 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, options = self._request(messages, stop, kwargs)
-        async with await self._open(request, options) as stream:
+        async with await self._open(*self._request(messages, stop, kwargs)) as stream:
             async for chunk in stream:
                 generation = _generation_chunk(chunk)
                 if run_manager is not None:
@@ -246,8 +262,8 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, options = self._request(messages, stop, kwargs)
-        with self._loop_thread().open_stream(self._open(request, options)) as stream:
+        opening = self._open(*self._request(messages, stop, kwargs))
+        with self._loop_thread().open_stream(opening) as stream:
             for chunk in stream:
                 generation = _generation_chunk(chunk)
                 if run_manager is not None:
@@ -284,10 +300,12 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[Any, Any]:
-        """A runnable whose answer is `schema` (a pydantic model, TypedDict or JSON Schema dict):
-        by Atoma's `json_schema` response_format (the default), a forced tool call
-        ("function_calling"), or `json_object` ("json_mode")."""
-        bound, parser = structured_runnable(self, schema, method, strict, kwargs)
+        """A runnable whose answer is `schema` (a pydantic model, TypedDict, dataclass, msgspec
+        Struct or JSON Schema dict), asked for with `chat_parse`: Atoma's `json_schema`
+        response_format (the default), a forced tool call ("function_calling") or `json_object`
+        with the schema in a system message ("json_mode"). Schemas are always strict (`strict`
+        is accepted for LangChain's signature). A misfit raises `OutputValidationError`."""
+        bound, parser = structured_runnable(self, schema, method, kwargs)
         if not include_raw:
             return bound | parser
         parsed = RunnablePassthrough.assign(
