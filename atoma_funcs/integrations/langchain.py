@@ -114,7 +114,7 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    model: str = Field(alias="model_name")
+    model: str
     core: AtomaCore | None = Field(default=None, exclude=True)
     confidential: bool = False
     api_key: SecretStr | None = Field(
@@ -124,7 +124,7 @@ class ChatAtoma(_AtomaClient, BaseChatModel):
     timeout: float | None = None
     max_retries: int | None = None
     streaming: bool = False
-    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    stop: list[str] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
