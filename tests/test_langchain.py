@@ -214,3 +214,16 @@ def test_bad_input_is_a_typed_error() -> None:
         model.invoke([HumanMessage([{"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"}])])
     with pytest.raises(InvalidRequestError):
         model.invoke("hi", temperature="hot")
+
+
+async def test_streaming_true_streams_invoke_and_confidential_embeddings(core: AtomaCore, sandbox: Sandbox) -> None:
+    pytest.importorskip("cryptography")
+    answer = await chat(core, streaming=True).ainvoke("one two")
+    assert answer.content == "You said: one two" and answer.usage_metadata is not None
+    assert sandbox.requests[-1].json["stream"] is True
+    embeddings = AtomaEmbeddings("e", core=core, confidential=True, dimensions=4)
+    vectors = await embeddings.aembed_documents(["a", "b"])
+    assert [len(v) for v in vectors] == [4, 4]
+    assert sandbox.requests[-1].path == "/v1/confidential/embeddings"
+    plain = await AtomaEmbeddings("e", core=core, dimensions=4).aembed_documents(["a", "b"])
+    assert vectors == plain  # the same vectors, decrypted

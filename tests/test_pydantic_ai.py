@@ -219,3 +219,14 @@ async def test_errors_are_typed_and_streams_released(core: AtomaCore, sandbox: S
         async for _ in result.stream_text(delta=True, debounce_by=None):
             break
     assert acquired_connections(core) == 0
+
+
+def test_run_sync_and_run_stream_sync() -> None:
+    from atoma_core.testing import sandbox_in_thread
+
+    with sandbox_in_thread() as sandbox:
+        core = AtomaCore("token", sandbox.url)
+        agent = Agent(AtomaModel("sandbox-model", core), output_type=City)
+        assert agent.run_sync("Oslo 5").output == City(name="Oslo 5", population=5)
+        with agent.run_stream_sync("Rome 6") as result:
+            assert result.get_output() == City(name="Rome 6", population=6)
