@@ -12,14 +12,11 @@ same coroutines on one private event-loop thread per model, as `AtomaSyncSDK` do
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Literal, Mapping, Sequence
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-    from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel, LangSmithParams
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -27,18 +24,18 @@ try:
     from langchain_core.utils import from_env, secret_from_env
     from langchain_core.utils.function_calling import convert_to_openai_tool
     from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
-except ImportError as exc:  # pragma: no cover - exercised by tests/test_integrations_imports.py
+except ImportError as exc:  # pragma: no cover - tests/test_imports.py makes the framework missing
     raise ImportError(
         'atoma_funcs.integrations.langchain needs LangChain: pip install "atoma-async[langchain]"'
     ) from exc
 
 import msgspec
-from msgspec import UNSET
 
 from atoma_core.core import AtomaCore
-from atoma_core.models.embeddings import EmbeddingRequest
 from atoma_core.result import Err
 
+from ._lc_client import AtomaClient
+from ._lc_embeddings import AtomaEmbeddings
 from ._lc_messages import to_ai_message, to_message_chunk, to_request_messages
 from ._lc_structured import StructuredAsk, structured_runnable
 from ._request_fields import chat_request
@@ -47,7 +44,6 @@ if TYPE_CHECKING:
     from atoma_core._stream import ChatCompletionStream
     from atoma_core.config import RequestOptions
     from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
-    from atoma_core.models.embeddings import EmbeddingResponse
     from atoma_core.result import Result
 
     from .._sync import LoopThread
@@ -57,52 +53,7 @@ __all__ = ["AtomaEmbeddings", "ChatAtoma"]
 _ToolChoice = Any  # "auto" | "none" | "any" | "required" | a tool's name | True | an OpenAI dict
 
 
-def _close_thread(thread: LoopThread, core: AtomaCore) -> None:
-    with contextlib.suppress(Exception):  # called from a finaliser: nothing may escape
-        thread.close(core)
-
-
-class _AtomaClient:
-    """What ChatAtoma and AtomaEmbeddings share: the core they call (yours, or one made from the
-    LangChain-style parameters), and the loop thread their sync methods run on."""
-
-    _core: AtomaCore | None
-    _thread: LoopThread | None
-    _lock: threading.Lock
-
-    core: AtomaCore | None
-    api_key: SecretStr | None
-    base_url: str | None
-    timeout: float | None
-    max_retries: int | None
-
-    def _atoma_core(self) -> AtomaCore:
-        if self.core is not None:
-            return self.core
-        with self._lock:
-            return self._atoma_core_unlocked()
-
-    def _loop_thread(self) -> LoopThread:
-        with self._lock:
-            if self._thread is None:
-                from .._sync import LoopThread
-
-                self._thread = thread = LoopThread()
-                # Dropped without a close: close the core's session on that loop, then stop it
-                # (not left to the garbage collector, which may take the connector first).
-                weakref.finalize(self, _close_thread, thread, self._atoma_core_unlocked())
-            return self._thread
-
-    def _atoma_core_unlocked(self) -> AtomaCore:
-        if self.core is not None:
-            return self.core
-        if self._core is None:
-            key = None if self.api_key is None else self.api_key.get_secret_value()
-            self._core = AtomaCore(key, self.base_url, timeouts=self.timeout, retry_config=self.max_retries)
-        return self._core
-
-
-class ChatAtoma(_AtomaClient, BaseChatModel):
+class ChatAtoma(AtomaClient, BaseChatModel):
     """A LangChain chat model on Atoma's chat completions.
 
     `model`: the model name. `core`: an `AtomaCore` to share (its token, URL, retries, timeouts,
@@ -326,73 +277,3 @@ def _generation_chunk(chunk: Any) -> ChatGenerationChunk:
     message, _ = to_message_chunk(chunk)
     finish = message.response_metadata.get("finish_reason")
     return ChatGenerationChunk(message=message, generation_info={"finish_reason": finish} if finish else None)
-
-
-class AtomaEmbeddings(_AtomaClient, Embeddings):
-    """LangChain embeddings on Atoma's `embeddings_create`. Long lists go in batches of
-    `chunk_size` texts per request. Core and connection parameters as for `ChatAtoma`."""
-
-    def __init__(
-        self,
-        model: str,
-        core: AtomaCore | None = None,
-        *,
-        api_key: str | SecretStr | None = None,
-        base_url: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        dimensions: int | None = None,
-        chunk_size: int = 256,
-        confidential: bool = False,
-    ) -> None:
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
-        self.model = model
-        self.core = core
-        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
-        self.base_url = base_url
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.dimensions = dimensions
-        self.chunk_size = chunk_size
-        self.confidential = confidential
-        self._core = None
-        self._thread = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"AtomaEmbeddings(model={self.model!r}, confidential={self.confidential})"
-
-    async def _embed(self, texts: list[str]) -> list[list[float]]:
-        if self.confidential:
-            from .._confidential import confidential_embeddings_create as create
-        else:
-            from .._embeddings import embeddings_create as create
-        core = self._atoma_core()
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self.chunk_size):
-            request = EmbeddingRequest(
-                model=self.model,
-                input=list(texts[start : start + self.chunk_size]),
-                dimensions=UNSET if self.dimensions is None else self.dimensions,
-            )
-            result: Result[EmbeddingResponse, Any] = await create(core, request)
-            if isinstance(result, Err):
-                raise result.error
-            for item in sorted(result.value.data, key=lambda d: d.index):
-                if not isinstance(item.embedding, list):
-                    raise TypeError("AtomaEmbeddings asks for float vectors; got base64")
-                vectors.append(item.embedding)
-        return vectors
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return await self._embed(list(texts))
-
-    async def aembed_query(self, text: str) -> list[float]:
-        return (await self._embed([text]))[0]
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._loop_thread().run(self._embed(list(texts)))
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._loop_thread().run(self._embed([text]))[0]

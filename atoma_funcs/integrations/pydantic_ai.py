@@ -23,7 +23,7 @@ try:
     from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse, check_allow_model_requests
     from pydantic_ai.models._tool_choice import resolve_tool_choice
     from pydantic_ai.profiles import ModelProfile
-except ImportError as exc:  # pragma: no cover - exercised by tests/test_integrations_imports.py
+except ImportError as exc:  # pragma: no cover - tests/test_imports.py makes the framework missing
     raise ImportError(
         'atoma_funcs.integrations.pydantic_ai needs pydantic-ai: pip install "atoma-async[pydantic-ai]"'
     ) from exc
