@@ -134,7 +134,7 @@ async def test_every_part_kind_is_mapped(core: AtomaCore, sandbox: Sandbox) -> N
         ModelRequest(parts=[retry], instructions="answer in English"),
     ]
     response = await model.request(history, None, ModelRequestParameters())
-    assert response.parts == [TextPart(content="Tool said: " + chat_requests(sandbox)[-1]["messages"][-1]["content"])]
+    assert isinstance(response.parts[0], TextPart) and response.parts[0].content.startswith("Tool said: try again")
     sent = chat_requests(sandbox)[-1]["messages"]
     assert sent[:2] == [{"role": "system", "content": "be brief"}, {"role": "system", "content": "answer in English"}]
     assert sent[2] == {"role": "user", "content": [

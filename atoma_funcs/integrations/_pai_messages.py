@@ -16,6 +16,7 @@ from pydantic_ai.messages import (
     ModelResponse,
     ModelResponsePart,
     RetryFeedbackPart,
+    RetryPromptPart,
     SystemPromptPart,
     TextContent,
     TextPart,
@@ -74,10 +75,8 @@ def _user_content(part: UserPromptPart) -> str | list[m.ContentPart]:
 
 
 def _request_messages(message: ModelRequest) -> list[m.ChatCompletionMessage]:
-    from pydantic_ai.models import _sendable_request_parts  # renders deprecated retry parts
-
     out: list[m.ChatCompletionMessage] = []
-    for part in _sendable_request_parts(message.parts):
+    for part in message.parts:
         if isinstance(part, SystemPromptPart):
             out.append(m.SystemMessage(content=part.content))
         elif isinstance(part, UserPromptPart):
@@ -86,6 +85,11 @@ def _request_messages(message: ModelRequest) -> list[m.ChatCompletionMessage]:
             out.append(m.ToolMessage(content=part.model_response_str(), tool_call_id=part.tool_call_id))
         elif isinstance(part, RetryFeedbackPart):  # feedback on an answer that was not a tool call
             out.append(m.UserMessage(content=part.model_response()))
+        elif isinstance(part, RetryPromptPart):  # deprecated in 2.x: a tool's retry, or feedback
+            if part.tool_name is None:
+                out.append(m.UserMessage(content=part.model_response()))
+            else:
+                out.append(m.ToolMessage(content=part.model_response(), tool_call_id=part.tool_call_id))
         else:
             raise UserError(f"Atoma chat cannot send a {type(part).__name__}")
     return out
