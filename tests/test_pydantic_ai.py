@@ -230,3 +230,23 @@ def test_run_sync_and_run_stream_sync() -> None:
         assert agent.run_sync("Oslo 5").output == City(name="Oslo 5", population=5)
         with agent.run_stream_sync("Rome 6") as result:
             assert result.get_output() == City(name="Rome 6", population=6)
+
+
+async def test_a_streamed_tool_call_arrives_as_part_deltas(core: AtomaCore, sandbox: Sandbox) -> None:
+    from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, ToolCallPartDelta
+    from pydantic_ai.tools import ToolDefinition
+
+    sandbox.script(faults.reply(tool_calls=[{"id": "c9", "name": "lookup", "arguments": {"query": "a long query"}}]))
+    tool = ToolDefinition(name="lookup", parameters_json_schema={"type": "object", "properties": {"query": {"type": "string"}}})
+    params = ModelRequestParameters(function_tools=[tool], allow_text_output=True)
+    model = AtomaModel("sandbox-model", core)
+    async with model.request_stream([ModelRequest.user_text_prompt("find it")], None, params) as stream:
+        events = [event async for event in stream]
+        response = stream.get()
+    starts = [e for e in events if isinstance(e, PartStartEvent)]
+    deltas = [e for e in events if isinstance(e, PartDeltaEvent) and isinstance(e.delta, ToolCallPartDelta)]
+    assert len(starts) == 1 and isinstance(starts[0].part, ToolCallPart) and len(deltas) > 1
+    assert response.parts == [ToolCallPart("lookup", '{"query": "a long query"}', tool_call_id="c9")]
+    assert response.finish_reason == "tool_call" and response.usage.output_tokens > 0
+    sent = chat_requests(sandbox)[-1]
+    assert sent["tools"][0]["function"]["name"] == "lookup" and sent["tool_choice"] == "auto"
