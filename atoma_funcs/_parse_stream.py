@@ -2,13 +2,14 @@
 validates the whole answer at the end (`collect()` -> `ParsedChatCompletion[T]`).
 
 Not a second stream: it is the one `EventStream`, with the chat operation's own path, body
-builder and decoder, and an accumulator that also feeds each content (or, in "tool" mode, tool
-argument) delta to an incremental parser (`_partial_json`) as the chunks are folded in.
+builder and decoder; the decoder also keeps each chunk's content (or, in "tool" mode, tool
+argument) text, which `snapshot` feeds to an incremental parser (`_partial_json`) up to the
+chunks handed out.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from atoma_core._accumulate import ChunkAccumulator
 from atoma_core._events import EventStream
@@ -41,34 +42,38 @@ __all__ = ["ChatParseStream", "chat_parse_stream", "confidential_chat_parse_stre
 T = TypeVar("T")
 
 
-class _ParseAccumulator(ChunkAccumulator):
-    """The chat accumulator, also feeding choice 0's JSON text to the partial parser."""
+class _ParsedAccumulator(ChunkAccumulator):
+    """The chat accumulator, whose whole answer is a `ParsedChatCompletion` (parsed at the end)."""
 
-    __slots__ = ("parser", "tool_mode")
-
-    def __init__(self, tool_mode: bool) -> None:
-        super().__init__()
-        self.parser = PartialJSON()
-        self.tool_mode = tool_mode
-
-    def extend(self, chunks: Sequence[ChatCompletionChunk]) -> None:
-        super().extend(chunks)
-        feed = self.parser.feed
-        for chunk in chunks:
-            for choice in chunk.choices:
-                if choice.index:
-                    continue
-                delta = choice.delta
-                if not self.tool_mode:
-                    if delta.content:
-                        feed(delta.content)
-                elif delta.tool_calls:
-                    for piece in delta.tool_calls:
-                        if piece.index == 0 and piece.function is not None and piece.function.arguments:
-                            feed(piece.function.arguments)
+    __slots__ = ()
 
     def snapshot(self) -> ParsedChatCompletion[Any]:
         return parsed_from(super().snapshot())
+
+
+def _collecting(decode: Callable[[bytes], ChatCompletionChunk], texts: list[str], tool_mode: bool) -> Any:
+    """`decode`, also keeping each chunk's JSON text (choice 0's content; in "tool" mode its
+    first tool call's arguments; "" if none), one entry per chunk, for the snapshot to parse
+    once the chunk is handed out."""
+    keep = texts.append
+
+    def content(data: bytes) -> ChatCompletionChunk:
+        chunk = decode(data)
+        choices = chunk.choices
+        keep((choices[0].delta.content or "") if choices and not choices[0].index else "")
+        return chunk
+
+    def arguments(data: bytes) -> ChatCompletionChunk:
+        chunk = decode(data)
+        text = ""
+        for choice in chunk.choices:
+            for piece in (choice.delta.tool_calls or ()) if not choice.index else ():
+                if not piece.index and piece.function is not None and piece.function.arguments:
+                    text += piece.function.arguments
+        keep(text)
+        return chunk
+
+    return arguments if tool_mode else content
 
 
 class ChatParseStream(EventStream[ChatCompletionChunk, ParsedChatCompletion[T]], Generic[T]):
@@ -76,18 +81,29 @@ class ChatParseStream(EventStream[ChatCompletionChunk, ParsedChatCompletion[T]],
     `chat_create_stream`) that keeps `snapshot`, the JSON value received so far, and whose
     `collect()` returns the answer validated into `T`."""
 
-    __slots__ = ("_mode", "_spec")
+    __slots__ = ("_fed", "_mode", "_parser", "_spec", "_texts")
 
     _spec: OutputSpec
     _mode: str
+    _parser: PartialJSON
+    _texts: list[str]  # each decoded chunk's JSON text, in order
+    _fed: int  # how many of them the parser has had
 
     @property
     def snapshot(self) -> Any:
         """The JSON value of the chunks handed out so far, parsed leniently (open strings, arrays
         and objects shown as far as they go) as plain dicts and lists; None before any. It is
         updated in place as chunks arrive: `copy.deepcopy` it to keep one."""
-        accumulator = cast("_ParseAccumulator", self._folded())
-        return accumulator.parser.value()
+        handed = self._chunks - len(self._ready)  # as `metrics` counts them
+        fed = self._fed
+        if fed < handed:
+            texts = self._texts
+            feed = self._parser.feed
+            for text in texts[fed:handed] if handed - fed > 1 else (texts[fed],):
+                if text:
+                    feed(text)
+            self._fed = handed
+        return self._parser.value()
 
     async def collect(self) -> Result[ParsedChatCompletion[T], AtomaError]:
         """Drain the rest and return the answer with `message.parsed`, or the error: the stream's
@@ -107,9 +123,12 @@ def _operation(base: Operation[Any, Any], decoder: Any, spec: OutputSpec, mode: 
         decode: Callable[[bytes], ChatCompletionChunk] = (
             chat_chunk_decoder.decode if decoder is None else decoder(ctx)
         )
-        stream: ChatParseStream[Any] = ChatParseStream(
-            response, ctx, decode, _ParseAccumulator(mode == "tool")
-        )
+        texts: list[str] = []
+        keeping = _collecting(decode, texts, mode == "tool")
+        stream: ChatParseStream[Any] = ChatParseStream(response, ctx, keeping, _ParsedAccumulator())
+        stream._parser = PartialJSON()
+        stream._texts = texts
+        stream._fed = 0
         stream._spec = spec
         stream._mode = mode
         return stream
