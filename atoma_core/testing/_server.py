@@ -249,7 +249,11 @@ class Sandbox:
         if isinstance(checked, web.Response):
             return checked
         rid = f"{next(self._ids):06d}"
-        served = Served(self.models or ["sandbox-model"], None if node is None else node.lock_response)
+        served = Served(
+            self.models or ["sandbox-model"],
+            None if node is None else node.lock_response,
+            fault.message if fault is not None and fault.kind == "reply" else None,
+        )
         answer = route.answer(checked, rid, served)
         if key is not None and node is not None:
             answer = seal_answer(node, key, answer, fault)
