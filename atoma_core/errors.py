@@ -63,7 +63,10 @@ __all__ = [
 ]
 
 TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
+"""Which deadline a `RequestTimeoutError` passed (`Timeouts` names them all)."""
 CryptoFailure = Literal["key", "encoding", "tag", "hash"]
+"""Why a confidential answer could not be opened: a bad node `key`, bad base64 `encoding`, a
+failed AES-GCM `tag` (tampered with), or a `response_hash` that does not match."""
 
 
 class AtomaError(Exception):

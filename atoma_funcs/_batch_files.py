@@ -174,6 +174,7 @@ class BatchOutputFile:
         self._synced = time.monotonic()
 
     def write(self, line: bytes) -> None:
+        """Append one line (bytes ending in a newline, e.g. from `batch_output_line`) in one write."""
         view = memoryview(line)
         while view:
             view = view[os.write(self._fd, view) :]

@@ -63,7 +63,9 @@ class Snippet:
     @property
     def module(self) -> str:
         """The name of its file in the type-checked user project."""
-        return "snippet_" + re.sub(r"[^a-z0-9]+", "_", f"{self.source.removesuffix('.md')}_{self.name}".lower())
+        return "snippet_" + re.sub(
+            r"[^a-z0-9]+", "_", f"{self.source.removesuffix('.md')}_{self.name}".lower()
+        )
 
     def compiled(self) -> CodeType:
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT

@@ -79,7 +79,9 @@ async def _debug_logging(output: Output, sandbox: Sandbox, namespace: dict[str, 
 # By block id (its file, then the section's heading as a slug, numbered). A block without an
 # entry must still run.
 CHECKS: dict[str, Check] = {
-    "README.md#quick-start-standalone-functions-result-style-1": _prints("You said: Hello! Usage(prompt_tokens=4,"),
+    "README.md#quick-start-standalone-functions-result-style-1": _prints(
+        "You said: Hello! Usage(prompt_tokens=4,"
+    ),
     "README.md#quick-start-standalone-functions-result-style-2": _prints("You said: Hello from the prelude"),
     "README.md#quick-start-the-bundled-client-raises-1": _prints("You said: Hello! Usage("),
     "README.md#streaming-1": _prints("You said: Hi", "StreamMetrics("),
@@ -95,10 +97,16 @@ CHECKS: dict[str, Check] = {
     "docs/guides/operations.md#every-operation-3": _prints("You said: Once upon a time", "ok\n"),
     "docs/guides/operations.md#tool-calling-1": _prints('Tool said: {"words": 7}'),
     "docs/guides/streaming.md#reading-a-stream-1": _prints("You said: Hi", "StreamMetrics("),
-    "docs/guides/streaming.md#with-the-bundled-client-1": _prints("You said: one two three", "first token after"),
+    "docs/guides/streaming.md#with-the-bundled-client-1": _prints(
+        "You said: one two three", "first token after"
+    ),
     "docs/guides/streaming.md#deadlines-1": _prints("gave up: idle; kept 'You said:"),
-    "docs/guides/errors.md#retries-1": _prints("You said: hi after 3 attempts", "RateLimitError after 3 attempts"),
-    "docs/guides/confidential-compute.md#confidential-compute-1": _prints("You said: our merger plans", "Usage("),
+    "docs/guides/errors.md#retries-1": _prints(
+        "You said: hi after 3 attempts", "RateLimitError after 3 attempts"
+    ),
+    "docs/guides/confidential-compute.md#confidential-compute-1": _prints(
+        "You said: our merger plans", "Usage("
+    ),
     "docs/guides/configuration.md#configuration-1": _configured,
     "docs/guides/tracing.md#hooks-1": _hooks_fire,
     "docs/guides/tracing.md#logging-1": _debug_logging,

@@ -31,6 +31,8 @@ class Embedding(PlainData, gc=False):
 
 
 class EmbeddingUsage(PlainData, gc=False):
+    """Token counts of an embeddings request (no completion tokens)."""
+
     prompt_tokens: int = 0
     total_tokens: int = 0
 

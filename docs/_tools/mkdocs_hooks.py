@@ -69,7 +69,8 @@ def _defined_path(module: ModuleType, name: str, value: Any) -> tuple[str, str]:
 
 
 def entries(module_name: str) -> list[Entry]:
-    """The public names of `module_name` in the order shown: classes, functions, then the rest."""
+    """The public names of `module_name` in the order shown: classes and functions (the more
+    numerous kind first), then constants and aliases, then namespaces; else as in `__all__`."""
     module = import_module(module_name)
     found: list[Entry] = []
     for name in module.__all__:
@@ -80,8 +81,10 @@ def entries(module_name: str) -> list[Entry]:
             continue  # else a submodule with its own page
         path, kind = _defined_path(module, name, value)
         found.append(Entry(name, path, kind, _home(module_name, value)))
-    order = {"class": 0, "function": 1, "attribute": 2, "module": 3}
-    return sorted(found, key=lambda entry: order[entry.kind])
+    # The kind a module is mostly made of comes first (atoma_funcs: its functions).
+    functions_first = sum(e.kind == "function" for e in found) > sum(e.kind == "class" for e in found)
+    order = {"class": 1 if functions_first else 0, "function": 0 if functions_first else 1}
+    return sorted(found, key=lambda entry: order.get(entry.kind, {"attribute": 2, "module": 3}[entry.kind]))
 
 
 def _home(module_name: str, value: Any) -> str:
