@@ -83,8 +83,8 @@ def entries(module_name: str) -> list[Entry]:
         found.append(Entry(name, path, kind, _home(module_name, value)))
     # The kind a module is mostly made of comes first (atoma_funcs: its functions).
     functions_first = sum(e.kind == "function" for e in found) > sum(e.kind == "class" for e in found)
-    order = {"class": 1 if functions_first else 0, "function": 0 if functions_first else 1}
-    return sorted(found, key=lambda entry: order.get(entry.kind, {"attribute": 2, "module": 3}[entry.kind]))
+    order = {"class": int(functions_first), "function": int(not functions_first), "attribute": 2, "module": 3}
+    return sorted(found, key=lambda entry: order[entry.kind])
 
 
 def _home(module_name: str, value: Any) -> str:
