@@ -42,7 +42,7 @@ class Entry:
 
 
 _pages: dict[str, str] = {}  # module -> src_uri of its reference page
-_packages: dict[str, griffe.Module] = {}  # top-level package -> griffe's static view of it
+_packages: dict[str, griffe.Object | griffe.Alias] = {}  # top-level package -> griffe's static view of it
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
@@ -60,12 +60,28 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     return MARKER.sub(lambda match: _render(match.group(1), page.file.src_uri), markdown)
 
 
+def _statically_visible(path: str) -> bool:
+    """Whether griffe, reading the source, finds `path` (a TYPE_CHECKING import counts)."""
+    top, _, rest = path.partition(".")
+    if top not in _packages:
+        _packages[top] = griffe.load(top, search_paths=[str(ROOT)])
+    try:
+        _packages[top][rest]
+    except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+        return False
+    return True
+
+
 def _defined_path(module: ModuleType, name: str, value: Any) -> tuple[str, str]:
-    """(dotted path where griffe finds `value`, its kind)."""
+    """(dotted path mkdocstrings renders `value` at, its kind): the public one where griffe can
+    see it, else where it is defined (a name missing from the TYPE_CHECKING imports)."""
+    public = f"{module.__name__}.{name}"
     if inspect.isclass(value) or inspect.isfunction(value):
         kind = "class" if inspect.isclass(value) else "function"
-        return f"{module.__name__}.{name}", kind
-    return f"{module.__name__}.{name}", "attribute"  # an alias, constant or Literal: defined here
+        if _statically_visible(public):
+            return public, kind
+        return f"{value.__module__}.{value.__qualname__}", kind
+    return public, "attribute"  # an alias, constant or Literal: defined where it is exported
 
 
 def entries(module_name: str) -> list[Entry]:
