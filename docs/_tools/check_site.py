@@ -124,7 +124,8 @@ def _problem(event: dict[str, Any]) -> str | None:
 @contextlib.asynccontextmanager
 async def chromium(executable: str) -> AsyncIterator[DevTools]:
     """A fresh headless Chromium (own profile directory) and a DevTools session on a blank page."""
-    with tempfile.TemporaryDirectory(prefix="docs-chromium-") as profile:
+    # Chromium's helpers may still write to the profile as it exits: cleaning up is best effort.
+    with tempfile.TemporaryDirectory(prefix="docs-chromium-", ignore_cleanup_errors=True) as profile:
         process = await asyncio.create_subprocess_exec(
             executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
