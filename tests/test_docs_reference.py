@@ -11,6 +11,7 @@ import sys
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,12 @@ def hooks() -> ModuleType:
     return module
 
 
+@pytest.fixture(scope="module")
+def static_view() -> dict[str, object]:
+    """griffe's view of both packages, read from the source as mkdocstrings reads it."""
+    return {top: griffe.load(top, search_paths=[str(ROOT)]) for top in ("atoma_core", "atoma_funcs")}
+
+
 REQUIRED = [
     "atoma_funcs",
     "atoma_core",
@@ -51,7 +58,9 @@ def test_every_required_module_has_a_page(hooks: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("module_name", [*REQUIRED, "atoma_funcs.sdk", "atoma_core.types"])
-def test_every_public_name_is_rendered_where_griffe_finds_it(hooks: ModuleType, module_name: str) -> None:
+def test_every_public_name_is_rendered_where_griffe_finds_it(
+    hooks: ModuleType, static_view: dict[str, Any], module_name: str
+) -> None:
     module = import_module(module_name)
     entries = hooks.entries(module_name)
     own_pages = {name for name in module.__all__ if f"{module_name}.{name}" in hooks._pages}
@@ -59,12 +68,11 @@ def test_every_public_name_is_rendered_where_griffe_finds_it(hooks: ModuleType, 
     assert {e.name for e in entries} == set(module.__all__) - own_pages - (submodules - {
         e.name for e in entries if e.kind == "module"
     })  # fmt: skip
-    loaded = {top: griffe.load(top, search_paths=[str(ROOT)]) for top in ("atoma_core", "atoma_funcs")}
     paths = [e.path for e in entries if e.kind != "module"]
     paths += [m.path for e in entries if e.kind == "module" for m in hooks.entries(e.path)]
     for path in paths:
         top, _, rest = path.partition(".")
-        assert loaded[top][rest] is not None, path
+        assert static_view[top][rest] is not None, path
     for entry in entries:  # documented once: here, or on the page of a more specific module
         assert entry.page in hooks._pages.values(), entry
 
@@ -77,5 +85,11 @@ def test_a_name_griffe_cannot_see_falls_back_to_where_it_is_defined(hooks: Modul
     fake = ModuleType("atoma_funcs")
     fake.__all__ = ["brand_new"]  # type: ignore[attr-defined]
     fake.brand_new = chat_create  # type: ignore[attr-defined]
-    assert hooks._defined_path(fake, "brand_new", chat_create) == ("atoma_funcs._chat.chat_create", "function")
-    assert hooks._defined_path(atoma_funcs, "chat_create", chat_create) == ("atoma_funcs.chat_create", "function")
+    assert hooks._defined_path(fake, "brand_new", chat_create) == (
+        "atoma_funcs._chat.chat_create",
+        "function",
+    )
+    assert hooks._defined_path(atoma_funcs, "chat_create", chat_create) == (
+        "atoma_funcs.chat_create",
+        "function",
+    )
