@@ -69,8 +69,10 @@ docs: docs-build
 		fi; }
 	$(BIN)/python docs/_tools/check_site.py site
 
+# Rebuilds and reloads as you edit; `make docs-serve DOCS_ADDR=127.0.0.1:8001` for another port.
+DOCS_ADDR ?= 127.0.0.1:8000
 docs-serve: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr $(DOCS_ADDR)
 
 # The benchmarks' own extra (matplotlib, for the chart); `make test` does not need it.
 $(BENCH_STAMP): $(STAMP)
