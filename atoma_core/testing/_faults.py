@@ -70,11 +70,18 @@ def status(
     headers: Mapping[str, str] | None = None,
     body: str | None = None,
     content_type: str | None = None,
+    seconds: float = 0.0,
     times: int | None = 1,
 ) -> Fault:
-    """Answer `code`. Without `body`, the Atoma error envelope for that code is sent."""
+    """Answer `code` (after `seconds`). Without `body`, the Atoma error envelope for that code is sent."""
     return Fault(
-        kind="status", status=code, headers=headers or {}, body=body, content_type=content_type, times=times
+        kind="status",
+        status=code,
+        headers=headers or {},
+        body=body,
+        content_type=content_type,
+        seconds=seconds,
+        times=times,
     )
 
 

@@ -267,6 +267,8 @@ class Sandbox:
             _reset_connection(request)
             return web.Response()
         if fault.kind == "status":
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             if fault.body is None:
                 return _error(fault.status, headers=dict(fault.headers))
             return web.Response(
