@@ -104,6 +104,9 @@ CHECKS: dict[str, Check] = {
     "docs/guides/errors.md#retries-1": _prints(
         "You said: hi after 3 attempts", "RateLimitError after 3 attempts"
     ),
+    "docs/guides/limits.md#limits-and-hostile-servers-1": _prints(
+        "ResponseTooLargeError\n307 http://elsewhere.invalid/\nResponseValidationError"
+    ),
     "docs/guides/confidential-compute.md#confidential-compute-1": _prints(
         "You said: our merger plans", "Usage("
     ),
