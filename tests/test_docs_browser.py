@@ -54,5 +54,5 @@ async def test_good_pages_pass_and_broken_ones_fail(
     assert "ok   /: 1 code blocks" in out and "ok   /guide/: 1 code blocks" in out, out
     assert "FAIL /noisy/" in out and "console: boom" in out, out
     assert "FAIL /hidden/" in out and "1 code blocks shown of 2" in out, out
-    assert "FAIL /missing/" in out and "404" in out, out
+    assert "FAIL /missing/" in out and "404" in out and "image not shown" in out, out
     assert "2 of 5 pages render in Chromium, 3 FAILED" in out, out

@@ -1,7 +1,7 @@
 """Open every page of the built site (site/) in headless Chromium and check what a reader sees.
 
 Each page must render its title and first heading, every code block it has in the HTML (visible,
-with text), and on API reference pages the signatures; nothing may log a console error, throw,
+with text), its images, and on API reference pages the signatures; nothing may log a console error, throw,
 or fail a request. The site is served over loopback by aiohttp.web; Chromium is driven over the
 DevTools protocol with aiohttp's WebSocket client, so nothing beyond the SDK's own dependencies is
 needed. Without Chromium it prints a note and exits 0 (`make docs` installs it where it can).
@@ -42,6 +42,7 @@ PROBE = """(() => {
     h1: h1 && shown(h1) ? h1.textContent.trim() : null,
     code: [...document.querySelectorAll(".md-content pre > code")].filter(shown).length,
     signatures: [...document.querySelectorAll(".md-content .doc-signature")].filter(shown).length,
+    broken_images: [...document.images].filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.src),
   });
 })()"""
 
@@ -190,6 +191,8 @@ async def check_page(tools: DevTools, url: str, want: dict[str, Any], reference:
         problems.append("no visible first heading")
     if found["code"] != want["code"]:
         problems.append(f"{found['code']} code blocks shown of {want['code']}")
+    for image in found["broken_images"]:
+        problems.append(f"image not shown: {image}")
     if found["signatures"] != want["signatures"] or (reference and not found["signatures"]):
         problems.append(f"{found['signatures']} signatures shown of {want['signatures']}")
     return problems
