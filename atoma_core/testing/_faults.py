@@ -23,6 +23,7 @@ __all__ = [
     "reset",
     "stall",
     "status",
+    "substitute_key",
     "tamper",
     "trickle",
     "truncate",
@@ -47,6 +48,7 @@ FaultKind = Literal[
     "done_then_linger",
     "tamper",
     "wrong_hash",
+    "substitute_key",
 ]
 
 
@@ -180,3 +182,11 @@ def tamper(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
 def wrong_hash(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
     """Confidential routes: a `response_hash` that does not match the answer (None) or event N."""
     return Fault(kind="wrong_hash", after_chunks=after_chunks, times=times)
+
+
+def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int | None = 1) -> Fault:
+    """A malicious proxy: `/v1/nodes/lock` hands out `key` (base64; None: the proxy's own key)
+    for the node (`node_small_id`, if not 0, names another); with the proxy's own key, sealed
+    requests are opened by the proxy (`Sandbox.intercepted`) and answered, as a man in the middle
+    would. `times=None`: from now on."""
+    return Fault(kind="substitute_key", body=key, size=node_small_id, times=times)
