@@ -40,7 +40,8 @@ from atoma_funcs import AtomaSDK as _AtomaSDK
 """
 
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-_NOT_RUN = re.compile(r"<!--\s*not-run:\s*(.*?)\s*-->\s*\Z", re.S)
+# The marker right before the fence: its reason never spans another comment's end.
+_NOT_RUN = re.compile(r"<!--\s*not-run:\s*((?:(?!-->).)*?)\s*-->\s*\Z", re.S)
 _HEADING = re.compile(r"^#+\s+(.*)$", re.M)
 _ANY_FENCE = re.compile(r"^```.*?^```", re.S | re.M)  # a `# comment` inside one is not a heading
 

@@ -234,6 +234,12 @@ def test_blocks_are_found_and_marked() -> None:
     assert second.free_prelude_names() == ["core"]
     assert (third.name, third.not_run) == ("two-words-2", None)
     assert (first.id, first.module) == ("README.md#top-1", "snippet_readme_top_1")
+    # A marker further up, then another comment right before a fence: that block runs.
+    late, marked = snippets(
+        "<!-- not-run: a -->\n```python\nx = 1\n```\n<!-- b -->\n```python\ny = 2\n```\n"
+        "<!-- not-run: c -->\n```python\nz = 3\n```\n"
+    )[1:]
+    assert (late.not_run, marked.not_run) == (None, "c")
     (page,) = snippets("## Deep\n\n```python\ny = 2\n```\n", Path("docs/guides/x-y.md"))
     assert (page.id, page.module) == ("docs/guides/x-y.md#deep-1", "snippet_docs_guides_x_y_deep_1")
     source, offset = second.checked_source()
