@@ -78,10 +78,14 @@ __all__ = [
 ]
 
 TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
+"""Which deadline a `RequestTimeoutError` passed (`Timeouts` names them all)."""
 CryptoFailure = Literal["key", "encoding", "tag", "hash"]
+"""Why a confidential answer could not be opened: a bad node `key`, bad base64 `encoding`, a
+failed AES-GCM `tag` (tampered with), or a `response_hash` that does not match."""
 NodeKeyFailure = Literal[
     "mismatch", "no_commitment", "not_pinned", "evidence", "unavailable", "invalid_answer"
 ]
+"""Why a node's key was refused (`NodeKeyVerificationError.reason`)."""
 
 
 class AtomaError(Exception):
