@@ -97,11 +97,15 @@ class ChatParseStream(EventStream[ChatCompletionChunk, ParsedChatCompletion[T]],
         handed = self._chunks - len(self._ready)  # as `metrics` counts them
         fed = self._fed
         if fed < handed:
-            texts = self._texts
-            feed = self._parser.feed
-            for text in texts[fed:handed] if handed - fed > 1 else (texts[fed],):
+            if handed == fed + 1:  # read after every chunk: the usual case
+                text = self._texts[fed]
                 if text:
-                    feed(text)
+                    self._parser.feed(text)
+            else:
+                feed = self._parser.feed
+                for text in self._texts[fed:handed]:
+                    if text:
+                        feed(text)
             self._fed = handed
         return self._parser.value()
 

@@ -158,6 +158,30 @@ class PartialJSON:
             elif c == ":" and state == _COLON:
                 state = _VALUE
                 i += 1
+            elif (c == "{" or c == "[") and state == _VALUE:
+                container: Any = {} if c == "{" else []
+                if stack:
+                    top = stack[-1]
+                    if type(top) is dict:
+                        top[self._key] = container
+                        self._keys.append(self._key)
+                    else:
+                        top.append(container)
+                else:
+                    self._root = container
+                    self._started = True
+                stack.append(container)
+                state = _KEY if c == "{" else _VALUE
+                i += 1
+            elif (c == "}" or c == "]") and stack and (type(stack[-1]) is dict) is (c == "}"):
+                if state != _AFTER and state != (_KEY if c == "}" else _VALUE):
+                    self._stop()
+                    return
+                stack.pop()
+                if stack and type(stack[-1]) is dict:
+                    self._key = self._keys.pop()
+                state = _AFTER if stack else _DONE
+                i += 1
             elif state == _VALUE and c in _STARTS_SCALAR:
                 end = scalar(text, i).end()  # type: ignore[union-attr]
                 if end == n:  # it may go on in the next chunk
