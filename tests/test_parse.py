@@ -111,6 +111,8 @@ async def test_pydantic_models(core: AtomaCore, sandbox: Sandbox) -> None:
     sandbox.script(faults.reply('{"name": "Rex", "legs": null, "tags": null}'))
     parsed = (await chat_parse(core, CHAT, Pet)).unwrap().choices[0].message.parsed
     assert parsed == Pet(name="Rex")  # nulls for optional fields: their defaults
+    plain = (await chat_parse(core, CHAT, Pet)).unwrap().to_dict()
+    assert plain["choices"][0]["message"]["parsed"] == {"name": "hello there", "legs": 0, "tags": ["hello there"]}
     sandbox.script(faults.reply('{"name": "Rex", "legs": "many", "tags": []}'))
     error = (await chat_parse(core, CHAT, list[Pet], mode="json_object")).error  # type: ignore[union-attr]
     assert isinstance(error, errors.OutputValidationError) and "list" in error.message
