@@ -57,7 +57,7 @@ def spec_for(response_format: Any, mode: str) -> OutputSpec | InvalidRequestErro
         return InvalidRequestError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
     try:
         return output_spec(response_format)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, NameError) as exc:  # NameError: an unresolvable annotation
         return InvalidRequestError(f"cannot make a JSON Schema for {response_format!r}: {exc}")
 
 

@@ -195,8 +195,8 @@ async def run_tools(
 ) -> Result[ToolRun, AtomaError]:
     try:
         by_name = {t.name: t for t in (t if isinstance(t, FunctionTool) else tool(t) for t in tools)}
-    except TypeError as exc:
-        return Err(InvalidRequestError(str(exc)))
+    except (TypeError, NameError) as exc:  # *args, or annotations that cannot be resolved
+        return Err(InvalidRequestError(f"cannot make a tool: {exc}"))
     if max_rounds < 1 or on_tool_error not in ("return", "raise"):
         return Err(InvalidRequestError("max_rounds must be >= 1 and on_tool_error 'return' or 'raise'"))
     body = as_dict(request)
