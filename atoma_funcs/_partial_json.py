@@ -150,13 +150,13 @@ class PartialJSON:
                         self._started = True
                         state = _DONE
                 i = j + 1
-            elif c in _SPACES:
-                i += 1
             elif c == "," and state == _AFTER:
                 state = _KEY if type(stack[-1]) is dict else _VALUE
-                i += 1
+                i += 2 if text[i + 1 : i + 2] == " " else 1  # ", ": one step, not two
             elif c == ":" and state == _COLON:
                 state = _VALUE
+                i += 2 if text[i + 1 : i + 2] == " " else 1
+            elif c in _SPACES:
                 i += 1
             elif (c == "{" or c == "[") and state == _VALUE:
                 container: Any = {} if c == "{" else []
@@ -193,10 +193,11 @@ class PartialJSON:
                     value: Any = _LITERALS[token]
                 elif c == "t" or c == "f" or c == "n":
                     value = _NOT_A_VALUE
-                elif "." in token or "e" in token or "E" in token:
-                    value = _float(token)
                 else:
-                    value = _int(token)
+                    try:
+                        value = float(token) if "." in token or "e" in token or "E" in token else int(token)
+                    except ValueError:
+                        value = _NOT_A_VALUE
                 if value is _NOT_A_VALUE:
                     if self._started:
                         self._stop()
@@ -358,20 +359,6 @@ class PartialJSON:
 
 
 _NOT_A_VALUE: Any = object()
-
-
-def _int(token: str) -> Any:
-    try:
-        return int(token)
-    except ValueError:
-        return _NOT_A_VALUE
-
-
-def _float(token: str) -> Any:
-    try:
-        return float(token)
-    except ValueError:
-        return _NOT_A_VALUE
 
 
 def _scalar_value(token: str) -> Any:
