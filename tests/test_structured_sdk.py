@@ -79,6 +79,7 @@ def test_sync_face(threaded: Sandbox) -> None:
         assert run.calls[0].arguments == {"x": 0}
         with sdk.chat.parse_stream(CHAT, City) as stream:
             chunks = list(stream)
+            assert stream.snapshot == {"name": "hello there", "population": 0}
             assert chunks and stream.collect().unwrap().choices[0].message.parsed == City("hello there", 0)
         threaded.script(faults.reply(tool_calls=[{"name": "double", "arguments": {"x": 1}}], times=None))
         with pytest.raises(errors.ToolLoopError) as caught:
