@@ -97,16 +97,16 @@ class ChatParseStream(EventStream[ChatCompletionChunk, ParsedChatCompletion[T]],
         arrive: `copy.deepcopy` it to keep one."""
         handed = self._chunks - len(self._ready)  # as `metrics` counts them
         fed = self._fed
-        if fed < handed:
-            if handed == fed + 1:  # read after every chunk: the usual case
-                text = self._texts[fed]
+        if fed + 1 == handed:  # read after every chunk: the usual case
+            self._fed = handed
+            text = self._texts[fed]
+            if text:
+                return self._parser.take(text)
+        elif fed < handed:
+            feed = self._parser.feed
+            for text in self._texts[fed:handed]:
                 if text:
-                    self._parser.feed(text)
-            else:
-                feed = self._parser.feed
-                for text in self._texts[fed:handed]:
-                    if text:
-                        feed(text)
+                    feed(text)
             self._fed = handed
         return self._parser.value()
 

@@ -62,6 +62,13 @@ class PartialJSON:
         self._dirty = False
         self._scalar: str | None = None  # a number or literal that may go on in the next chunk
 
+    def take(self, text: str) -> Any:
+        """`feed(text)`, then `value()`: one call per chunk for a reader of every chunk."""
+        self.feed(text)
+        if self._dirty:
+            return self.value()
+        return self._root
+
     def value(self) -> Any:
         """The value so far: the live containers, with the open string brought up to date."""
         if self._dirty:
