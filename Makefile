@@ -8,7 +8,7 @@ PRISM_DIR := .prism
 PRISM_STAMP := $(PRISM_DIR)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck pytest bench bench-quick bench-batch e2e batch-ray clean
+.PHONY: demo test lint typecheck pytest bench bench-quick bench-batch bench-frameworks e2e batch-ray clean
 
 # The last step puts atoma-sdk 0.1.3 in its own venv (it pins pydantic ~2.10), for the benchmarks
 # and the confidential-compute interoperability tests (which skip if it cannot be installed).
@@ -59,6 +59,10 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+# ChatAtoma / AtomaModel next to LangChain's ChatOpenAI / pydantic-ai's OpenAIChatModel (one run).
+bench-frameworks: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.frameworks
 
 # batch_run next to a plain asyncio.gather loop over chat_create (requests/s, CPU per request).
 bench-batch: $(STAMP)

@@ -23,13 +23,13 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     ├── StreamError                   a stream ended badly after it started
     │   ├── StreamInterruptedError    the connection dropped or a frame was malformed
     │   └── StreamTruncatedError      clean end of body, but no finish_reason
+    ├── NodeKeyVerificationError      a node's key is not the one it committed on chain (`.reason`)
     ├── StructuredOutputError         a typed answer could not be had (`chat_parse`)
     │   ├── LengthFinishReasonError   cut off by max tokens (`finish_reason` "length")
     │   ├── ContentFilterFinishReasonError  stopped by a content filter
     │   └── OutputValidationError     the content does not match the type (`.raw`)
     ├── ToolExecutionError            a tool failed with on_tool_error="raise" (`.run`, `.call`)
     ├── ToolLoopError                 still calling tools after max_rounds (`.run`)
-    ├── NodeKeyVerificationError      a node's key is not the one it committed on chain (`.reason`)
     ├── MissingDependencyError        an optional extra is not installed (the message names it)
     └── UnexpectedClientError         a bug or an unforeseen exception (see `__cause__`)
 
@@ -249,6 +249,23 @@ class StreamTruncatedError(StreamError):
     """The body ended cleanly but a choice never got a `finish_reason` (a failed generation)."""
 
 
+class NodeKeyVerificationError(AtomaError):
+    """The key `/v1/nodes/lock` handed out for a node could not be shown to be that node's own, so
+    nothing was encrypted to it and nothing was sent to the confidential route (fail closed).
+
+    `reason`: "mismatch" (the node committed another key), "no_commitment" (no commitment by that
+    node at the current rotation), "not_pinned" (a `PinnedKeys` verifier does not know the node),
+    "evidence" (your evidence check refused it), "unavailable" (the source of truth could not be
+    read in time; `__cause__` says why) or "invalid_answer" (it answered something malformed).
+    `node_small_id` names the node. The message never holds a token or a private key.
+    """
+
+    def __init__(self, message: str, *, node_small_id: int, reason: NodeKeyFailure) -> None:
+        super().__init__(message)
+        self.node_small_id = node_small_id
+        self.reason: NodeKeyFailure = reason
+
+
 class StructuredOutputError(AtomaError):
     """A structured answer (`chat_parse`) could not be had. `response` is the answer as it came
     (a `ParsedChatCompletion`, `parsed` None), `content` its text (or the tool call's arguments),
@@ -295,23 +312,6 @@ class ToolLoopError(AtomaError):
     def __init__(self, message: str, *, run: Any) -> None:
         super().__init__(message)
         self.run = run
-
-
-class NodeKeyVerificationError(AtomaError):
-    """The key `/v1/nodes/lock` handed out for a node could not be shown to be that node's own, so
-    nothing was encrypted to it and nothing was sent to the confidential route (fail closed).
-
-    `reason`: "mismatch" (the node committed another key), "no_commitment" (no commitment by that
-    node at the current rotation), "not_pinned" (a `PinnedKeys` verifier does not know the node),
-    "evidence" (your evidence check refused it), "unavailable" (the source of truth could not be
-    read in time; `__cause__` says why) or "invalid_answer" (it answered something malformed).
-    `node_small_id` names the node. The message never holds a token or a private key.
-    """
-
-    def __init__(self, message: str, *, node_small_id: int, reason: NodeKeyFailure) -> None:
-        super().__init__(message)
-        self.node_small_id = node_small_id
-        self.reason: NodeKeyFailure = reason
 
 
 class MissingDependencyError(AtomaError):

@@ -49,8 +49,8 @@ FaultKind = Literal[
     "done_then_linger",
     "tamper",
     "wrong_hash",
-    "reply",
     "substitute_key",
+    "reply",
 ]
 
 
@@ -187,6 +187,14 @@ def wrong_hash(after_chunks: int | None = None, *, times: int | None = 1) -> Fau
     return Fault(kind="wrong_hash", after_chunks=after_chunks, times=times)
 
 
+def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int | None = 1) -> Fault:
+    """A malicious proxy: `/v1/nodes/lock` hands out `key` (base64; None: the proxy's own key)
+    for the node (`node_small_id`, if not 0, names another); with the proxy's own key, sealed
+    requests are opened by the proxy (`Sandbox.intercepted`) and answered, as a man in the middle
+    would. `times=None`: from now on."""
+    return Fault(kind="substitute_key", body=key, size=node_small_id, times=times)
+
+
 def reply(
     content: str | None = None,
     *,
@@ -202,11 +210,3 @@ def reply(
     if finish_reason is not None:
         message["finish_reason"] = finish_reason
     return Fault(kind="reply", message=message, times=times)
-
-
-def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int | None = 1) -> Fault:
-    """A malicious proxy: `/v1/nodes/lock` hands out `key` (base64; None: the proxy's own key)
-    for the node (`node_small_id`, if not 0, names another); with the proxy's own key, sealed
-    requests are opened by the proxy (`Sandbox.intercepted`) and answered, as a man in the middle
-    would. `times=None`: from now on."""
-    return Fault(kind="substitute_key", body=key, size=node_small_id, times=times)

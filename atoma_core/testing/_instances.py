@@ -9,10 +9,12 @@ and common `format`s, number bounds. Strings carry `text` (the user's words), cu
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = ["instance_of", "schema_in_text"]
 
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _FORMATS = {
     "date-time": "2026-01-02T03:04:05Z",
     "date": "2026-01-02",
@@ -34,6 +36,7 @@ class _Builder:
     def __init__(self, root: dict[str, Any], text: str) -> None:
         self.root = root
         self.text = text or "text"
+        self.numbers = [float(n) if "." in n else int(n) for n in _NUMBER.findall(self.text)]
 
     def resolve(self, ref: str) -> Any:
         node: Any = self.root
@@ -85,6 +88,9 @@ class _Builder:
         return value[: schema["maxLength"]] if "maxLength" in schema else value
 
     def _number(self, schema: dict[str, Any], depth: int) -> float | int:
+        for said in self.numbers:  # a number the user wrote ("magic_function(3)"), if it fits
+            if _fits(said, schema):
+                return said if schema.get("type") != "integer" else int(said)
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         value = low + 1 if "exclusiveMinimum" in schema else low
         high = schema.get("maximum", schema.get("exclusiveMaximum"))
@@ -103,6 +109,20 @@ class _Builder:
 
     def _null(self, schema: dict[str, Any], depth: int) -> None:
         return None
+
+
+def _fits(value: float, schema: dict[str, Any]) -> bool:
+    if schema.get("type") == "integer" and value != int(value):
+        return False
+    low, high = schema.get("minimum"), schema.get("maximum")
+    above, below = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    return (
+        (low is None or value >= low)
+        and (high is None or value <= high)
+        and (above is None or value > above)
+        and (below is None or value < below)
+        and not (schema.get("multipleOf") and value % schema["multipleOf"])
+    )
 
 
 def _without(schema: dict[str, Any], key: str) -> dict[str, Any]:

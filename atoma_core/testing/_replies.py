@@ -217,7 +217,10 @@ def _tool_calls(body: dict[str, Any], said: str, request_id: str) -> list[dict[s
         named = choice.get("function", {}).get("name")
         tools = [t for t in tools if t["function"].get("name") == named] or tools[:1]
     elif body.get("parallel_tool_calls") is not True:
-        tools = tools[:1]
+        # Forced again after a tool's result: the first tool not called yet (an agent's final
+        # answer tool after its function tools), as a model moves on rather than repeating itself.
+        called = _called(body["messages"]) if body["messages"][-1].get("role") != "user" else set()
+        tools = [next((t for t in tools if t["function"].get("name") not in called), tools[0])]
     calls = []
     for i, spec in enumerate(tools):
         fn = spec["function"]
@@ -234,6 +237,17 @@ def _tool_calls(body: dict[str, Any], said: str, request_id: str) -> list[dict[s
             }
         )
     return calls
+
+
+def _called(messages: list[Any]) -> set[str]:
+    """The names of the tools the assistant has called in this conversation."""
+    return {
+        call.get("function", {}).get("name")
+        for message in messages
+        if isinstance(message, dict) and message.get("role") == "assistant"
+        for call in message.get("tool_calls") or ()
+        if isinstance(call, dict)
+    }
 
 
 def _json_answer(body: dict[str, Any], said: str, text: str) -> Any:
