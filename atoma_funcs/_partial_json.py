@@ -23,7 +23,7 @@ _SCALAR = re.compile(r"[^ \t\r\n,\]\}]*")
 _ROOT_START = re.compile(r"[\[{]")
 _STRING_STOP = re.compile(r'["\\]')
 _STARTS_SCALAR = frozenset("-0123456789tfn")
-_SPACES = frozenset(" \t\r\n")
+_MATCH_SCALAR = _SCALAR.match
 _STARTS_NUMBER = frozenset("-0123456789")
 _LITERALS = {"true": True, "false": False, "null": None}
 
@@ -62,13 +62,6 @@ class PartialJSON:
         self._dirty = False
         self._scalar: str | None = None  # a number or literal that may go on in the next chunk
 
-    def take(self, text: str) -> Any:
-        """`feed(text)`, then `value()`: one call per chunk for a reader of every chunk."""
-        self.feed(text)
-        if self._dirty:
-            return self.value()
-        return self._root
-
     def value(self) -> Any:
         """The value so far: the live containers, with the open string brought up to date."""
         if self._dirty:
@@ -80,19 +73,33 @@ class PartialJSON:
 
     # ------------------------------------------------------------------ feeding
 
-    def feed(self, text: str) -> None:
-        """Take the next piece of the text. The loop is written out flat (locals, no calls for
-        the common tokens): it runs once per chunk of a stream, on the hot path."""
+    def take(self, text: str, show: bool = True) -> Any:
+        """Take the next piece of the text and return `value()` (`show=False`: leave an open
+        string with escapes to be decoded by the next `value()`; see `feed`). The loop is written
+        out flat (locals, no calls for the common tokens, a key and its ": ", a value and its ", "
+        in one step): it runs once per chunk of a stream, on the hot path."""
         i = 0
         n = len(text)
-        if self._text is not None:
-            j = text.find('"')
-            if j < 0 or self._escaped or self._escapes or text.find("\\", 0, j) >= 0:
-                i = self._string(text, 0, n)
-            else:  # the open string ends here, without escapes: the common case, inline
+        if self._text is not None:  # inside a string: find where it ends
+            if self._escapes or self._escaped or "\\" in text:
+                i = self._string(text, 0, n)  # escapes: the slow way
+                if i == n:
+                    return self.value() if show else None
+            else:
+                j = text.find('"')
+                if j < 0:  # still open: show it as far as it goes (`feed`: when read)
+                    raw = self._text = self._text + text
+                    if not show:
+                        self._dirty = True
+                    elif not self._is_key:
+                        slot = self._slot
+                        if slot is None:
+                            self._root = raw
+                        else:
+                            slot[0][slot[1]] = raw
+                    return self._root
                 raw = self._text + text[:j]
                 self._text = None
-                self._dirty = False
                 i = j + 1
                 if self._is_key:
                     self._key = raw
@@ -104,97 +111,127 @@ class PartialJSON:
                     else:
                         slot[0][slot[1]] = raw
                     self._state = _AFTER if self._stack else _DONE
-        elif self._scalar is not None:
-            end = _SCALAR.match(text).end()  # type: ignore[union-attr]
-            self._scalar += text[:end]
-            if end == n:
-                return
-            i = end
-            self._end_scalar()
+        elif self._scalar is not None:  # a number or literal cut by the last chunk: take it whole
+            text = self._scalar + text
+            n = len(text)
+            self._scalar = None
         stack = self._stack
         state = self._state
+        key = self._key
+        top: Any = stack[-1] if stack else None
         find = text.find
-        scalar = _SCALAR.match
+        backslash = "\\" in text
         while i < n:
             c = text[i]
             if c == '"':
                 j = find('"', i + 1)
-                if find("\\", i + 1, n if j < 0 else j) >= 0 or (state != _KEY and state != _VALUE):
-                    self._state = state
-                    i = self._step(text, i, n)  # escapes (or a misplaced string): the slow way
-                    state = self._state
-                    continue
-                if j < 0:  # open at the end of this chunk (no escapes in it: checked above)
-                    self._state = state
-                    self._text = text[i + 1 :]
-                    self._escapes = self._escaped = False
-                    self._dirty = True
-                    self._is_key = state == _KEY
-                    if state == _VALUE:
-                        self._started = True
-                        if not stack:
-                            self._slot = None
-                        elif type(stack[-1]) is dict:
-                            stack[-1][self._key] = ""
-                            self._slot = (stack[-1], self._key)
-                        else:
-                            stack[-1].append("")
-                            self._slot = (stack[-1], len(stack[-1]) - 1)
-                    return
-                if state == _KEY:
-                    self._key = text[i + 1 : j]
-                    state = _COLON
-                else:
-                    if stack:
-                        top = stack[-1]
-                        if type(top) is dict:
-                            top[self._key] = text[i + 1 : j]
-                        else:
-                            top.append(text[i + 1 : j])
-                        state = _AFTER
+                if backslash and find("\\", i + 1, n if j < 0 else j) >= 0:
+                    j = -2  # escapes: the slow way (below)
+                if state == _KEY and j >= 0:
+                    key = text[i + 1 : j]
+                    if text[j + 1 : j + 3] == ": ":  # the key and its colon in one step
+                        state = _VALUE
+                        i = j + 3
                     else:
+                        state = _COLON
+                        i = j + 1
+                    continue
+                if state == _VALUE and j >= 0:
+                    if top is None:
                         self._root = text[i + 1 : j]
                         self._started = True
                         state = _DONE
-                i = j + 1
+                        i = j + 1
+                        continue
+                    if type(top) is dict:
+                        top[key] = text[i + 1 : j]
+                        if text[j + 1 : j + 3] == ", ":  # the value and its comma in one step
+                            state = _KEY
+                            i = j + 3
+                            continue
+                    else:
+                        top.append(text[i + 1 : j])
+                        if text[j + 1 : j + 3] == ", ":
+                            i = j + 3
+                            continue
+                    state = _AFTER
+                    i = j + 1
+                    continue
+                if j == -1 and (state == _KEY or state == _VALUE):  # open at the end of the chunk
+                    self._text = raw = text[i + 1 :]
+                    self._escapes = self._escaped = False
+                    self._is_key = state == _KEY
+                    self._state = state
+                    self._key = key
+                    if state == _VALUE:
+                        self._started = True
+                        if not show:  # shown when read, as `value()` does for a string with escapes
+                            self._dirty = True
+                            raw = ""
+                        if top is None:
+                            self._slot = None
+                            if show:
+                                self._root = raw
+                        elif type(top) is dict:
+                            top[key] = raw
+                            self._slot = (top, key)
+                        else:
+                            top.append(raw)
+                            self._slot = (top, len(top) - 1)
+                    return self._root
+                self._state = state
+                self._key = key
+                i = self._step(text, i, n)  # escapes (or a misplaced string): the slow way
+                state = self._state
+                key = self._key
+                top = stack[-1] if stack else None
             elif c == "," and state == _AFTER:
-                state = _KEY if type(stack[-1]) is dict else _VALUE
+                state = _KEY if type(top) is dict else _VALUE
                 i += 2 if text[i + 1 : i + 2] == " " else 1  # ", ": one step, not two
             elif c == ":" and state == _COLON:
                 state = _VALUE
                 i += 2 if text[i + 1 : i + 2] == " " else 1
-            elif c in _SPACES:
+            elif c == " " or c == "\n" or c == "\t" or c == "\r":
                 i += 1
             elif (c == "{" or c == "[") and state == _VALUE:
                 container: Any = {} if c == "{" else []
+                if top is None:
+                    self._root = container
+                    self._started = True
+                elif type(top) is dict:
+                    top[key] = container
+                    self._keys.append(key)
+                else:
+                    top.append(container)
+                stack.append(container)
+                top = container
+                state = _KEY if c == "{" else _VALUE
+                i += 1
+            elif (c == "}" or c == "]") and top is not None and (type(top) is dict) is (c == "}"):
+                if state != _AFTER and state != (_KEY if c == "}" else _VALUE):
+                    self._stop()
+                    return self._root
+                stack.pop()
                 if stack:
                     top = stack[-1]
                     if type(top) is dict:
-                        top[self._key] = container
-                        self._keys.append(self._key)
-                    else:
-                        top.append(container)
+                        key = self._keys.pop()
+                    if text[i + 1 : i + 3] == ", ":  # the container and its comma in one step
+                        state = _KEY if type(top) is dict else _VALUE
+                        i += 3
+                        continue
+                    state = _AFTER
                 else:
-                    self._root = container
-                    self._started = True
-                stack.append(container)
-                state = _KEY if c == "{" else _VALUE
-                i += 1
-            elif (c == "}" or c == "]") and stack and (type(stack[-1]) is dict) is (c == "}"):
-                if state != _AFTER and state != (_KEY if c == "}" else _VALUE):
-                    self._stop()
-                    return
-                stack.pop()
-                if stack and type(stack[-1]) is dict:
-                    self._key = self._keys.pop()
-                state = _AFTER if stack else _DONE
+                    top = None
+                    state = _DONE
                 i += 1
             elif state == _VALUE and c in _STARTS_SCALAR:
-                end = scalar(text, i).end()  # type: ignore[union-attr]
+                end = _MATCH_SCALAR(text, i).end()  # type: ignore[union-attr]
                 if end == n:  # it may go on in the next chunk
                     self._state = state
+                    self._key = key
                     self._scalar = text[i:]
-                    return
+                    return self._root
                 token = text[i:end]
                 if token in _LITERALS:
                     value: Any = _LITERALS[token]
@@ -208,24 +245,45 @@ class PartialJSON:
                 if value is _NOT_A_VALUE:
                     if self._started:
                         self._stop()
-                        return
-                elif stack:
-                    top = stack[-1]
-                    if type(top) is dict:
-                        top[self._key] = value
-                    else:
-                        top.append(value)
-                    state = _AFTER
-                else:
+                        return self._root
+                    i = end  # a word of prose before the JSON
+                    continue
+                if top is None:
                     self._root = value
                     self._started = True
                     state = _DONE
+                    i = end
+                    continue
+                if type(top) is dict:
+                    top[key] = value
+                    if text[end : end + 2] == ", ":  # the value and its comma in one step
+                        state = _KEY
+                        i = end + 2
+                        continue
+                else:
+                    top.append(value)
+                    if text[end : end + 2] == ", ":
+                        state = _VALUE
+                        i = end + 2
+                        continue
+                state = _AFTER
                 i = end
             else:
                 self._state = state
-                i = self._step(text, i, n)  # brackets, prose before the JSON, the end, errors
+                self._key = key
+                i = self._step(text, i, n)  # prose before the JSON, the end, errors
                 state = self._state
+                key = self._key
+                top = stack[-1] if stack else None
         self._state = state
+        self._key = key
+        if self._dirty and show:
+            return self.value()
+        return self._root
+
+    def feed(self, text: str) -> None:
+        """Take the next piece of the text (an open string with escapes is decoded when read)."""
+        self.take(text, False)
 
     def _step(self, text: str, i: int, n: int) -> int:
         """One step the slow way: a bracket, a string with escapes, prose before the JSON, or
