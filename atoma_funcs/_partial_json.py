@@ -8,6 +8,11 @@ looked at once (a string's text by one C-level search), containers are built in 
 string being received is shown anew when read, so one very long string costs a copy of itself
 per read. Malformed input stops the updates; it never raises (the complete text is validated
 at the end anyway).
+
+The hot path (`take`, once per chunk of a stream) is one flat loop over the chunk's tokens:
+C-level searches for quotes, a regex for a number or literal, and no calls for the common
+tokens; a key with its ": ", a value with its ", " in one step. Escapes, prose around the JSON
+and malformed text take the slow way (`_step`, `_string`).
 """
 
 from __future__ import annotations
@@ -18,29 +23,28 @@ from typing import Any
 
 __all__ = ["PartialJSON"]
 
+# What the parser expects next. While a string is open, _KEY or _VALUE says what it is.
 _VALUE, _KEY, _COLON, _AFTER, _DONE = range(5)
 _SCALAR = re.compile(r"[^ \t\r\n,\]\}]*")
+_MATCH_SCALAR = _SCALAR.match
 _ROOT_START = re.compile(r"[\[{]")
 _STRING_STOP = re.compile(r'["\\]')
 _STARTS_SCALAR = frozenset("-0123456789tfn")
-_MATCH_SCALAR = _SCALAR.match
-_STARTS_NUMBER = frozenset("-0123456789")
 _LITERALS = {"true": True, "false": False, "null": None}
 
 
 class PartialJSON:
-    """Feed text with `feed`; `value()` is the JSON value received so far (None before any)."""
+    """Feed text with `feed` (or `take`); `value()` is the JSON value received so far (None
+    before any)."""
 
     __slots__ = (
         "_dirty",
         "_escaped",
         "_escapes",
-        "_is_key",
         "_key",
         "_keys",
         "_root",
         "_scalar",
-        "_slot",
         "_stack",
         "_started",
         "_state",
@@ -54,12 +58,12 @@ class PartialJSON:
         self._state = _VALUE
         self._root: Any = None
         self._started = False
-        self._text: str | None = None  # the raw text of the string being received
-        self._is_key = False
-        self._escapes = False  # it has backslash escapes (decoded when shown)
-        self._escaped = False  # the last chunk ended right after a backslash
-        self._slot: tuple[Any, Any] | None = None  # where the open string value is shown
-        self._dirty = False
+        # The string being received: its raw text, shown (a value) as the innermost container's
+        # last item, or at `_key` of it, or as the root.
+        self._text: str | None = None
+        self._escapes = False  # it has backslash escapes (decoded when shown); reset at its end
+        self._escaped = False  # the last chunk ended right after a backslash (then _escapes too)
+        self._dirty = False  # the open string's shown text is behind
         self._scalar: str | None = None  # a number or literal that may go on in the next chunk
 
     def value(self) -> Any:
@@ -67,117 +71,119 @@ class PartialJSON:
         if self._dirty:
             self._dirty = False
             text = self._text
-            if text is not None and not self._is_key:
+            if text is not None and self._state != _KEY:
                 self._show(_lenient(text) if self._escapes else text)
         return self._root
+
+    def feed(self, text: str) -> None:
+        """Take the next piece of the text (an open string with escapes is decoded when read)."""
+        self.take(text, False)
 
     # ------------------------------------------------------------------ feeding
 
     def take(self, text: str, show: bool = True) -> Any:
-        """Take the next piece of the text and return `value()` (`show=False`: leave an open
-        string with escapes to be decoded by the next `value()`; see `feed`). The loop is written
-        out flat (locals, no calls for the common tokens, a key and its ": ", a value and its ", "
-        in one step): it runs once per chunk of a stream, on the hot path."""
+        """Take the next piece of the text and return `value()`: one call per chunk for a reader
+        of every chunk. (`show=False`, as `feed`: leave the open string to be shown when read.)"""
         i = 0
         n = len(text)
+        stack = self._stack
+        state = self._state
         if self._text is not None:  # inside a string: find where it ends
-            if self._escapes or self._escaped or "\\" in text:
+            if self._escapes or "\\" in text:
                 i = self._string(text, 0, n)  # escapes: the slow way
                 if i == n:
                     return self.value() if show else None
+                state = self._state
+                key = self._key
             else:
                 j = text.find('"')
                 if j < 0:  # still open: show it as far as it goes (`feed`: when read)
                     raw = self._text = self._text + text
                     if not show:
                         self._dirty = True
-                    elif not self._is_key:
-                        slot = self._slot
-                        if slot is None:
+                    elif state == _VALUE:
+                        if not stack:
                             self._root = raw
+                        elif type(stack[-1]) is dict:
+                            stack[-1][self._key] = raw
                         else:
-                            slot[0][slot[1]] = raw
+                            stack[-1][-1] = raw
                     return self._root
                 raw = self._text + text[:j]
                 self._text = None
+                self._dirty = False
                 i = j + 1
-                if self._is_key:
-                    self._key = raw
-                    self._state = _COLON
-                else:
-                    slot = self._slot
-                    if slot is None:
-                        self._root = raw
+                if state == _KEY:
+                    key = raw
+                    if text[i : i + 2] == ": ":
+                        state = _VALUE
+                        i += 2
                     else:
-                        slot[0][slot[1]] = raw
-                    self._state = _AFTER if self._stack else _DONE
-        elif self._scalar is not None:  # a number or literal cut by the last chunk: take it whole
-            text = self._scalar + text
-            n = len(text)
-            self._scalar = None
-        stack = self._stack
-        state = self._state
-        key = self._key
+                        state = _COLON
+                else:
+                    key = self._key
+                    if not stack:
+                        self._root = raw
+                        state = _DONE
+                    elif type(stack[-1]) is dict:
+                        stack[-1][key] = raw
+                        state = _AFTER
+                    else:
+                        stack[-1][-1] = raw
+                        state = _AFTER
+        else:
+            key = self._key
+            if self._scalar is not None:  # a number or literal cut by the last chunk: take it whole
+                text = self._scalar + text
+                n = len(text)
+                self._scalar = None
         top: Any = stack[-1] if stack else None
-        find = text.find
         backslash = "\\" in text
         while i < n:
             c = text[i]
             if c == '"':
-                j = find('"', i + 1)
-                if backslash and find("\\", i + 1, n if j < 0 else j) >= 0:
+                j = text.find('"', i + 1)
+                if backslash and text.find("\\", i + 1, n if j < 0 else j) >= 0:
                     j = -2  # escapes: the slow way (below)
-                if state == _KEY and j >= 0:
-                    key = text[i + 1 : j]
-                    if text[j + 1 : j + 3] == ": ":  # the key and its colon in one step
-                        state = _VALUE
-                        i = j + 3
-                    else:
-                        state = _COLON
-                        i = j + 1
-                    continue
-                if state == _VALUE and j >= 0:
-                    if top is None:
-                        self._root = text[i + 1 : j]
-                        self._started = True
-                        state = _DONE
+                if j >= 0:
+                    if state == _KEY:
+                        key = text[i + 1 : j]
+                        if text[j + 1 : j + 3] == ": ":  # the key and its colon in one step
+                            state = _VALUE
+                            i = j + 3
+                        else:
+                            state = _COLON
+                            i = j + 1
+                        continue
+                    if state == _VALUE:
+                        if top is None:
+                            self._root = text[i + 1 : j]
+                            self._started = True
+                            state = _DONE
+                        else:
+                            if type(top) is dict:
+                                top[key] = text[i + 1 : j]
+                            else:
+                                top.append(text[i + 1 : j])
+                            state = _AFTER
                         i = j + 1
                         continue
-                    if type(top) is dict:
-                        top[key] = text[i + 1 : j]
-                        if text[j + 1 : j + 3] == ", ":  # the value and its comma in one step
-                            state = _KEY
-                            i = j + 3
-                            continue
-                    else:
-                        top.append(text[i + 1 : j])
-                        if text[j + 1 : j + 3] == ", ":
-                            i = j + 3
-                            continue
-                    state = _AFTER
-                    i = j + 1
-                    continue
-                if j == -1 and (state == _KEY or state == _VALUE):  # open at the end of the chunk
+                elif j == -1 and state <= _KEY:  # open at the end of the chunk (_VALUE or _KEY)
                     self._text = raw = text[i + 1 :]
-                    self._escapes = self._escaped = False
-                    self._is_key = state == _KEY
                     self._state = state
                     self._key = key
                     if state == _VALUE:
                         self._started = True
-                        if not show:  # shown when read, as `value()` does for a string with escapes
+                        if not show:  # shown when read (by `value()`)
                             self._dirty = True
                             raw = ""
                         if top is None:
-                            self._slot = None
                             if show:
                                 self._root = raw
                         elif type(top) is dict:
                             top[key] = raw
-                            self._slot = (top, key)
                         else:
                             top.append(raw)
-                            self._slot = (top, len(top) - 1)
                     return self._root
                 self._state = state
                 self._key = key
@@ -216,10 +222,6 @@ class PartialJSON:
                     top = stack[-1]
                     if type(top) is dict:
                         key = self._keys.pop()
-                    if text[i + 1 : i + 3] == ", ":  # the container and its comma in one step
-                        state = _KEY if type(top) is dict else _VALUE
-                        i += 3
-                        continue
                     state = _AFTER
                 else:
                     top = None
@@ -233,6 +235,7 @@ class PartialJSON:
                     self._scalar = text[i:]
                     return self._root
                 token = text[i:end]
+                i = end
                 if token in _LITERALS:
                     value: Any = _LITERALS[token]
                 elif c == "t" or c == "f" or c == "n":
@@ -246,28 +249,16 @@ class PartialJSON:
                     if self._started:
                         self._stop()
                         return self._root
-                    i = end  # a word of prose before the JSON
-                    continue
-                if top is None:
+                elif top is None:
                     self._root = value
                     self._started = True
                     state = _DONE
-                    i = end
-                    continue
-                if type(top) is dict:
-                    top[key] = value
-                    if text[end : end + 2] == ", ":  # the value and its comma in one step
-                        state = _KEY
-                        i = end + 2
-                        continue
                 else:
-                    top.append(value)
-                    if text[end : end + 2] == ", ":
-                        state = _VALUE
-                        i = end + 2
-                        continue
-                state = _AFTER
-                i = end
+                    if type(top) is dict:
+                        top[key] = value
+                    else:
+                        top.append(value)
+                    state = _AFTER
             else:
                 self._state = state
                 self._key = key
@@ -281,17 +272,13 @@ class PartialJSON:
             return self.value()
         return self._root
 
-    def feed(self, text: str) -> None:
-        """Take the next piece of the text (an open string with escapes is decoded when read)."""
-        self.take(text, False)
-
     def _step(self, text: str, i: int, n: int) -> int:
         """One step the slow way: a bracket, a string with escapes, prose before the JSON, or
         what follows the value. Returns where to go on (n: nothing more in this chunk)."""
         c = text[i]
         state = self._state
         if c == '"' and state in (_KEY, _VALUE):
-            self._open_string(state == _KEY, "")
+            self._open_string(state == _KEY)
             return self._string(text, i + 1, n)
         if state == _VALUE and (c == "{" or c == "["):
             self._open({} if c == "{" else [])
@@ -314,6 +301,7 @@ class PartialJSON:
         """Malformed: keep what was shown, take nothing more."""
         self._state = _DONE
         self._text = None
+        self._escapes = self._escaped = False
         self._scalar = None
 
     def _attach(self, value: Any) -> None:
@@ -341,44 +329,32 @@ class PartialJSON:
             self._key = self._keys.pop()
         self._state = _AFTER if stack else _DONE
 
-    def _end_scalar(self) -> None:
-        token, self._scalar = self._scalar, None
-        try:
-            value = _scalar_value(token)  # type: ignore[arg-type]
-        except ValueError:
-            if self._started:
-                self._stop()
-            return  # before the JSON: a word of prose
-        self._attach(value)
-        self._state = _AFTER if self._stack else _DONE
-
     # ------------------------------------------------------------------ strings
 
-    def _open_string(self, is_key: bool, text: str) -> None:
-        self._text = text
-        self._is_key = is_key
-        self._escapes = "\\" in text
-        self._escaped = text.endswith("\\") and _odd_backslashes(text)
+    def _open_string(self, is_key: bool) -> None:
+        self._text = ""
+        self._escapes = self._escaped = False
         self._dirty = True
         if is_key:
             return
         stack = self._stack
         self._started = True
         if not stack:
-            self._slot = None
-        elif type(stack[-1]) is dict:
+            return
+        if type(stack[-1]) is dict:
             stack[-1][self._key] = ""
-            self._slot = (stack[-1], self._key)
         else:
             stack[-1].append("")
-            self._slot = (stack[-1], len(stack[-1]) - 1)
 
     def _show(self, text: str) -> None:
-        slot = self._slot
-        if slot is None:
+        """Show the open string's text where it goes (it is the innermost container's last)."""
+        stack = self._stack
+        if not stack:
             self._root = text
+        elif type(stack[-1]) is dict:
+            stack[-1][self._key] = text
         else:
-            slot[0][slot[1]] = text
+            stack[-1][-1] = text
 
     def _string(self, text: str, i: int, n: int) -> int:
         """Take the open string's text from `i`: returns where to go on (n if it is still open)."""
@@ -410,12 +386,13 @@ class PartialJSON:
         self._text = None
         self._dirty = False
         if self._escapes:
+            self._escapes = False
             try:
                 raw = scanstring(raw + '"', 0, False)[0]
             except ValueError:
                 self._stop()
                 return
-        if self._is_key:
+        if self._state == _KEY:
             self._key = raw
             self._state = _COLON
             return
@@ -424,22 +401,6 @@ class PartialJSON:
 
 
 _NOT_A_VALUE: Any = object()
-
-
-def _scalar_value(token: str) -> Any:
-    """A number or literal (int() and float() are far cheaper than json.loads per token)."""
-    if token in _LITERALS:
-        return _LITERALS[token]
-    if token[:1] not in _STARTS_NUMBER:
-        raise ValueError(token)
-    if "." in token or "e" in token or "E" in token:
-        return float(token)
-    return int(token)
-
-
-def _odd_backslashes(text: str) -> bool:
-    """Whether `text` ends inside an escape (an odd run of backslashes at its end)."""
-    return (len(text) - len(text.rstrip("\\"))) % 2 == 1
 
 
 def _lenient(raw: str) -> str:
