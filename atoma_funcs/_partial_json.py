@@ -88,57 +88,103 @@ class PartialJSON:
         n = len(text)
         stack = self._stack
         state = self._state
-        if self._text is not None:  # inside a string: find where it ends
-            if self._escapes or "\\" in text:
-                i = self._string(text, 0, n)  # escapes: the slow way
+        key = self._key
+        top: Any = stack[-1] if stack else None
+        backslash = "\\" in text
+        if self._scalar is not None:  # a number or literal cut by the last chunk: take it whole
+            text = self._scalar + text
+            n = len(text)
+            self._scalar = None
+        elif backslash or self._escapes:  # escapes: the loop below, the open string the slow way
+            if self._text is not None:
+                i = self._string(text, 0, n)
                 if i == n:
                     return self.value() if show else None
                 state = self._state
                 key = self._key
-            else:
-                j = text.find('"')
-                if j < 0:  # still open: show it as far as it goes (`feed`: when read)
-                    raw = self._text = self._text + text
+                top = stack[-1] if stack else None
+        else:
+            # The usual chunk, without escapes: cut at its quotes, it alternates between what is
+            # between strings and a string's text. The common steps are taken here, without a
+            # search per string; at anything else the loop below goes on from there.
+            parts = text.split('"')
+            last = len(parts) - 1
+            k = 0
+            if self._text is not None:  # the open string goes on
+                part = parts[0]
+                if not last:  # and still open: show it as far as it goes (`feed`: when read)
+                    raw = self._text = self._text + part
                     if not show:
                         self._dirty = True
                     elif state == _VALUE:
-                        if not stack:
+                        if top is None:
                             self._root = raw
-                        elif type(stack[-1]) is dict:
-                            stack[-1][self._key] = raw
+                        elif type(top) is dict:
+                            top[key] = raw
                         else:
-                            stack[-1][-1] = raw
+                            top[-1] = raw
                     return self._root
-                raw = self._text + text[:j]
+                raw = self._text + part
                 self._text = None
                 self._dirty = False
-                i = j + 1
                 if state == _KEY:
                     key = raw
-                    if text[i : i + 2] == ": ":
-                        state = _VALUE
-                        i += 2
-                    else:
-                        state = _COLON
+                    state = _COLON
+                elif top is None:
+                    self._root = raw
+                    state = _DONE
                 else:
-                    key = self._key
-                    if not stack:
-                        self._root = raw
-                        state = _DONE
-                    elif type(stack[-1]) is dict:
-                        stack[-1][key] = raw
-                        state = _AFTER
+                    if type(top) is dict:
+                        top[key] = raw
                     else:
-                        stack[-1][-1] = raw
-                        state = _AFTER
-        else:
-            key = self._key
-            if self._scalar is not None:  # a number or literal cut by the last chunk: take it whole
-                text = self._scalar + text
-                n = len(text)
-                self._scalar = None
-        top: Any = stack[-1] if stack else None
-        backslash = "\\" in text
+                        top[-1] = raw
+                    state = _AFTER
+                k = 1
+                i = len(part) + 1
+            while True:
+                part = parts[k]  # between strings
+                if part:
+                    if part == ", " and state == _AFTER:
+                        state = _KEY if type(top) is dict else _VALUE
+                    elif part == ": " and state == _COLON:
+                        state = _VALUE
+                    else:
+                        break  # anything else: the loop below, from `i`
+                if k == last:  # the end of the chunk
+                    self._state = state
+                    self._key = key
+                    return self._root
+                i += len(part) + 1
+                k += 1
+                part = parts[k]  # a string's text
+                if state > _KEY or top is None:  # misplaced, or the root: the loop below
+                    i -= 1
+                    break
+                if k == last:  # open at the end of the chunk
+                    self._text = part
+                    self._state = state
+                    self._key = key
+                    if state == _VALUE:
+                        self._started = True
+                        if not show:  # shown when read (by `value()`)
+                            self._dirty = True
+                            part = ""
+                        if type(top) is dict:
+                            top[key] = part
+                        else:
+                            top.append(part)
+                    return self._root
+                if state == _KEY:
+                    key = part
+                    state = _COLON
+                else:
+                    if type(top) is dict:
+                        top[key] = part
+                    else:
+                        top.append(part)
+                    state = _AFTER
+                i += len(part) + 1
+                k += 1
         while i < n:
             c = text[i]
             if c == '"':
@@ -197,8 +243,6 @@ class PartialJSON:
             elif c == ":" and state == _COLON:
                 state = _VALUE
                 i += 2 if text[i + 1 : i + 2] == " " else 1
-            elif c == " " or c == "\n" or c == "\t" or c == "\r":
-                i += 1
             elif (c == "{" or c == "[") and state == _VALUE:
                 container: Any = {} if c == "{" else []
                 if top is None:
@@ -222,6 +266,10 @@ class PartialJSON:
                     top = stack[-1]
                     if type(top) is dict:
                         key = self._keys.pop()
+                    if text[i + 1 : i + 3] == ", ":  # and its comma in one step
+                        state = _KEY if type(top) is dict else _VALUE
+                        i += 3
+                        continue
                     state = _AFTER
                 else:
                     top = None
@@ -256,9 +304,16 @@ class PartialJSON:
                 else:
                     if type(top) is dict:
                         top[key] = value
+                        state = _KEY
                     else:
                         top.append(value)
-                    state = _AFTER
+                        state = _VALUE
+                    if text[i : i + 2] == ", ":  # and its comma in one step
+                        i += 2
+                    else:
+                        state = _AFTER
+            elif c == " " or c == "\n" or c == "\t" or c == "\r":
+                i += 1
             else:
                 self._state = state
                 self._key = key
