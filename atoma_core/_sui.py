@@ -17,6 +17,7 @@ import msgspec
 from ._body import json_response
 from ._operation import Operation
 from ._request import call
+from .attest import KeyCommitment
 from .config import RequestOptions
 from .errors import NodeKeyVerificationError, ResponseValidationError
 from .result import Err
@@ -24,7 +25,7 @@ from .result import Err
 if TYPE_CHECKING:
     from .core import AtomaCore
 
-__all__ = ["Budget", "Commitment", "Rotation", "latest_commitment", "read_rotation"]
+__all__ = ["Budget", "Rotation", "latest_commitment", "read_rotation"]
 
 EVENT = "db::NodePublicKeyCommittmentEvent"  # sic: the contract spells it with a double t
 U64_MAX = 2**64 - 1
@@ -116,17 +117,6 @@ class Rotation(msgspec.Struct, frozen=True):
     nonce: int
 
 
-class Commitment(msgspec.Struct, frozen=True):
-    """One `NodePublicKeyCommittmentEvent`, decoded and checked."""
-
-    node_small_id: int
-    public_key: bytes
-    epoch: int
-    key_rotation_counter: int
-    device_type: int
-    evidence_bytes: bytes
-
-
 class Budget:
     """The RPC calls of one check: the caller's timeouts and retry rules, one deadline for all."""
 
@@ -199,19 +189,23 @@ async def read_rotation(budget: Budget, atoma_db: str) -> Rotation:
         raise _failure(budget.node, "invalid_answer", f"AtomaDb's {exc}") from None
 
 
-def _commitment(event: _CommitmentJson, node: int, counter: int) -> Commitment:
+def _commitment(event: _CommitmentJson, node: int, rotation: Rotation) -> KeyCommitment:
+    """The event's fields, checked, with the rotation's nonce (ValueError if malformed)."""
     key = bytes(event.new_public_key)  # ValueError for a number outside 0..255
     if len(key) != 32:
         raise ValueError("new_public_key is not 32 bytes")
     if not 0 <= event.device_type <= 0xFFFF:
         raise ValueError("device_type is not a u16")
     evidence = bytes(_bytes_list.decode(event.evidence_bytes))
-    return Commitment(node, key, _u64(event.epoch, "epoch"), counter, event.device_type, evidence)
+    epoch = _u64(event.epoch, "epoch")
+    return KeyCommitment(
+        node, key, epoch, rotation.key_rotation_counter, event.device_type, evidence, rotation.nonce
+    )
 
 
 async def latest_commitment(
     budget: Budget, package: str, rotation: Rotation, *, page_size: int, max_pages: int
-) -> Commitment:
+) -> KeyCommitment:
     """The node's newest commitment event at the current rotation counter. Events come newest
     first and counters never go down over time, so the first event at a lower counter ends the
     search: that node committed nothing at this rotation."""
@@ -230,7 +224,7 @@ async def latest_commitment(
                 if event_counter < counter:
                     break
                 if _u64(fields.node_id.inner, "node_id") == node:
-                    return _commitment(fields, node, counter)
+                    return _commitment(fields, node, rotation)
             except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise _failure(node, "invalid_answer", f"a commitment event's {exc}") from None
         else:

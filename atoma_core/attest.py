@@ -303,7 +303,7 @@ class SuiKeyCommitments:
             )
         except NodeKeyVerificationError as refused:
             return Err(refused)
-        return Ok(KeyCommitment(**msgspec.structs.asdict(found), rotation_nonce=rotation.nonce))
+        return Ok(found)
 
     async def _check(
         self, core: AtomaCore, pair: Pair, options: RequestOptions | None
