@@ -17,13 +17,14 @@ import msgspec
 from ._body import json_response
 from ._operation import Operation
 from ._request import call
-from .attest import KeyCommitment
+from .attest import KeyCommitment, refusal
 from .config import RequestOptions
-from .errors import NodeKeyVerificationError, ResponseValidationError
+from .errors import ResponseValidationError
 from .result import Err
 
 if TYPE_CHECKING:
     from .core import AtomaCore
+    from .errors import NodeKeyFailure
 
 __all__ = ["Budget", "Rotation", "latest_commitment", "read_rotation"]
 
@@ -134,15 +135,11 @@ class Budget:
     def call_options(self) -> RequestOptions:
         left = self.deadline - asyncio.get_running_loop().time()
         if left <= 0:
-            raise _failure(self.node, "unavailable", "the RPC did not answer in time")
+            raise refusal(self.node, "unavailable", "the RPC did not answer in time")
         timeouts = retries = None
         if self.options is not None:
             timeouts, retries = self.options.timeouts, self.options.retries
         return RequestOptions(timeouts=timeouts, retries=retries, timeout_ms=left * 1000.0)
-
-
-def _failure(node: int, reason: Any, what: str) -> NodeKeyVerificationError:
-    return NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason)
 
 
 async def _rpc(budget: Budget, op: Operation[_Request, Any], request: _Request) -> Any:
@@ -150,16 +147,18 @@ async def _rpc(budget: Budget, op: Operation[_Request, Any], request: _Request) 
     result = await call(budget.core, op, request, budget.call_options())
     if isinstance(result, Err):
         error = result.error
-        reason = "invalid_answer" if isinstance(error, ResponseValidationError) else "unavailable"
-        failure = _failure(budget.node, reason, f"the Sui RPC's {request.method} failed: {error}")
+        reason: NodeKeyFailure = "unavailable"
+        if isinstance(error, ResponseValidationError):
+            reason = "invalid_answer"
+        failure = refusal(budget.node, reason, f"the Sui RPC's {request.method} failed: {error}")
         failure.__cause__ = error
         raise failure
     answer = result.value
     if answer.error is not None:
         code = answer.error.code
-        raise _failure(budget.node, "unavailable", f"the Sui RPC's {request.method} answered error {code}")
+        raise refusal(budget.node, "unavailable", f"the Sui RPC's {request.method} answered error {code}")
     if answer.result is None:
-        raise _failure(budget.node, "invalid_answer", f"the Sui RPC's {request.method} answered no result")
+        raise refusal(budget.node, "invalid_answer", f"the Sui RPC's {request.method} answered no result")
     return answer.result
 
 
@@ -179,14 +178,14 @@ async def read_rotation(budget: Budget, atoma_db: str) -> Rotation:
     request = _Request("sui_getObject", [atoma_db, {"showContent": True}])
     result: _ObjectResult = await _rpc(budget, _GET_OBJECT, request)
     if result.data is None:
-        raise _failure(budget.node, "invalid_answer", "the Sui RPC has no AtomaDb object at that id")
+        raise refusal(budget.node, "invalid_answer", "the Sui RPC has no AtomaDb object at that id")
     fields = result.data.content.fields
     try:
         return Rotation(
             _u64(fields.key_rotation_counter, "key_rotation_counter"), _u64(fields.nonce, "nonce")
         )
     except ValueError as exc:
-        raise _failure(budget.node, "invalid_answer", f"AtomaDb's {exc}") from None
+        raise refusal(budget.node, "invalid_answer", f"AtomaDb's {exc}") from None
 
 
 def _commitment(event: _CommitmentJson, node: int, rotation: Rotation) -> KeyCommitment:
@@ -226,12 +225,12 @@ async def latest_commitment(
                 if _u64(fields.node_id.inner, "node_id") == node:
                     return _commitment(fields, node, rotation)
             except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise _failure(node, "invalid_answer", f"a commitment event's {exc}") from None
+                raise refusal(node, "invalid_answer", f"a commitment event's {exc}") from None
         else:
             if page.hasNextPage and page.nextCursor is not None:
                 cursor = page.nextCursor
                 continue
-        raise _failure(node, "no_commitment", f"no key commitment by this node at rotation {counter}")
-    raise _failure(
+        raise refusal(node, "no_commitment", f"no key commitment by this node at rotation {counter}")
+    raise refusal(
         node, "no_commitment", f"no key commitment at rotation {counter} in the newest {max_pages} pages"
     )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from .config import RequestOptions
     from .core import AtomaCore
+    from .errors import NodeKeyFailure
 
 __all__ = ["EvidenceCheck", "KeyCommitment", "NodeKeyVerifier", "PinnedKeys", "SuiKeyCommitments"]
 
@@ -110,8 +111,13 @@ def _fingerprint(key: bytes) -> str:
     return key[:4].hex() + "..."
 
 
-def _refused(node: int, reason: Any, what: str) -> Err[NodeKeyVerificationError]:
-    return Err(NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason))
+def refusal(node: int, reason: NodeKeyFailure, what: str) -> NodeKeyVerificationError:
+    """The error refusing `node`'s key: "node N: <what did not match>" (never a secret)."""
+    return NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason)
+
+
+def _refused(node: int, reason: NodeKeyFailure, what: str) -> Err[NodeKeyVerificationError]:
+    return Err(refusal(node, reason, what))
 
 
 def _is_object_id(value: object) -> bool:
