@@ -289,11 +289,19 @@ class SuiKeyCommitments:
     async def verify_node_key(
         self, core: AtomaCore, node_small_id: int, public_key: bytes, options: RequestOptions | None = None
     ) -> Result[None, NodeKeyVerificationError]:
+        """Ok if the key is the node's committed one (cached), else `Err(NodeKeyVerificationError)`.
+        Concurrent calls for one key share one check; it runs within the verifier's `timeout`, not
+        within the deadline of the call that started it (`options.timeout_ms`), which bounds only
+        that call's wait: a hurried first call must not fail the check for the others."""
         pair = (node_small_id, bytes(public_key))
         if self._verified.fresh(pair):
             return Ok(None)
-        wait = options.timeout_ms / 1000.0 if options is not None and options.timeout_ms is not None else None
-        return await self._verified.once(pair, lambda: self._check(core, pair, options), wait)
+        wait = shared = None
+        if options is not None:
+            if options.timeout_ms is not None:
+                wait = options.timeout_ms / 1000.0
+            shared = msgspec.structs.replace(options, timeout_ms=None)
+        return await self._verified.once(pair, lambda: self._check(core, pair, shared), wait)
 
     async def commitment(
         self, core: AtomaCore, node_small_id: int, options: RequestOptions | None = None

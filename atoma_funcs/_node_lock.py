@@ -61,7 +61,7 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
         return await _shared_lock(ctx, slot)
     if ctx.core.node_key_verifier is not None:
         try:
-            await _check_node_key(ctx, lock)
+            await _check_node_key(ctx, lock, ctx.deadline)
         except NodeKeyVerificationError:  # a deadline or a cancel says nothing against the lock
             _forget(ctx.core, slot, lock)
             raise
@@ -99,17 +99,21 @@ def _settled(
 
 
 async def _new_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
-    """Lock a node, check its key, and only then cache the lock (a refused key is never reused)."""
+    """Lock a node, check its key, and only then cache the lock (a refused key is never reused).
+    Shared by the calls in flight, it runs on the core's bounds, not on the deadline of the call
+    that started it: each caller waits within its own (`_shared_lock`), and a hurried first
+    caller must not fail the lock for the others."""
     options = ctx.options
-    if options is not None and options.extra_body is not None:
-        options = msgspec.structs.replace(options, extra_body=None)  # meant for the sealed body
+    if options is not None and (options.extra_body is not None or options.timeout_ms is not None):
+        # extra_body is meant for the sealed body; timeout_ms is the first caller's alone
+        options = msgspec.structs.replace(options, extra_body=None, timeout_ms=None)
     result = await nodes_create_lock(ctx.core, {"model": slot[1]}, options)
     if isinstance(result, Err):
         raise result.error
     lock = result.value
     _check_usable(lock)
     if ctx.core.node_key_verifier is not None:
-        await _check_node_key(ctx, lock)
+        await _check_node_key(ctx, lock, deadline=None)
     _locks.setdefault(ctx.core, {})[slot] = lock
     return lock
 
@@ -129,18 +133,20 @@ def _forget(core: AtomaCore, slot: Slot, lock: NodesCreateLockResponse) -> None:
         del cache[slot]
 
 
-async def _check_node_key(ctx: CallContext, lock: NodesCreateLockResponse) -> None:
+async def _check_node_key(ctx: CallContext, lock: NodesCreateLockResponse, deadline: float | None) -> None:
     """Ask the core's verifier whether the lock's key is the node's own; raise if not (typed).
-    Called on every attempt: no work beyond the verifier's own cache lookup when the call has
-    neither options nor a deadline (the verifier then uses the core's timeouts and retries)."""
+    `deadline`: the call's (a cached lock, checked for this call), or None (a new lock, checked
+    for every call sharing it). Called on every attempt: no work beyond the verifier's own cache
+    lookup when the call has neither options nor a deadline (the verifier then uses the core's
+    timeouts and retries)."""
     verifier = ctx.core.node_key_verifier
     assert verifier is not None
     node = lock.node_small_id
     options = None
-    if ctx.deadline is not None or ctx.options is not None:
+    if deadline is not None or ctx.options is not None:
         timeout_ms = None
-        if ctx.deadline is not None:
-            left = ctx.deadline - asyncio.get_running_loop().time()
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise timeout_error("total", ctx.timeouts.total)
             timeout_ms = left * 1000.0

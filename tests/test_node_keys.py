@@ -396,3 +396,31 @@ async def test_a_core_with_its_own_session_lends_it_to_the_rpc(sandbox: Sandbox)
         async with verified_core(sandbox, on_chain(sandbox), session=session) as core:
             (await confidential_chat_create(core, REQUEST)).unwrap()
         assert len(sandbox.sui.requests) == 3 and not session.closed
+
+
+async def test_a_short_deadline_first_caller_does_not_fail_the_shared_check_for_others(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.sui.script(faults.delay(0.4))  # the check outlives the first caller's deadline
+    assert sandbox.node is not None
+    verifier = on_chain(sandbox)
+    async with AtomaCore(TOKEN, sandbox.url) as core:
+        hurried = asyncio.ensure_future(
+            verifier.verify_node_key(core, 1, sandbox.node.key, RequestOptions(timeout_ms=150))
+        )
+        await asyncio.sleep(0.05)
+        patient = await verifier.verify_node_key(core, 1, sandbox.node.key)
+        refusal = await hurried
+    assert isinstance(refusal, Err) and refusal.error.reason == "unavailable"
+    assert patient == Ok(None) and len(sandbox.sui.requests) == 3  # one check, shared
+
+
+async def test_a_short_deadline_first_call_does_not_fail_the_check_for_the_calls_sharing_it(
+    vcore: AtomaCore, sandbox: Sandbox
+) -> None:
+    sandbox.sui.script(faults.delay(0.4))
+    first = asyncio.ensure_future(confidential_chat_create(vcore, REQUEST, RequestOptions(timeout_ms=250)))
+    await asyncio.sleep(0.05)
+    second = await confidential_chat_create(vcore, REQUEST)
+    assert isinstance((await first).error, (errors.RequestTimeoutError, errors.NodeKeyVerificationError))
+    assert second.ok and locks(sandbox) == 1 and sealed_posts(sandbox) == 1
