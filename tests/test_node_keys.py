@@ -354,6 +354,21 @@ async def test_per_call_options_reach_the_check(vcore: AtomaCore, sandbox: Sandb
     assert sealed_posts(sandbox) == 0
 
 
+async def test_per_call_retries_reach_the_check(vcore: AtomaCore, sandbox: Sandbox) -> None:
+    # The deadline test above passes whether or not the options reach the check (the call's own
+    # timer ends it anyway); the retry rules show it: one 503 from the RPC, no retries asked for.
+    sandbox.sui.script(faults.status(503))
+    no_retries = RequestOptions(retries=RetryConfig(max_retries=0, backoff=_fast_backoff()))
+    res = await confidential_chat_create(vcore, REQUEST, no_retries)
+    assert isinstance(res.error, errors.NodeKeyVerificationError) and res.error.reason == "unavailable"
+    assert isinstance(res.error.__cause__, errors.APIError) and res.error.__cause__.status_code == 503
+    assert len(sandbox.sui.requests) == 1
+    sandbox.sui.reset()
+    sandbox.sui.script(faults.status(503))
+    assert (await confidential_chat_create(vcore, REQUEST)).ok  # the core's rules: retried
+    assert len(sandbox.sui.requests) == 4
+
+
 def test_the_rpc_url_path_is_not_shown() -> None:
     verifier = SuiKeyCommitments(
         rpc_url="https://rpc.example/v1/secret-api-key", atoma_db=ATOMA_DB, package=PACKAGE
