@@ -155,11 +155,18 @@ async def _rpc(budget: Budget, op: Operation[_Request, Any], request: _Request) 
         raise failure
     answer = result.value
     if answer.error is not None:
-        code = answer.error.code
+        code = _shown(answer.error.code)
         raise refusal(budget.node, "unavailable", f"the Sui RPC's {request.method} answered error {code}")
     if answer.result is None:
         raise refusal(budget.node, "invalid_answer", f"the Sui RPC's {request.method} answered no result")
     return answer.result
+
+
+def _shown(code: Union[int, str]) -> str:
+    """An RPC error code for a message: the RPC chose it, so it is cut (an answer may be MBs)."""
+    if isinstance(code, int):
+        return str(code) if abs(code) < 10**20 else "(a number too long to show)"
+    return repr(code[:40]) + ("..." if len(code) > 40 else "")
 
 
 def _u64(value: Number, field: str) -> int:

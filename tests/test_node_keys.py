@@ -439,3 +439,11 @@ async def test_a_short_deadline_first_call_does_not_fail_the_check_for_the_calls
     second = await confidential_chat_create(vcore, REQUEST)
     assert isinstance((await first).error, (errors.RequestTimeoutError, errors.NodeKeyVerificationError))
     assert second.ok and locks(sandbox) == 1 and sealed_posts(sandbox) == 1
+
+
+async def test_a_huge_rpc_error_code_is_not_copied_into_the_refusal(sandbox: Sandbox) -> None:
+    huge = '{"jsonrpc": "2.0", "id": 1, "error": {"code": "%s", "message": "m"}}' % ("x" * MiB)
+    sandbox.sui.script(faults.non_json(huge, content_type="application/json"))
+    async with verified_core(sandbox, on_chain(sandbox)) as core:
+        error = await refused(core, sandbox, "unavailable")
+    assert "answered error 'xxx" in error.message and len(error.message) < 300
