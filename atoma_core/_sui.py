@@ -133,6 +133,8 @@ class Budget:
         self.deadline = loop_now + seconds
 
     def call_options(self) -> RequestOptions:
+        """Options for the next RPC call: the caller's timeouts and retries, what is left of the
+        check's deadline (a refusal, "unavailable", once nothing is)."""
         left = self.deadline - asyncio.get_running_loop().time()
         if left <= 0:
             raise refusal(self.node, "unavailable", "the RPC did not answer in time")

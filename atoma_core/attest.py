@@ -158,6 +158,7 @@ class PinnedKeys:
     async def verify_node_key(
         self, core: AtomaCore, node_small_id: int, public_key: bytes, options: RequestOptions | None = None
     ) -> Result[None, NodeKeyVerificationError]:
+        """Ok if `public_key` is the key pinned for the node; else "not_pinned" or "mismatch"."""
         pinned = self._keys.get(node_small_id)
         if pinned is None:
             return _refused(node_small_id, "not_pinned", "no key is pinned for this node")
@@ -237,7 +238,8 @@ class SuiKeyCommitments:
     package: the id of the package that defines `db::NodePublicKeyCommittmentEvent`.
     check_evidence: your check of the commitment's GPU evidence (`KeyCommitment`), if any.
     ttl / max_entries: how long and how many verified (node, key) pairs are remembered, so a
-    key costs one check (two RPC round trips or more), not one per call.
+    key costs one check (two RPC round trips or more), not one per call. A key verified before a
+    network key rotation stays trusted for the rest of its `ttl`: lower it to notice sooner.
     timeout: seconds one check may take at most (less if the call's own deadline is nearer).
     page_size / max_pages: events read per `suix_queryEvents` page, and pages at most.
     max_response_size: bytes of one RPC answer at most (`evidence_bytes` make pages large).
