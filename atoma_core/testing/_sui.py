@@ -86,10 +86,12 @@ class SuiChain:
 
     @property
     def stale_key(self) -> bytes:
+        """The key `history`'s node committed first at rotation 3: its `NodeEntry` still holds it."""
         return fake_key("stale")
 
     @property
     def old_keys(self) -> list[bytes]:
+        """The keys `history`'s node committed at rotations 1 and 2."""
         return [fake_key("old-1"), fake_key("old-2")]
 
     def other_key(self, node_small_id: int) -> bytes:
