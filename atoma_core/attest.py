@@ -240,7 +240,8 @@ class SuiKeyCommitments:
     ttl / max_entries: how long and how many verified (node, key) pairs are remembered, so a
     key costs one check (two RPC round trips or more), not one per call. A key verified before a
     network key rotation stays trusted for the rest of its `ttl`: lower it to notice sooner.
-    timeout: seconds one check may take at most (less if the call's own deadline is nearer).
+    timeout: seconds one check may take at most, its RPC calls and `check_evidence` together
+    (a call whose own deadline is nearer stops waiting for it then).
     page_size / max_pages: events read per `suix_queryEvents` page, and pages at most.
     max_response_size: bytes of one RPC answer at most (`evidence_bytes` make pages large).
 
@@ -325,6 +326,8 @@ class SuiKeyCommitments:
         self, core: AtomaCore, pair: Pair, options: RequestOptions | None
     ) -> Result[None, NodeKeyVerificationError]:
         node, key = pair
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.timeout  # the RPC calls and the evidence check, all of it
         found = await self.commitment(core, node, options)
         if isinstance(found, Err):
             return found
@@ -335,9 +338,15 @@ class SuiKeyCommitments:
                 f"rotation {commitment.key_rotation_counter} ({_fingerprint(commitment.public_key)})"
             )
             return _refused(node, "mismatch", what)
-        if self.check_evidence is not None:
-            return await _evidence_checked(self.check_evidence, commitment)
-        return Ok(None)
+        if self.check_evidence is None:
+            return Ok(None)
+        try:
+            return await asyncio.wait_for(
+                _evidence_checked(self.check_evidence, commitment), max(0.0, due - loop.time())
+            )
+        except asyncio.TimeoutError:
+            what = f"the evidence check did not end within the verifier's timeout ({self.timeout:g} s)"
+            return _refused(node, "unavailable", what)
 
     async def _rpc_core(self, core: AtomaCore) -> AtomaCore:
         """A core for the RPC URL on the calling core's session: its pool, none of its secrets."""

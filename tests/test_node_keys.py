@@ -447,3 +447,21 @@ async def test_a_huge_rpc_error_code_is_not_copied_into_the_refusal(sandbox: San
     async with verified_core(sandbox, on_chain(sandbox)) as core:
         error = await refused(core, sandbox, "unavailable")
     assert "answered error 'xxx" in error.message and len(error.message) < 300
+
+
+async def test_a_hung_evidence_check_fails_closed_within_the_verifiers_timeout(sandbox: Sandbox) -> None:
+    cancelled = asyncio.Event()
+
+    async def hangs(commitment: KeyCommitment) -> bool:
+        try:
+            await asyncio.sleep(3600)  # an attestation service that never answers
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return True
+
+    async with verified_core(sandbox, on_chain(sandbox, check_evidence=hangs, timeout=0.3)) as core:
+        started = time.monotonic()
+        error = await refused(core, sandbox, "unavailable")
+        elapsed = time.monotonic() - started
+    assert "evidence check" in error.message and elapsed < 3.0 and cancelled.is_set()
