@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from ._single_flight import SingleFlight
 from .config import check_server_url, number, whole_number
 from .errors import InvalidRequestError, MissingDependencyError, NodeKeyVerificationError
 from .result import Err, Ok, Result
@@ -177,7 +178,7 @@ class _VerifiedKeys:
         self.ttl = ttl
         self.max_entries = max_entries
         self._until: OrderedDict[Pair, float] = OrderedDict()
-        self._pending: dict[Pair, asyncio.Task[Result[None, NodeKeyVerificationError]]] = {}
+        self._in_flight: SingleFlight[Pair, Result[None, NodeKeyVerificationError]] = SingleFlight()
 
     def fresh(self, pair: Pair) -> bool:
         until = self._until.get(pair)
@@ -202,14 +203,8 @@ class _VerifiedKeys:
     ) -> Result[None, NodeKeyVerificationError]:
         """The outcome of the check in flight for `pair`, or of a new one; a waiter gives up
         after `wait` seconds (its own deadline), the check goes on for the others."""
-        loop = asyncio.get_running_loop()
-        task = self._pending.get(pair)
-        if task is None or task.done() or task.get_loop() is not loop:
-            task = loop.create_task(self._checked(pair, check))
-            self._pending[pair] = task
-            task.add_done_callback(lambda done: self._settled(pair, done))
         try:
-            return await asyncio.wait_for(asyncio.shield(task), wait)
+            return await self._in_flight.run(pair, lambda: self._checked(pair, check), wait)
         except asyncio.TimeoutError:
             return _refused(pair[0], "unavailable", "the key check did not end within the call's deadline")
 
@@ -220,12 +215,6 @@ class _VerifiedKeys:
         if result.ok:
             self.remember(pair)
         return result
-
-    def _settled(self, pair: Pair, task: asyncio.Task[Any]) -> None:
-        if self._pending.get(pair) is task:
-            del self._pending[pair]
-        if not task.cancelled():
-            task.exception()  # retrieved: a check whose callers all left must not log it
 
 
 class SuiKeyCommitments:

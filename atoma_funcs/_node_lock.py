@@ -11,7 +11,6 @@ cached, so the next call locks anew.
 from __future__ import annotations
 
 import asyncio
-import functools
 import weakref
 from binascii import a2b_base64
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from atoma_core._errormap import timeout_error
+from atoma_core._single_flight import SingleFlight
 from atoma_core.config import RequestOptions
 from atoma_core.errors import AtomaError, LockedError, NodeKeyVerificationError, TooEarlyError
 from atoma_core.result import Err, Ok
@@ -39,7 +39,7 @@ _locks: weakref.WeakKeyDictionary[AtomaCore, dict[Slot, NodesCreateLockResponse]
     weakref.WeakKeyDictionary()
 )
 # Lock requests in flight, by the same keys: concurrent first calls share one.
-_pending: weakref.WeakKeyDictionary[AtomaCore, dict[Slot, asyncio.Task[NodesCreateLockResponse]]] = (
+_in_flight: weakref.WeakKeyDictionary[AtomaCore, SingleFlight[Slot, NodesCreateLockResponse]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -72,30 +72,14 @@ async def _shared_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
     """One lock request in flight per core, server and model: concurrent first calls share it
     (and its key check). A caller that is cancelled, or whose deadline comes first, leaves it
     running for the others."""
-    pending = _pending.setdefault(ctx.core, {})
-    loop = asyncio.get_running_loop()
-    task = pending.get(slot)
-    if task is None or task.done() or task.get_loop() is not loop:
-        task = loop.create_task(_new_lock(ctx, slot))
-        pending[slot] = task
-        task.add_done_callback(functools.partial(_settled, pending, slot))
-    if ctx.deadline is None:
-        return await asyncio.shield(task)
+    flights = _in_flight.get(ctx.core)
+    if flights is None:
+        flights = _in_flight[ctx.core] = SingleFlight()
+    timeout = None if ctx.deadline is None else ctx.deadline - asyncio.get_running_loop().time()
     try:
-        return await asyncio.wait_for(asyncio.shield(task), max(0.0, ctx.deadline - loop.time()))
+        return await flights.run(slot, lambda: _new_lock(ctx, slot), timeout)
     except asyncio.TimeoutError:
         raise timeout_error("total", ctx.timeouts.total) from None
-
-
-def _settled(
-    pending: dict[Slot, asyncio.Task[NodesCreateLockResponse]],
-    slot: Slot,
-    task: asyncio.Task[NodesCreateLockResponse],
-) -> None:
-    if pending.get(slot) is task:
-        del pending[slot]
-    if not task.cancelled():
-        task.exception()  # retrieved: a lock whose callers all left must not log it
 
 
 async def _new_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
