@@ -9,10 +9,12 @@ string being received is shown anew when read, so one very long string costs a c
 per read. Malformed input stops the updates; it never raises (the complete text is validated
 at the end anyway).
 
-The hot path (`take`, once per chunk of a stream) is one flat loop over the chunk's tokens:
-C-level searches for quotes, a regex for a number or literal, and no calls for the common
-tokens; a key with its ": ", a value with its ", " in one step. Escapes, prose around the JSON
-and malformed text take the slow way (`_step`, `_string`).
+The hot path (`take`, once per chunk of a stream; some 1 us per 10-character chunk of a dense
+document) is written out flat, which is why this module is long: a chunk without escapes is cut
+at its quotes (one `split`: no search per string) and its strings and ", " / ": " taken from the
+pieces; the rest of a chunk (numbers, literals, brackets) goes through one loop over its tokens,
+a key with its ": " and a value with its ", " in one step, no calls for the common tokens.
+Escapes, prose around the JSON and malformed text take the slow way (`_step`, `_string`).
 """
 
 from __future__ import annotations
