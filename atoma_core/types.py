@@ -45,6 +45,9 @@ __all__ = [
     "JsonSchemaParam",
     "NodesCreateLockKeywords",
     "NodesCreateLockRequestParam",
+    "NodesCreateKeywords",
+    "NodesCreateRequestParam",
+    "NodePublicAddressAssignmentParam",
     "ResponseFormatParam",
     "StreamOptionsParam",
     "SystemMessageParam",
@@ -343,3 +346,23 @@ class NodesCreateLockRequestParam(_NodesCreateLockOptions):
 
 class NodesCreateLockKeywords(_NodesCreateLockOptions, total=False):
     model: str
+
+
+class NodePublicAddressAssignmentParam(TypedDict):
+    """What a node operator signs for `POST /v1/nodes`."""
+
+    node_small_id: int
+    public_address: str
+    country: str
+
+
+class NodesCreateRequestParam(TypedDict):
+    """The body of `POST /v1/nodes`: the assignment and its signature (base64)."""
+
+    data: NodePublicAddressAssignmentParam
+    signature: str
+
+
+class NodesCreateKeywords(TypedDict, total=False):
+    data: NodePublicAddressAssignmentParam
+    signature: str

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ._confidential import (
         confidential_chat_create,
         confidential_chat_create_stream,
+        confidential_completions_create,
+        confidential_completions_create_stream,
         confidential_embeddings_create,
         confidential_images_generate,
     )
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from ._health import health
     from ._images import images_generate
     from ._models import models_list, open_router_models_list
-    from ._nodes import nodes_create_lock
+    from ._nodes import nodes_create, nodes_create_lock
     from ._sync import AtomaSyncSDK, SyncStream
     from .sdk import AtomaSDK
 
@@ -44,6 +46,8 @@ _LAZY = {
     "completions_create_stream": "._completions",
     "confidential_chat_create": "._confidential",
     "confidential_chat_create_stream": "._confidential",
+    "confidential_completions_create": "._confidential",
+    "confidential_completions_create_stream": "._confidential",
     "confidential_embeddings_create": "._confidential",
     "confidential_images_generate": "._confidential",
     "embeddings_create": "._embeddings",
@@ -51,6 +55,7 @@ _LAZY = {
     "models_list": "._models",
     "open_router_models_list": "._models",
     "health": "._health",
+    "nodes_create": "._nodes",
     "nodes_create_lock": "._nodes",
     "AtomaSDK": ".sdk",
     "AtomaSyncSDK": "._sync",
@@ -72,12 +77,15 @@ __all__ = [
     "completions_create_stream",
     "confidential_chat_create",
     "confidential_chat_create_stream",
+    "confidential_completions_create",
+    "confidential_completions_create_stream",
     "confidential_embeddings_create",
     "confidential_images_generate",
     "embeddings_create",
     "health",
     "images_generate",
     "models_list",
+    "nodes_create",
     "nodes_create_lock",
     "open_router_models_list",
     "read_batch_output",

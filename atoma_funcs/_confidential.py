@@ -1,5 +1,6 @@
-"""Confidential compute: chat (plain and streamed), embeddings and images, encrypted to a node in a
-TEE (`POST /v1/confidential/...`). The same request path as every operation, with two plug-ins:
+"""Confidential compute: chat and legacy completions (plain and streamed), embeddings and images,
+encrypted to a node in a TEE (`POST /v1/confidential/...`). The same request path as every
+operation, with two plug-ins:
 
 - a body builder, run before EVERY attempt: lock a node for the model (cached per core, server
   and model, re-locked after a 423 LOCKED / 425 UNAVAILABLE_STACK), then seal the ordinary
@@ -25,11 +26,13 @@ from atoma_core._operation import Operation
 from atoma_core._request import call
 from atoma_core.errors import LockedError, StreamInterruptedError, TooEarlyError
 from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
+from atoma_core.models.completions import CompletionRequest, CompletionResponse
 from atoma_core.models.confidential import ConfidentialComputeResponse
 from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
 from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
 from atoma_core.result import Err
 
+from . import _completions
 from ._chat import prepare_create, prepare_stream
 from ._nodes import nodes_create_lock
 
@@ -37,15 +40,15 @@ if TYPE_CHECKING:
     from atoma_core._compute_units import ConfidentialKind
     from atoma_core._crypto import ResponseKey
     from atoma_core._operation import BodyBuilder, CallContext
-    from atoma_core._stream import ChatCompletionStream
+    from atoma_core._stream import ChatCompletionStream, CompletionStream
     from atoma_core.config import RequestOptions
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
-    from atoma_core.models.chat import ChatCompletionChunk
     from atoma_core.models.nodes import NodesCreateLockResponse
     from atoma_core.result import Result
     from atoma_core.types import (
         ChatCompletionRequestParam,
+        CompletionRequestParam,
         EmbeddingRequestParam,
         ImageGenerationRequestParam,
     )
@@ -53,12 +56,15 @@ if TYPE_CHECKING:
 __all__ = [
     "confidential_chat_create",
     "confidential_chat_create_stream",
+    "confidential_completions_create",
+    "confidential_completions_create_stream",
     "confidential_embeddings_create",
     "confidential_images_generate",
 ]
 
 T = TypeVar("T")
 CHAT_PATH = "/v1/confidential/chat/completions"
+COMPLETIONS_PATH = "/v1/confidential/completions"
 # The proxy answers these on confidential routes so that "Atoma's native SDKs" re-lock and resend.
 RELOCK_STATUSES = frozenset({423, 425})
 
@@ -135,29 +141,31 @@ def _open(raw: bytes, ctx: CallContext) -> bytes:
     return sealed.key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
 
 
-def _event_decoder(ctx: CallContext) -> Callable[[bytes], ChatCompletionChunk]:
+def _event_decoder(decode_chunk: Callable[[bytes], T]) -> Callable[[CallContext], Callable[[bytes], T]]:
     """The decoder of one confidential stream: open each event with this call's key, then decode
-    the chunk. An event that cannot be opened ends the stream: as `ConfidentialComputeError`
-    (a bad response) when it is the first, as `StreamInterruptedError` (with `.partial`) after."""
-    from atoma_core._stream import chat_chunk_decoder
+    the chunk with `decode_chunk`. An event that cannot be opened ends the stream: as
+    `ConfidentialComputeError` (a bad response) when it is the first, as `StreamInterruptedError`
+    (with `.partial`) after."""
 
-    key = ctx.state.key
-    decode_chunk = chat_chunk_decoder.decode
-    opened = 0
+    def for_call(ctx: CallContext) -> Callable[[bytes], T]:
+        key = ctx.state.key
+        opened = 0
 
-    def decode(data: bytes) -> ChatCompletionChunk:
-        nonlocal opened
-        envelope = _envelope.decode(data)
-        try:
-            plaintext = key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
-        except Exception as exc:
-            if opened == 0:
-                raise
-            raise StreamInterruptedError(f"stream event could not be opened: {exc}") from None
-        opened += 1
-        return decode_chunk(plaintext)
+        def decode(data: bytes) -> T:
+            nonlocal opened
+            envelope = _envelope.decode(data)
+            try:
+                plaintext = key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
+            except Exception as exc:
+                if opened == 0:
+                    raise
+                raise StreamInterruptedError(f"stream event could not be opened: {exc}") from None
+            opened += 1
+            return decode_chunk(plaintext)
 
-    return decode
+        return decode
+
+    return for_call
 
 
 def _operation(
@@ -204,20 +212,56 @@ _IMAGES = _operation(
 )
 
 
-@functools.cache
-def _chat_stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream]:
-    from atoma_core._stream import open_chat_stream
+_COMPLETIONS = _operation(
+    "confidential_completions_create",
+    COMPLETIONS_PATH,
+    "completions",
+    CompletionRequest,
+    CompletionResponse,
+    prepare=_completions.prepare_create,
+)
 
+
+def _stream_operation(
+    operation_id: str, path: str, kind: ConfidentialKind, handle: Any, **extra: Any
+) -> Operation[Any, Any]:
     return Operation(
-        "confidential_chat_completions_create_stream",
+        operation_id,
         "POST",
-        CHAT_PATH,
-        open_chat_stream(_event_decoder),
-        request_type=ChatCompletionRequest,
-        prepare=prepare_stream,
-        build_body=_sealer("chat"),
+        path,
+        handle,
+        build_body=_sealer(kind),
         accept="text/event-stream",
         retry_statuses=RELOCK_STATUSES,
+        **extra,
+    )
+
+
+@functools.cache
+def _chat_stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream]:
+    from atoma_core._stream import chat_chunk_decoder, open_chat_stream
+
+    return _stream_operation(
+        "confidential_chat_completions_create_stream",
+        CHAT_PATH,
+        "chat",
+        open_chat_stream(_event_decoder(chat_chunk_decoder.decode)),
+        request_type=ChatCompletionRequest,
+        prepare=prepare_stream,
+    )
+
+
+@functools.cache
+def _completions_stream_operation() -> Operation[CompletionRequest, CompletionStream]:
+    from atoma_core._stream import completion_chunk_decoder, open_completion_stream
+
+    return _stream_operation(
+        "confidential_completions_create_stream",
+        COMPLETIONS_PATH,
+        "completions",
+        open_completion_stream(_event_decoder(completion_chunk_decoder.decode)),
+        request_type=CompletionRequest,
+        prepare=_completions.prepare_stream,
     )
 
 
@@ -239,6 +283,25 @@ async def confidential_chat_create_stream(
     """`chat_create_stream`, encrypted: every event is decrypted; usage, `collect()`, deadlines and
     `.partial` work as for a plain stream."""
     return await call(core, _chat_stream_operation(), request, options)
+
+
+async def confidential_completions_create(
+    core: AtomaCore,
+    request: CompletionRequest | CompletionRequestParam,
+    options: RequestOptions | None = None,
+) -> Result[CompletionResponse, AtomaError]:
+    """`completions_create` (legacy text completions), encrypted to a node in a TEE: the same
+    `CompletionResponse`, decrypted."""
+    return await call(core, _COMPLETIONS, request, options)
+
+
+async def confidential_completions_create_stream(
+    core: AtomaCore,
+    request: CompletionRequest | CompletionRequestParam,
+    options: RequestOptions | None = None,
+) -> Result[CompletionStream, AtomaError]:
+    """`completions_create_stream`, encrypted: every event is decrypted, as for confidential chat."""
+    return await call(core, _completions_stream_operation(), request, options)
 
 
 async def confidential_embeddings_create(

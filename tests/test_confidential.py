@@ -12,14 +12,22 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from atoma_core import AtomaCore, ChatCompletionStream, RequestOptions, errors
-from atoma_core.models import ChatCompletionResponse, EmbeddingResponse, ImageGenerationResponse
+from atoma_core import AtomaCore, ChatCompletionStream, CompletionStream, RequestOptions, errors
+from atoma_core.models import (
+    ChatCompletionResponse,
+    CompletionResponse,
+    EmbeddingResponse,
+    ImageGenerationResponse,
+)
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import (
     AtomaSDK,
     chat_create,
+    completions_create,
     confidential_chat_create,
     confidential_chat_create_stream,
+    confidential_completions_create,
+    confidential_completions_create_stream,
     confidential_embeddings_create,
     confidential_images_generate,
 )
@@ -98,6 +106,41 @@ async def test_stream_decrypts_every_event_and_keeps_usage(core: AtomaCore, sand
     done = (await (await confidential_chat_create_stream(core, STREAM_CHAT)).unwrap().collect()).unwrap()
     assert done.choices[0].message.content == whole.choices[0].message.content and done.usage is not None
     assert acquired_connections(core) == 0
+
+
+async def test_completions_plain_and_streamed_are_encrypted(core: AtomaCore, sandbox: Sandbox) -> None:
+    request = {"model": "sandbox-model", "prompt": SECRET, "max_tokens": 64}
+    plain = (await completions_create(core, request)).unwrap()
+    resp = (await confidential_completions_create(core, request)).unwrap()
+    assert isinstance(resp, CompletionResponse) and resp.choices[0].text == plain.choices[0].text
+    assert SECRET in resp.choices[0].text and resp.meta is not None and resp.meta.attempts == 1
+    stream = (await confidential_completions_create_stream(core, request)).unwrap()
+    assert isinstance(stream, CompletionStream)
+    pieces = []
+    async with stream:
+        async for chunk in stream:
+            if chunk.choices:
+                pieces.append(chunk.choices[0].text)
+    assert "".join(pieces) == plain.choices[0].text
+    assert stream.usage is not None and stream.usage.total_tokens == plain.usage.total_tokens  # type: ignore[union-attr]
+    sealed = [r for r in sandbox.requests if r.path == "/v1/confidential/completions"]
+    assert len(sealed) == 2 and locks(sandbox) == 1
+    for sent in sealed:
+        assert SECRET.encode() not in sent.raw and b"prompt" not in sent.raw
+        assert sent.json["model_name"] == "sandbox-model" and sent.json["num_compute_units"] == 64
+    assert [s.json["stream"] for s in sealed] == [False, True]
+    assert acquired_connections(core) == 0
+
+
+async def test_a_tampered_completion_event_keeps_what_was_decrypted(locked: AtomaCore, sandbox: Sandbox) -> None:
+    sandbox.script(faults.tamper(after_chunks=2))
+    stream = (await confidential_completions_create_stream(locked, {"model": "sandbox-model", "prompt": "a b c"})).unwrap()
+    with pytest.raises(errors.StreamInterruptedError) as caught:
+        async with stream:
+            async for _ in stream:
+                pass
+    assert caught.value.partial.choices[0].text
+    assert acquired_connections(locked) == 0
 
 
 @pytest.mark.parametrize(("status", "code"), [(423, "LOCKED"), (425, "UNAVAILABLE_STACK")])
@@ -234,9 +277,24 @@ async def test_class_style(sdk: AtomaSDK, sandbox: Sandbox) -> None:
     assert resp.choices[0].message.content == "You said: hi"
     async with await sdk.confidential_chat.create_stream(REQUEST) as stream:
         assert (await stream.collect()).unwrap().choices[0].message.content == f"You said: {SECRET}"
+    assert "hi" in (await sdk.confidential_completions.create(model="m", prompt="hi")).choices[0].text
+    async with await sdk.confidential_completions.create_stream(model="m", prompt="hi") as completion:
+        assert "hi" in (await completion.collect()).unwrap().choices[0].text
     assert (await sdk.confidential_embeddings.create(model="e", input="x")).data
     assert (await sdk.confidential_images.generate(model="i", prompt="p")).data[0].url
     sandbox.script(faults.tamper())  # the lock is cached: this spoils the answer
     with pytest.raises(errors.ConfidentialComputeError):
         await sdk.confidential_chat.create(REQUEST)
     assert json.dumps(confidential_posts(sandbox)[0])  # plain JSON on the wire
+
+
+async def test_a_batch_job_runs_confidential_completions(core: AtomaCore, sandbox: Sandbox) -> None:
+    from atoma_funcs import batch_run
+
+    items = [
+        {"custom_id": str(i), "url": "/v1/confidential/completions", "body": {"model": "m", "prompt": f"p{i}"}}
+        for i in range(3)
+    ]
+    done = {r.custom_id: r.result.unwrap() async for r in batch_run(core, items, concurrency=2)}
+    assert {k: v.choices[0].text for k, v in done.items()} == {str(i): f"You said: p{i}" for i in range(3)}
+    assert len(confidential_posts(sandbox)) == 3

@@ -66,7 +66,13 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "embeddings": ("Embedding", "EmbeddingRequest", "EmbeddingResponse", "EmbeddingUsage"),
     "images": ("Image", "ImageGenerationRequest", "ImageGenerationResponse"),
     "models": ("HealthResponse", "Model", "ModelList"),
-    "nodes": ("NodesCreateLockRequest", "NodesCreateLockResponse"),
+    "nodes": (
+        "NodePublicAddressAssignment",
+        "NodesCreateLockRequest",
+        "NodesCreateLockResponse",
+        "NodesCreateRequest",
+        "NodesCreateResponse",
+    ),
     "confidential": ("ConfidentialComputeRequest", "ConfidentialComputeResponse"),
 }
 _MODULE_OF = {name: area for area, names in _AREAS.items() for name in names}
