@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import msgspec
 
-from atoma_core._body import decode_json_body, json_response
+from atoma_core._body import json_response
 from atoma_core._operation import Operation
 from atoma_core._request import call
-from atoma_core.errors import LockedError, StreamInterruptedError, TooEarlyError
+from atoma_core.errors import LockedError, TooEarlyError
 from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
 from atoma_core.models.completions import CompletionRequest, CompletionResponse
-from atoma_core.models.confidential import ConfidentialComputeResponse
 from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
 from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
 from atoma_core.result import Err
@@ -68,8 +67,6 @@ COMPLETIONS_PATH = "/v1/confidential/completions"
 # The proxy answers these on confidential routes so that "Atoma's native SDKs" re-lock and resend.
 RELOCK_STATUSES = frozenset({423, 425})
 
-_encoder = msgspec.json.Encoder()
-_envelope = msgspec.json.Decoder(ConfidentialComputeResponse)
 # Locks by core, then by (server URL, model): reused while the node accepts them.
 _locks: weakref.WeakKeyDictionary[AtomaCore, dict[tuple[str, str], NodesCreateLockResponse]] = (
     weakref.WeakKeyDictionary()
@@ -109,61 +106,67 @@ async def _lock(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     return lock
 
 
+class _Shape(msgspec.Struct, gc=False):
+    """What sealing needs of the request JSON (the model, `stream`, what `num_compute_units`
+    reads): decoded without building the rest of it."""
+
+    model: str
+    stream: Any = None
+    max_tokens: Any = None
+    max_completion_tokens: Any = None
+    size: Any = None
+    n: Any = None
+
+
+_read_shape = msgspec.json.Decoder(_Shape).decode
+
+
 def _sealer(kind: ConfidentialKind) -> BodyBuilder:
     """The per-attempt body builder: lock (or reuse the lock), then seal the request JSON."""
 
     async def seal(plaintext: bytes, ctx: CallContext) -> bytes:
         from atoma_core._compute_units import num_compute_units
-        from atoma_core._crypto import require_cryptography, seal_request
+        from atoma_core._crypto import require_cryptography, seal_body
 
         require_cryptography()  # MissingDependencyError, naming the extra, before any request
-        request: dict[str, Any] = msgspec.json.decode(plaintext)
-        model = request["model"]
-        lock = await _lock(ctx, model)
-        sealed, key = seal_request(
+        shape = _read_shape(plaintext)
+        lock = await _lock(ctx, shape.model)
+        fields = {"max_tokens": shape.max_tokens, "max_completion_tokens": shape.max_completion_tokens}
+        if kind == "images":
+            fields = {"size": shape.size, "n": shape.n}
+        body, key = seal_body(
             lock.public_key,
             plaintext,
-            model=model,
+            model=shape.model,
             stack_small_id=lock.stack_small_id,
-            num_compute_units=num_compute_units(kind, request),
-            stream=request.get("stream"),
+            num_compute_units=num_compute_units(kind, fields),
+            stream=shape.stream,
         )
         ctx.state = _Sealed(key, lock)
-        return _encoder.encode(sealed)
+        return body
 
     return seal
 
 
-def _open(raw: bytes, ctx: CallContext) -> bytes:
-    """A sealed answer's plaintext JSON (`ConfidentialComputeError` if it cannot be opened)."""
-    envelope = decode_json_body(raw, _envelope, 200)
-    sealed: _Sealed = ctx.state
-    return sealed.key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
+def _opened(response_type: type[T]) -> Callable[[bytes, CallContext], T]:
+    """Decode a sealed answer: open it with this attempt's key, then decode the plaintext.
+    Nothing of the plaintext reaches an error (`ResponseKey.open_answer`)."""
+    decode = msgspec.json.Decoder(response_type).decode
+
+    def open_answer(raw: bytes, ctx: CallContext) -> T:
+        sealed: _Sealed = ctx.state
+        return sealed.key.open_answer(raw, decode)
+
+    return open_answer
 
 
 def _event_decoder(decode_chunk: Callable[[bytes], T]) -> Callable[[CallContext], Callable[[bytes], T]]:
-    """The decoder of one confidential stream: open each event with this call's key, then decode
-    the chunk with `decode_chunk`. An event that cannot be opened ends the stream: as
-    `ConfidentialComputeError` (a bad response) when it is the first, as `StreamInterruptedError`
-    (with `.partial`) after."""
+    """The decoder of one confidential stream: each event opened with this call's key (a fresh
+    nonce each, hash checked), then decoded with `decode_chunk` (`ResponseKey.stream_decoder`)."""
 
     def for_call(ctx: CallContext) -> Callable[[bytes], T]:
-        key = ctx.state.key
-        opened = 0
-
-        def decode(data: bytes) -> T:
-            nonlocal opened
-            envelope = _envelope.decode(data)
-            try:
-                plaintext = key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
-            except Exception as exc:
-                if opened == 0:
-                    raise
-                raise StreamInterruptedError(f"stream event could not be opened: {exc}") from None
-            opened += 1
-            return decode_chunk(plaintext)
-
-        return decode
+        sealed: _Sealed = ctx.state
+        return sealed.key.stream_decoder(decode_chunk)
 
     return for_call
 
@@ -180,7 +183,7 @@ def _operation(
         operation_id,
         "POST",
         path,
-        json_response(response_type, unwrap=_open),
+        json_response(response_type, decode=_opened(response_type)),
         request_type=request_type,
         build_body=_sealer(kind),
         retry_statuses=RELOCK_STATUSES,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from atoma_core import AtomaCore, ChatCompletionStream, CompletionStream, RequestOptions, errors
+from atoma_core import AtomaCore, ChatCompletionStream, CompletionStream, RequestOptions, RetryConfig, errors
 from atoma_core.models import (
     ChatCompletionResponse,
     CompletionResponse,
@@ -82,7 +82,9 @@ async def test_a_lock_is_reused_but_every_request_gets_fresh_keys(core: AtomaCor
 async def test_embeddings_and_images(core: AtomaCore, sandbox: Sandbox) -> None:
     emb = (await confidential_embeddings_create(core, {"model": "e", "input": ["a b", "c"]})).unwrap()
     assert isinstance(emb, EmbeddingResponse) and len(emb.data) == 2 and len(emb.data[0].embedding) == 8
-    img = (await confidential_images_generate(core, {"model": "i", "prompt": "a cat", "size": "64x32", "n": 2})).unwrap()
+    img = (
+        await confidential_images_generate(core, {"model": "i", "prompt": "a cat", "size": "64x32", "n": 2})
+    ).unwrap()
     assert isinstance(img, ImageGenerationResponse) and len(img.data) == 2
     sent = confidential_posts(sandbox)
     assert [s["model_name"] for s in sent] == ["e", "i"]
@@ -132,9 +134,13 @@ async def test_completions_plain_and_streamed_are_encrypted(core: AtomaCore, san
     assert acquired_connections(core) == 0
 
 
-async def test_a_tampered_completion_event_keeps_what_was_decrypted(locked: AtomaCore, sandbox: Sandbox) -> None:
+async def test_a_tampered_completion_event_keeps_what_was_decrypted(
+    locked: AtomaCore, sandbox: Sandbox
+) -> None:
     sandbox.script(faults.tamper(after_chunks=2))
-    stream = (await confidential_completions_create_stream(locked, {"model": "sandbox-model", "prompt": "a b c"})).unwrap()
+    stream = (
+        await confidential_completions_create_stream(locked, {"model": "sandbox-model", "prompt": "a b c"})
+    ).unwrap()
     with pytest.raises(errors.StreamInterruptedError) as caught:
         async with stream:
             async for _ in stream:
@@ -194,7 +200,9 @@ async def test_a_spoiled_answer_is_a_typed_error(
     assert SECRET not in str(res.error) and res.error.attempts == 1
 
 
-async def test_a_tampered_event_mid_stream_keeps_what_was_decrypted(locked: AtomaCore, sandbox: Sandbox) -> None:
+async def test_a_tampered_event_mid_stream_keeps_what_was_decrypted(
+    locked: AtomaCore, sandbox: Sandbox
+) -> None:
     core = locked
     sandbox.script(faults.tamper(after_chunks=3))
     stream = (await confidential_chat_create_stream(core, STREAM_CHAT)).unwrap()
@@ -225,7 +233,10 @@ async def test_no_node_for_the_model_fails_before_sealing(core: AtomaCore, sandb
 async def test_the_lock_follows_per_call_server_url(sandbox: Sandbox) -> None:
     async with Sandbox(token=TOKEN) as other, AtomaCore(TOKEN, sandbox.url) as core:
         resp = await confidential_chat_create(core, REQUEST, RequestOptions(server_url=other.url))
-        assert resp.ok and [r.path for r in other.requests] == ["/v1/nodes/lock", "/v1/confidential/chat/completions"]
+        assert resp.ok and [r.path for r in other.requests] == [
+            "/v1/nodes/lock",
+            "/v1/confidential/chat/completions",
+        ]
         assert sandbox.requests == []
 
 
@@ -261,7 +272,9 @@ def test_without_cryptography_the_error_names_the_extra() -> None:
 
 
 def test_importing_the_confidential_functions_loads_no_cryptography() -> None:
-    code = "import sys, atoma_funcs; atoma_funcs.confidential_chat_create; print('cryptography' in sys.modules)"
+    code = (
+        "import sys, atoma_funcs; atoma_funcs.confidential_chat_create; print('cryptography' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
 
@@ -292,9 +305,98 @@ async def test_a_batch_job_runs_confidential_completions(core: AtomaCore, sandbo
     from atoma_funcs import batch_run
 
     items = [
-        {"custom_id": str(i), "url": "/v1/confidential/completions", "body": {"model": "m", "prompt": f"p{i}"}}
+        {
+            "custom_id": str(i),
+            "url": "/v1/confidential/completions",
+            "body": {"model": "m", "prompt": f"p{i}"},
+        }
         for i in range(3)
     ]
     done = {r.custom_id: r.result.unwrap() async for r in batch_run(core, items, concurrency=2)}
     assert {k: v.choices[0].text for k, v in done.items()} == {str(i): f"You said: p{i}" for i in range(3)}
     assert len(confidential_posts(sandbox)) == 3
+
+
+# ---------------------------------------------------------------- issue 26, items 11 and 12
+
+
+async def test_a_replayed_event_ends_the_stream_and_keeps_what_came_before(
+    locked: AtomaCore, sandbox: Sandbox
+) -> None:
+    """A proxy resending an event (the same nonce, under the same key) must not get it in twice."""
+    sandbox.script(faults.replay(after_chunks=2))  # events: role, "You", " said:", " said:" again
+    stream = (await confidential_chat_create_stream(locked, STREAM_CHAT)).unwrap()
+    with pytest.raises(errors.StreamInterruptedError) as caught:
+        async with stream:
+            async for _ in stream:
+                pass
+    assert "replayed" in caught.value.message
+    assert caught.value.partial.choices[0].message.content == "You said:"  # once, not twice
+    assert acquired_connections(locked) == 0
+
+
+async def test_a_replayed_completion_event_ends_the_stream(locked: AtomaCore, sandbox: Sandbox) -> None:
+    sandbox.script(faults.replay(after_chunks=1))
+    request = {"model": "sandbox-model", "prompt": "a b c"}
+    stream = (await confidential_completions_create_stream(locked, request)).unwrap()
+    with pytest.raises(errors.StreamInterruptedError):
+        async with stream:
+            async for _ in stream:
+                pass
+    assert caught_text(stream) == "You said:"  # " said:" once, not twice
+
+
+def caught_text(stream: CompletionStream) -> str:
+    return stream.partial.choices[0].text
+
+
+PLAINTEXT = "the decrypted secret plaintext, not JSON"
+
+
+def assert_no_plaintext(error: BaseException, secret: str = PLAINTEXT) -> None:
+    """Neither the error, its message, its attributes nor anything it was raised from holds it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error) + repr(error) + repr(vars(error))
+        assert secret not in text and secret.encode() not in getattr(error, "raw", b"")
+        partial = getattr(error, "partial", None)
+        assert partial is None or secret not in repr(partial)
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', '["' + PLAINTEXT + '"]'])
+async def test_a_decrypted_answer_that_does_not_decode_reaches_no_error(
+    locked: AtomaCore, sandbox: Sandbox, text: str
+) -> None:
+    sandbox.script(faults.sealed_text(text))
+    res = await confidential_chat_create(locked, REQUEST)
+    assert isinstance(res.error, errors.ResponseValidationError)
+    assert not isinstance(res.error, errors.ConfidentialComputeError)  # it opened fine
+    assert_no_plaintext(res.error)
+    assert res.error.raw == b"" or b"ciphertext" in res.error.raw  # the sealed envelope at most
+    assert "decrypted response" in res.error.message
+
+
+@pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}'])
+@pytest.mark.parametrize("at", [0, 2])
+async def test_a_decrypted_event_that_does_not_decode_reaches_no_error(
+    locked: AtomaCore, sandbox: Sandbox, text: str, at: int
+) -> None:
+    sandbox.script(faults.sealed_text(text, after_chunks=at))
+    res = await confidential_chat_create_stream(
+        locked, STREAM_CHAT, RequestOptions(retries=RetryConfig(strategy="none"))
+    )
+    if res.ok:
+        with pytest.raises(errors.AtomaError) as caught:
+            async with res.value:
+                async for _ in res.value:
+                    pass
+        error: BaseException = caught.value
+    else:
+        error = res.error
+    assert isinstance(
+        error, (errors.ResponseValidationError, errors.StreamInterruptedError, errors.APIConnectionError)
+    )
+    assert_no_plaintext(error)
+    assert acquired_connections(locked) == 0

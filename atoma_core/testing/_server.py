@@ -70,7 +70,7 @@ def _error(status: int, message: str | None = None, headers: dict[str, str] | No
     return web.json_response(body, status=status, headers=headers)
 
 
-_SEALING_FAULTS = ("tamper", "wrong_hash")
+_SEALING_FAULTS = ("tamper", "wrong_hash", "replay", "sealed_text")
 
 
 def _default_node() -> SandboxNode | None:
@@ -379,11 +379,7 @@ class Sandbox:
         if kind == "delay" and fault is not None:
             await self._pause(resp, fault.seconds)
         cut = -1
-        if (
-            fault is not None
-            and fault.after_chunks is not None
-            and fault.kind not in ("tamper", "wrong_hash")
-        ):
+        if fault is not None and fault.after_chunks is not None and fault.kind not in _SEALING_FAULTS:
             cut = fault.after_chunks  # (tamper and wrong_hash spoil a sealed event instead: _sealed.py)
         for i, frame in enumerate(frames):
             if i == cut and fault is not None:
