@@ -108,9 +108,10 @@ async def _lock(ctx: CallContext, model: str) -> NodesCreateLockResponse:
 
 class _Shape(msgspec.Struct, gc=False):
     """What sealing needs of the request JSON (the model, `stream`, what `num_compute_units`
-    reads): decoded without building the rest of it."""
+    reads): decoded without building the rest of it. Typed loosely: the request Struct checked
+    them, and `extra_body` may have changed them since."""
 
-    model: str
+    model: Any
     stream: Any = None
     max_tokens: Any = None
     max_completion_tokens: Any = None

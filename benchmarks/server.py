@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import re
 import signal
@@ -75,19 +74,25 @@ class BenchServer:
             if key is not None:
                 answer = json.dumps(self._node().seal(key, answer)).encode()
             return web.Response(body=answer, headers=_JSON)
-        # A stream is sealed write by write, just before it goes out, as a node seals each event
-        # as it is generated: the first event does not wait for the whole answer to be sealed.
-        seal = (lambda write: write) if key is None else functools.partial(_seal_write, self._node(), key)
         response = web.StreamResponse(headers=_SSE)
         await response.prepare(request)
+        sent = 0
+        if key is not None and answer:
+            # The first write is sealed and sent at once, as a node sends its first event (time to
+            # first token); the rest are sealed together and then go out back to back, as the
+            # plain answer's writes do, so a client reads them as it reads a plain stream.
+            node = self._node()
+            await response.write(_seal_write(node, key, answer[0]))
+            answer = answer[:1] + [_seal_write(node, key, data) for data in answer[1:]]
+            sent = 1
         if spec.kind == "hold":
             before = hold_writes(spec)
-            for data in answer[:before]:
-                await response.write(seal(data))
+            for data in answer[sent:before]:
+                await response.write(data)
             await self._released.setdefault(spec.group, asyncio.Event()).wait()
-            answer = answer[before:]
-        for data in answer:
-            await response.write(seal(data))
+            answer, sent = answer[max(before, sent) :], 0
+        for data in answer[sent:]:
+            await response.write(data)
         await response.write_eof()
         return response
 
