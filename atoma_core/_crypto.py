@@ -120,6 +120,7 @@ class _SealedRequest(Struct, omit_defaults=True, kw_only=True, gc=False):
     stream: bool | None | UnsetType = UNSET
 
 
+_TOO_DEEP = "response JSON is nested too deeply to decode"
 _read_sealed = msgspec.json.Decoder(_Sealed).decode
 _read_envelope = msgspec.json.Decoder(ConfidentialComputeResponse).decode
 _write = msgspec.json.Encoder().encode
@@ -207,6 +208,8 @@ class ResponseKey:
                 raise error from None
             message = f"response does not match the schema: {error}"
             raise ResponseValidationError(message, raw=raw, status_code=status) from None
+        except RecursionError:  # msgspec's answer to JSON nested too deeply
+            raise ResponseValidationError(_TOO_DEEP, raw=raw, status_code=status) from None
         nonce, digest, ciphertext = sealed.nonce, sealed.response_hash, sealed.ciphertext
         del sealed
         if len(nonce) != NONCE_SIZE:
@@ -225,6 +228,9 @@ class ResponseKey:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             what = "is not JSON" if isinstance(exc, msgspec.DecodeError) else "does not match the schema"
             message = f"the decrypted response {what}{_where(exc)}"
+            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+        except RecursionError:
+            message = f"the decrypted response: {_TOO_DEEP}"
             raise ResponseValidationError(message, raw=raw, status_code=status) from None
 
     def stream_decoder(self, decode: Callable[[bytes], T]) -> Callable[[bytes], T]:

@@ -23,6 +23,7 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     ├── StreamError                   a stream ended badly after it started
     │   ├── StreamInterruptedError    the connection dropped or a frame was malformed
     │   └── StreamTruncatedError      clean end of body, but no finish_reason
+    ├── NodeKeyVerificationError      a node's key is not the one it committed on chain (`.reason`)
     ├── MissingDependencyError        an optional extra is not installed (the message names it)
     └── UnexpectedClientError         a bug or an unforeseen exception (see `__cause__`)
 
@@ -46,6 +47,8 @@ __all__ = [
     "InvalidRequestError",
     "LockedError",
     "MissingDependencyError",
+    "NodeKeyFailure",
+    "NodeKeyVerificationError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -64,6 +67,9 @@ __all__ = [
 
 TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
 CryptoFailure = Literal["key", "encoding", "tag", "hash"]
+NodeKeyFailure = Literal[
+    "mismatch", "no_commitment", "not_pinned", "evidence", "unavailable", "invalid_answer"
+]
 
 
 class AtomaError(Exception):
@@ -229,6 +235,23 @@ class StreamInterruptedError(StreamError):
 
 class StreamTruncatedError(StreamError):
     """The body ended cleanly but a choice never got a `finish_reason` (a failed generation)."""
+
+
+class NodeKeyVerificationError(AtomaError):
+    """The key `/v1/nodes/lock` handed out for a node could not be shown to be that node's own, so
+    nothing was encrypted to it and nothing was sent to the confidential route (fail closed).
+
+    `reason`: "mismatch" (the node committed another key), "no_commitment" (no commitment by that
+    node at the current rotation), "not_pinned" (a `PinnedKeys` verifier does not know the node),
+    "evidence" (your evidence check refused it), "unavailable" (the source of truth could not be
+    read in time; `__cause__` says why) or "invalid_answer" (it answered something malformed).
+    `node_small_id` names the node. The message never holds a token or a private key.
+    """
+
+    def __init__(self, message: str, *, node_small_id: int, reason: NodeKeyFailure) -> None:
+        super().__init__(message)
+        self.node_small_id = node_small_id
+        self.reason: NodeKeyFailure = reason
 
 
 class MissingDependencyError(AtomaError):

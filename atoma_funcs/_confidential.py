@@ -2,13 +2,15 @@
 encrypted to a node in a TEE (`POST /v1/confidential/...`). The same request path as every
 operation, with two plug-ins:
 
-- a body builder, run before EVERY attempt: lock a node for the model (cached per core, server
-  and model, re-locked after a 423 LOCKED / 425 UNAVAILABLE_STACK), then seal the ordinary
-  request JSON with a fresh X25519 key pair, salt and nonce (`_crypto.seal_request`), so a retry
+- a body builder, run before EVERY attempt: lock a node for the model (`_node_lock`: cached per
+  core, server and model, re-locked after a 423 LOCKED / 425 UNAVAILABLE_STACK, its key checked
+  by the core's node-key verifier, if any), then seal the ordinary
+  request JSON with a fresh X25519 key pair, salt and nonce (`_crypto.seal_body`), so a retry
   is a new ciphertext and none is ever resent to another node; the key that opens the answer is
   left in `ctx.state`;
-- an unwrap step for the answer, or a decoder for each stream event, that opens it with that key
-  (hash checked in constant time) and decodes exactly what the plain operation returns.
+- a decode step for the answer, or a decoder for each stream event, that opens it with that key
+  (hash checked in constant time, a stream's nonces never twice) and decodes exactly what the
+  plain operation returns; nothing of the plaintext reaches an error.
 
 `cryptography` (the `confidential` extra) is imported on the first call, never at import.
 """
@@ -16,7 +18,6 @@ operation, with two plug-ins:
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import msgspec
@@ -24,16 +25,14 @@ import msgspec
 from atoma_core._body import json_response
 from atoma_core._operation import Operation
 from atoma_core._request import call
-from atoma_core.errors import LockedError, TooEarlyError
 from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
 from atoma_core.models.completions import CompletionRequest, CompletionResponse
 from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
 from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
-from atoma_core.result import Err
 
 from . import _completions
 from ._chat import prepare_create, prepare_stream
-from ._nodes import nodes_create_lock
+from ._node_lock import lock_node
 
 if TYPE_CHECKING:
     from atoma_core._compute_units import ConfidentialKind
@@ -67,11 +66,6 @@ COMPLETIONS_PATH = "/v1/confidential/completions"
 # The proxy answers these on confidential routes so that "Atoma's native SDKs" re-lock and resend.
 RELOCK_STATUSES = frozenset({423, 425})
 
-# Locks by core, then by (server URL, model): reused while the node accepts them.
-_locks: weakref.WeakKeyDictionary[AtomaCore, dict[tuple[str, str], NodesCreateLockResponse]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 class _Sealed:
     """What one attempt's body builder leaves for its handle step (never shown: it holds a key)."""
@@ -84,26 +78,6 @@ class _Sealed:
 
     def __repr__(self) -> str:
         return "_Sealed(<redacted>)"
-
-
-async def _lock(ctx: CallContext, model: str) -> NodesCreateLockResponse:
-    """The node lock for this call: the cached one, unless the last attempt was refused with it."""
-    options = ctx.options
-    server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
-    cache = _locks.setdefault(ctx.core, {})
-    slot = (server, model)
-    refused = isinstance(ctx.last_error, (LockedError, TooEarlyError))
-    if refused and isinstance(ctx.state, _Sealed) and cache.get(slot) is ctx.state.lock:
-        del cache[slot]  # that node or stack is gone: lock another
-    lock = cache.get(slot)
-    if lock is None:
-        if options is not None and options.extra_body is not None:
-            options = msgspec.structs.replace(options, extra_body=None)  # meant for the sealed body
-        result = await nodes_create_lock(ctx.core, {"model": model}, options)
-        if isinstance(result, Err):
-            raise result.error
-        lock = cache[slot] = result.value
-    return lock
 
 
 class _Shape(msgspec.Struct, gc=False):
@@ -131,7 +105,7 @@ def _sealer(kind: ConfidentialKind) -> BodyBuilder:
 
         require_cryptography()  # MissingDependencyError, naming the extra, before any request
         shape = _read_shape(plaintext)
-        lock = await _lock(ctx, shape.model)
+        lock = await lock_node(ctx, shape.model)
         fields = {"max_tokens": shape.max_tokens, "max_completion_tokens": shape.max_completion_tokens}
         if kind == "images":
             fields = {"size": shape.size, "n": shape.n}

@@ -85,3 +85,13 @@ def test_the_models_table_lists_every_public_model() -> None:
         assert all(getattr(models, n) is getattr(module, n) for n in names)
     with pytest.raises(AttributeError):
         models.Nope  # noqa: B018
+
+
+def test_node_key_verification_loads_only_when_used() -> None:
+    verification = {"atoma_core.attest", "atoma_core._sui", "atoma_funcs._node_lock", "blake3"}
+    modules = imported_modules("from atoma_funcs import chat_create")
+    assert not modules & verification, modules & verification
+    modules = imported_modules("from atoma_funcs import confidential_chat_create")
+    assert not modules & (verification - {"atoma_funcs._node_lock"})
+    modules = imported_modules("from atoma_core.attest import PinnedKeys, SuiKeyCommitments")
+    assert not modules & (NEVER | {"atoma_core._sui", "blake3", "cryptography", "aiohttp"})

@@ -25,6 +25,7 @@ __all__ = [
     "sealed_text",
     "stall",
     "status",
+    "substitute_key",
     "tamper",
     "trickle",
     "truncate",
@@ -51,6 +52,7 @@ FaultKind = Literal[
     "wrong_hash",
     "replay",
     "sealed_text",
+    "substitute_key",
 ]
 
 
@@ -74,11 +76,18 @@ def status(
     headers: Mapping[str, str] | None = None,
     body: str | None = None,
     content_type: str | None = None,
+    seconds: float = 0.0,
     times: int | None = 1,
 ) -> Fault:
-    """Answer `code`. Without `body`, the Atoma error envelope for that code is sent."""
+    """Answer `code` (after `seconds`). Without `body`, the Atoma error envelope for that code is sent."""
     return Fault(
-        kind="status", status=code, headers=headers or {}, body=body, content_type=content_type, times=times
+        kind="status",
+        status=code,
+        headers=headers or {},
+        body=body,
+        content_type=content_type,
+        seconds=seconds,
+        times=times,
     )
 
 
@@ -188,3 +197,11 @@ def sealed_text(body: str, after_chunks: int | None = None, *, times: int | None
     """Confidential routes: the node seals `body` (properly, hash and all) instead of the JSON
     answer (None) or of event N: a decrypted answer that is not what the route promises."""
     return Fault(kind="sealed_text", body=body, after_chunks=after_chunks, times=times)
+
+
+def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int | None = 1) -> Fault:
+    """A malicious proxy: `/v1/nodes/lock` hands out `key` (base64; None: the proxy's own key)
+    for the node (`node_small_id`, if not 0, names another); with the proxy's own key, sealed
+    requests are opened by the proxy (`Sandbox.intercepted`) and answered, as a man in the middle
+    would. `times=None`: from now on."""
+    return Fault(kind="substitute_key", body=key, size=node_small_id, times=times)
