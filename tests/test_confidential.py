@@ -365,7 +365,12 @@ def assert_no_plaintext(error: BaseException, secret: str = PLAINTEXT) -> None:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
 
 
-@pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', '["' + PLAINTEXT + '"]'])
+DEEP = '{"x": ' + "[" * 200_000 + "]" * 200_000 + ', "choices": []}'  # msgspec: RecursionError
+
+
+@pytest.mark.parametrize(
+    "text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', '["' + PLAINTEXT + '"]', DEEP], ids=str.__len__
+)
 async def test_a_decrypted_answer_that_does_not_decode_reaches_no_error(
     locked: AtomaCore, sandbox: Sandbox, text: str
 ) -> None:
@@ -378,7 +383,7 @@ async def test_a_decrypted_answer_that_does_not_decode_reaches_no_error(
     assert "decrypted response" in res.error.message
 
 
-@pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}'])
+@pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', DEEP], ids=str.__len__)
 @pytest.mark.parametrize("at", [0, 2])
 async def test_a_decrypted_event_that_does_not_decode_reaches_no_error(
     locked: AtomaCore, sandbox: Sandbox, text: str, at: int
