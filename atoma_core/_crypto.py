@@ -164,10 +164,11 @@ class ResponseKey:
     does the reverse. One AESGCM object is built once and reused. The key never shows in a repr.
     """
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_key")
 
     def __init__(self, key: bytes) -> None:
         require_cryptography()
+        self._key = key
         self._aead = AESGCM(key)
 
     def __repr__(self) -> str:
@@ -240,7 +241,8 @@ class ResponseKey:
         stream as `StreamInterruptedError` after; decrypted data that does not decode raises
         errors that hold none of it. Not a sealed message at all (an error object): the
         `msgspec.ValidationError`, for the stream to read the error in it."""
-        decrypt = self._aead.decrypt
+        key = self._key
+        aead: AESGCM | None = self._aead  # dropped by `release()` between reads, rebuilt on use
         hash_of = blake2b_256
         compare_digest = hmac.compare_digest
         # This stream's nonces, as their hashes in a sorted array: 8 bytes each where a set of the
@@ -251,6 +253,7 @@ class ResponseKey:
         remember = seen.insert
 
         def decode_event(data: bytes) -> T:
+            nonlocal aead
             try:
                 sealed = _read_sealed(data)
             except msgspec.ValidationError as exc:
@@ -267,8 +270,10 @@ class ResponseKey:
             try:  # ResponseKey._open, inlined: this runs once per event
                 if len(nonce) != NONCE_SIZE:
                     raise _bad_nonce()
+                if aead is None:
+                    aead = AESGCM(key)
                 try:
-                    plaintext = decrypt(nonce, sealed.ciphertext, None)
+                    plaintext = aead.decrypt(nonce, sealed.ciphertext, None)
                 except InvalidTag:
                     raise _bad_tag() from None
                 if digest is not None and not compare_digest(hash_of(plaintext), digest):
@@ -286,6 +291,13 @@ class ResponseKey:
                 message = f"a decrypted stream event does not match the schema{_where(exc)}"
                 raise ResponseValidationError(message, raw=data) from None
 
+        def release() -> None:
+            """Let go of the AES-GCM context (~1.3 KB with its key schedule) until the next event:
+            the event stream calls it after each read, so thousands of idle streams hold none."""
+            nonlocal aead
+            aead = None
+
+        decode_event.release = release  # type: ignore[attr-defined]
         return decode_event
 
     def seal(self, plaintext: bytes, nonce: bytes | None = None) -> ConfidentialComputeResponse:

@@ -246,6 +246,21 @@ def test_the_stream_decoder_types_each_failure_first_and_later(change: dict[str,
         later(b"[DONE]")
 
 
+def test_the_stream_decoder_lets_go_of_its_cipher_between_reads_and_still_opens() -> None:
+    """`release()` (the event stream calls it after each read) drops the AES-GCM context; the next
+    event rebuilds it, and a replay across the release is still caught."""
+    node = SandboxNode()
+    _, key, node_key = sealed_pair(node)
+    decode = key.stream_decoder(msgspec.json.Decoder(ChatCompletionChunk).decode)
+    first = msgspec.json.encode(node.seal(node_key, CHUNK))
+    assert decode(first).choices[0].delta.content == "secret answer"
+    decode.release()  # type: ignore[attr-defined]
+    assert decode(msgspec.json.encode(node.seal(node_key, CHUNK))).choices
+    decode.release()  # type: ignore[attr-defined]
+    with pytest.raises(StreamInterruptedError, match="replayed"):
+        decode(first)
+
+
 @pytest.mark.parametrize(
     "node_key",
     [b64(b"\x01" * 31), b64(bytes(32)), ""],  # too short, the all-zero low-order point, empty
