@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from atoma_core.config import RequestOptions
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
+    from atoma_core.models.chat import ChatCompletionChunk
     from atoma_core.models.nodes import NodesCreateLockResponse
     from atoma_core.result import Result
     from atoma_core.types import (
@@ -155,6 +156,13 @@ def _event_decoder(decode_chunk: Callable[[bytes], T]) -> Callable[[CallContext]
     return for_call
 
 
+def _chat_event_decoder(ctx: CallContext) -> Callable[[bytes], ChatCompletionChunk]:
+    """The decoder of one confidential chat stream (`_parse_stream` plugs it in too)."""
+    from atoma_core._stream import chat_chunk_decoder
+
+    return _event_decoder(chat_chunk_decoder.decode)(ctx)
+
+
 def _operation(
     operation_id: str,
     path: str,
@@ -226,13 +234,13 @@ def _stream_operation(
 
 @functools.cache
 def _chat_stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream]:
-    from atoma_core._stream import chat_chunk_decoder, open_chat_stream
+    from atoma_core._stream import open_chat_stream
 
     return _stream_operation(
         "confidential_chat_completions_create_stream",
         CHAT_PATH,
         "chat",
-        open_chat_stream(_event_decoder(chat_chunk_decoder.decode)),
+        open_chat_stream(_chat_event_decoder),
         request_type=ChatCompletionRequest,
         prepare=prepare_stream,
     )
