@@ -7,7 +7,7 @@ import dataclasses
 import json
 import subprocess
 import sys
-from typing import Any, Literal, TypedDict, Union
+from typing import Annotated, Any, Literal, TypedDict, Union
 
 import msgspec
 import pytest
@@ -255,6 +255,22 @@ def test_strict_schema_rules() -> None:
     inlined = strict["properties"]["y"]["anyOf"][0]
     assert inlined["description"] == "d" and inlined["properties"] == {"z": {"type": ["string", "null"]}}
     assert schema["$defs"]["A"]["required"] == []  # the input is left alone
+
+
+class Branch(msgspec.Struct):
+    name: str
+    kids: list[Annotated[Branch, msgspec.Meta(description="a sub-branch")]]
+
+
+async def test_a_recursive_type_keeps_its_recursion(core: AtomaCore, sandbox: Sandbox) -> None:
+    """A described `$ref` to a type that contains itself stays a `$ref` (inlining it once would
+    leave the grandchildren untyped)."""
+    parsed = (await chat_parse(core, CHAT, Branch)).unwrap().choices[0].message.parsed
+    assert isinstance(parsed, Branch) and isinstance(parsed.kids[0], Branch)
+    schema = sandbox.requests[-1].json["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
+    assert schema["$defs"]["Branch"]["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
+    assert schema["$defs"]["Branch"]["additionalProperties"] is False
 
 
 def test_parse_imports_no_pydantic() -> None:
