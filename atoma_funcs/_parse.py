@@ -92,14 +92,17 @@ def parse_request(body: dict[str, Any], spec: OutputSpec, mode: str) -> dict[str
 
 
 def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
-    """Token counts of two calls added up (None only if both are None)."""
-    if total is None or more is None:
-        return total if more is None else more
-    return Usage(
-        prompt_tokens=total.prompt_tokens + more.prompt_tokens,
-        completion_tokens=total.completion_tokens + more.completion_tokens,
-        total_tokens=total.total_tokens + more.total_tokens,
-    )
+    """Token counts of two calls added up, their breakdowns (cached, reasoning tokens) too; a
+    count one side lacks is the other's (None only if both are None)."""
+    return _added(total, more)  # type: ignore[no-any-return]
+
+
+def _added(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return a if b is None else b
+    if isinstance(a, msgspec.Struct):
+        return type(a)(**{name: _added(getattr(a, name), getattr(b, name)) for name in a.__struct_fields__})
+    return a + b
 
 
 @functools.cache

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from atoma_core import AtomaCore, Err, errors
 from atoma_core.models import ChatCompletionRequest, ParsedChatCompletion
+from atoma_core.models.usage import CompletionTokensDetails, PromptTokensDetails, Usage
 from atoma_core.testing import Sandbox, faults
 from atoma_core.testing._instances import instance_of
 from atoma_funcs import chat_parse, confidential_chat_parse
+from atoma_funcs._parse import add_usage
 from atoma_funcs._schema import output_spec, strict_schema
 
 from .conftest import CHAT
@@ -271,6 +273,23 @@ async def test_a_recursive_type_keeps_its_recursion(core: AtomaCore, sandbox: Sa
     assert schema["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
     assert schema["$defs"]["Branch"]["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
     assert schema["$defs"]["Branch"]["additionalProperties"] is False
+
+
+def test_usage_of_attempts_adds_up_with_its_breakdowns() -> None:
+    first = Usage(
+        prompt_tokens=10,
+        completion_tokens=5,
+        total_tokens=15,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=4),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=2),
+    )
+    second = Usage(prompt_tokens=7, completion_tokens=3, total_tokens=10)
+    second.prompt_tokens_details = PromptTokensDetails(cached_tokens=1, audio_tokens=2)
+    total = add_usage(first, second)
+    assert total is not None and (total.prompt_tokens, total.completion_tokens, total.total_tokens) == (17, 8, 25)
+    assert total.prompt_tokens_details == PromptTokensDetails(cached_tokens=5, audio_tokens=2)
+    assert total.completion_tokens_details == CompletionTokensDetails(reasoning_tokens=2)
+    assert add_usage(None, second) is second and add_usage(None, None) is None
 
 
 def test_parse_imports_no_pydantic() -> None:
