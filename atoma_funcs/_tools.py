@@ -14,7 +14,7 @@ import re
 import sys
 import time
 import typing
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable, Literal, Mapping
 
 import msgspec
 
@@ -193,6 +193,22 @@ async def _run_call(call: ToolCall, tools: Mapping[str, FunctionTool], record: T
     return _as_text(record.result)
 
 
+async def _run_concurrently(calls: list[Coroutine[Any, Any, str]]) -> list[str]:
+    """Run the calls as tasks and return their texts in order. Whatever ends the wait (our
+    caller's cancel, or a tool raising CancelledError itself) cancels and awaits the tasks still
+    running, so no tool outlives the loop. (A sync tool's thread cannot be stopped: it finishes
+    on its own, its result dropped.)"""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        running = [t for t in tasks if not t.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+
+
 def _forced(choice: Any) -> bool:
     return isinstance(choice, dict) or choice == "required"
 
@@ -233,9 +249,8 @@ async def run_tools(
             return Err(ToolLoopError(f"the model still called tools after {max_rounds} rounds", run=run))
         records = [ToolRunCall(id=c.id, name=c.function.name, round=run.rounds) for c in message.tool_calls]
         run.calls.extend(records)
-        # Concurrently; gather cancels the others if one is cancelled, and so does our caller's cancel.
-        texts = await asyncio.gather(
-            *(_run_call(c, by_name, r) for c, r in zip(message.tool_calls, records, strict=True))
+        texts = await _run_concurrently(
+            [_run_call(c, by_name, r) for c, r in zip(message.tool_calls, records, strict=True)]
         )
         run.messages.extend(_tool_message(r.id, text) for r, text in zip(records, texts, strict=True))
         failed = next((r for r in records if r.error is not None), None)

@@ -201,6 +201,32 @@ async def test_cancellation_cancels_running_tools(core: AtomaCore, sandbox: Sand
     assert cancelled.is_set()
 
 
+async def test_a_tool_cancelling_itself_cancels_the_others(core: AtomaCore, sandbox: Sandbox) -> None:
+    """A CancelledError out of one tool propagates, and the tools still running are cancelled
+    and awaited, not left running after the loop returned."""
+    outcome: list[str] = []
+
+    @tool
+    async def quitter(name: str) -> str:
+        await asyncio.sleep(0.05)  # the other one is running by now
+        raise asyncio.CancelledError
+
+    @tool
+    async def slow(name: str) -> str:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return name
+
+    calls = [{"name": "quitter", "arguments": {"name": "a"}}, {"name": "slow", "arguments": {"name": "b"}}]
+    sandbox.script(faults.reply(tool_calls=calls))
+    with pytest.raises(asyncio.CancelledError):
+        await chat_run_tools(core, CHAT, [quitter, slow])
+    assert outcome == ["cancelled"]  # already, when chat_run_tools returned
+
+
 async def test_errors_of_a_round_and_bad_arguments(core: AtomaCore, sandbox: Sandbox) -> None:
     sandbox.script(faults.status(401))
     assert isinstance((await chat_run_tools(core, CHAT, [add])).error, errors.AuthenticationError)  # type: ignore[union-attr]
