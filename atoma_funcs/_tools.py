@@ -223,9 +223,14 @@ async def run_tools(
     on_tool_error: str,
 ) -> Result[ToolRun, AtomaError]:
     try:
-        by_name = {t.name: t for t in (t if isinstance(t, FunctionTool) else tool(t) for t in tools)}
+        made = [t if isinstance(t, FunctionTool) else tool(t) for t in tools]
     except (TypeError, NameError) as exc:  # *args, or annotations that cannot be resolved
         return Err(InvalidRequestError(f"cannot make a tool: {exc}"))
+    by_name = {t.name: t for t in made}
+    if len(by_name) < len(made):  # the model could only ever reach one of them
+        names = [t.name for t in made]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        return Err(InvalidRequestError(f"two tools share a name: {', '.join(twice)}"))
     if max_rounds < 1 or on_tool_error not in ("return", "raise"):
         return Err(InvalidRequestError("max_rounds must be >= 1 and on_tool_error 'return' or 'raise'"))
     body = as_dict(request)

@@ -227,6 +227,13 @@ async def test_a_tool_cancelling_itself_cancels_the_others(core: AtomaCore, sand
     assert outcome == ["cancelled"]  # already, when chat_run_tools returned
 
 
+async def test_two_tools_with_one_name_are_refused(core: AtomaCore, sandbox: Sandbox) -> None:
+    other = tool(name="add")(lambda a: a)  # type: ignore[arg-type,return-value]
+    result = await chat_run_tools(core, CHAT, [add, other])
+    assert isinstance(result, Err) and isinstance(result.error, errors.InvalidRequestError)
+    assert "add" in result.error.message and sandbox.requests == []
+
+
 async def test_errors_of_a_round_and_bad_arguments(core: AtomaCore, sandbox: Sandbox) -> None:
     sandbox.script(faults.status(401))
     assert isinstance((await chat_run_tools(core, CHAT, [add])).error, errors.AuthenticationError)  # type: ignore[union-attr]
