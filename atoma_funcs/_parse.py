@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar
 import msgspec
 
 from atoma_core._body import json_response
-from atoma_core._operation import Operation
 from atoma_core._request import call
 from atoma_core.errors import (
     ContentFilterFinishReasonError,
@@ -34,6 +33,7 @@ from atoma_core.result import Err, Ok
 from ._schema import DecodeFailure, OutputSpec, output_spec
 
 if TYPE_CHECKING:
+    from atoma_core._operation import Operation
     from atoma_core.config import RequestOptions
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
@@ -118,18 +118,7 @@ def _operation(confidential: bool) -> Operation[Any, ParsedChatCompletion[Any]]:
         from ._chat import _CREATE as base
 
         handle = json_response(ParsedChatCompletion)
-    return Operation(
-        base.operation_id,
-        base.method,
-        base.path,
-        handle,
-        request_type=base.request_type,
-        prepare=base.prepare,
-        build_body=base.build_body,
-        accept=base.accept,
-        auth=base.auth,
-        retry_statuses=base.retry_statuses,
-    )
+    return base.answered_by(handle)
 
 
 def _tool_arguments(message: Any, name: str) -> str | None:
