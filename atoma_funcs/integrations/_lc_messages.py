@@ -192,14 +192,14 @@ def to_ai_message(response: m.ChatCompletionResponse, parsed: Any = None) -> AIM
     )
 
 
-def to_message_chunk(chunk: m.ChatCompletionChunk) -> tuple[AIMessageChunk, str | None]:
-    """One stream chunk as an `AIMessageChunk` and the text it adds (for `on_llm_new_token`).
+def to_message_chunk(chunk: m.ChatCompletionChunk) -> AIMessageChunk:
+    """One stream chunk as an `AIMessageChunk`.
 
     Metadata LangChain merges by concatenation (`model_name`, `response_hash`) is set once, on
     the chunk with the finish_reason; usage once, on the final usage chunk."""
     if not chunk.choices:
         usage = None if chunk.usage is None else usage_metadata(chunk.usage)
-        return AIMessageChunk(content="", usage_metadata=usage, id=chunk.id or None), None
+        return AIMessageChunk(content="", usage_metadata=usage, id=chunk.id or None)
     choice = chunk.choices[0]
     delta = choice.delta
     text = delta.content or ""
@@ -232,4 +232,4 @@ def to_message_chunk(chunk: m.ChatCompletionChunk) -> tuple[AIMessageChunk, str 
     )
     if chunk.usage is not None:  # a server that sends usage on the finish chunk itself
         message.usage_metadata = usage_metadata(chunk.usage)
-    return message, text or None
+    return message
