@@ -128,6 +128,12 @@ def _tool_arguments(message: Any, name: str) -> str | None:
     return None
 
 
+def _answer_text(message: Any, spec: OutputSpec, mode: str) -> str:
+    """The text of a message that is decoded into `T` (what `OutputValidationError.raw` holds)."""
+    text = _tool_arguments(message, spec.name) if mode == "tool" else None
+    return text if text is not None else message.content or ""
+
+
 def parse_response(
     response: ChatCompletionResponse, spec: OutputSpec, mode: str, usage: Usage | None
 ) -> Result[ParsedChatCompletion[Any], StructuredOutputError]:
@@ -169,9 +175,13 @@ def parse_response(
     return Ok(parsed)
 
 
-def retry_messages(response: ChatCompletionResponse, error: OutputValidationError, mode: str) -> list[Any]:
-    """What to append to ask again: the model's answer, then the validation complaint."""
-    message = response.choices[0].message
+def retry_messages(
+    response: ChatCompletionResponse, error: OutputValidationError, spec: OutputSpec, mode: str
+) -> list[Any]:
+    """What to append to ask again: the model's answer that did not fit (with several choices,
+    the one the complaint is about), then the validation complaint."""
+    misfits = [c.message for c in response.choices if _answer_text(c.message, spec, mode) == error.raw]
+    message = misfits[0] if misfits else response.choices[0].message
     complaint = RETRY_PROMPT.format(error=error.message)
     calls = message.tool_calls or []
     if mode == "tool" and calls:
@@ -209,7 +219,7 @@ async def run_parse(
         error = parsed.error
         if not isinstance(error, OutputValidationError) or attempt == max_validation_retries:
             return Err(error)
-        body = {**body, "messages": [*body["messages"], *retry_messages(response, error, mode)]}
+        body = {**body, "messages": [*body["messages"], *retry_messages(response, error, spec, mode)]}
     raise AssertionError("unreachable")  # pragma: no cover
 
 

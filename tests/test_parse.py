@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atoma_core import AtomaCore, Err, errors
-from atoma_core.models import ChatCompletionRequest, ParsedChatCompletion
+from atoma_core.models import ChatCompletionRequest, ChatCompletionResponse, ParsedChatCompletion
 from atoma_core.models.usage import CompletionTokensDetails, PromptTokensDetails, Usage
 from atoma_core.testing import Sandbox, faults
 from atoma_core.testing._instances import instance_of
 from atoma_funcs import chat_parse, confidential_chat_parse
-from atoma_funcs._parse import add_usage
+from atoma_funcs._parse import add_usage, parse_response, retry_messages
 from atoma_funcs._schema import output_spec, strict_schema
 
 from .conftest import CHAT
@@ -273,6 +273,30 @@ async def test_a_recursive_type_keeps_its_recursion(core: AtomaCore, sandbox: Sa
     assert schema["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
     assert schema["$defs"]["Branch"]["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
     assert schema["$defs"]["Branch"]["additionalProperties"] is False
+
+
+def test_a_retry_sends_back_the_choice_that_did_not_fit() -> None:
+    """With n > 1, the assistant turn sent back is the misfit the complaint is about, not choice 0."""
+    good = '{"title": "A", "priority": 1}'
+    bad = '{"title": "B"}'
+    answer = {"role": "assistant"}
+    response = msgspec.convert(
+        {
+            "id": "c",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {"index": i, "finish_reason": "stop", "message": {**answer, "content": text}}
+                for i, text in enumerate([good, bad])
+            ],
+        },
+        ChatCompletionResponse,
+    )
+    spec = output_spec(Ticket)
+    error = parse_response(response, spec, "json_schema", None).error  # type: ignore[union-attr]
+    assert isinstance(error, errors.OutputValidationError) and error.raw == bad
+    sent, complaint = retry_messages(response, error, spec, "json_schema")
+    assert sent == {"role": "assistant", "content": bad} and "priority" in complaint["content"]
 
 
 def test_usage_of_attempts_adds_up_with_its_breakdowns() -> None:
