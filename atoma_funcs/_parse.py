@@ -24,6 +24,7 @@ from atoma_core.errors import (
     InvalidRequestError,
     LengthFinishReasonError,
     OutputValidationError,
+    ResponseValidationError,
     StructuredOutputError,
 )
 from atoma_core.models.parsed import ParsedChatCompletion, parsed_from
@@ -136,11 +137,13 @@ def _answer_text(message: Any, spec: OutputSpec, mode: str) -> str:
 
 def parse_response(
     response: ChatCompletionResponse, spec: OutputSpec, mode: str, usage: Usage | None
-) -> Result[ParsedChatCompletion[Any], StructuredOutputError]:
+) -> Result[ParsedChatCompletion[Any], StructuredOutputError | ResponseValidationError]:
     """Decode every choice into `T`: Ok with `parsed` set (None on a refusal), or the typed error
-    of the first choice that failed."""
+    of the first choice that failed (`ResponseValidationError` if there is no choice at all)."""
     parsed = response if isinstance(response, ParsedChatCompletion) else parsed_from(response)
     parsed.usage = usage
+    if not parsed.choices:  # not the model's misfit (asking again would not help): the server's
+        return Err(ResponseValidationError("the chat response has no choices"))
     for choice in parsed.choices:
         message = choice.message
         text = _tool_arguments(message, spec.name) if mode == "tool" else message.content

@@ -232,3 +232,13 @@ async def test_streaming_true_streams_invoke_and_confidential_embeddings(core: A
     assert sandbox.requests[-1].path == "/v1/confidential/embeddings"
     plain = await AtomaEmbeddings("e", core=core, dimensions=4).aembed_documents(["a", "b"])
     assert vectors == plain  # the same vectors, decrypted
+
+
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    from atoma_core.errors import ResponseValidationError
+
+    from .no_choices_server import core_of_a_server_without_choices
+
+    async with core_of_a_server_without_choices() as empty:
+        with pytest.raises(ResponseValidationError):
+            await chat(empty).ainvoke("hi")

@@ -24,6 +24,7 @@ from atoma_funcs._parse import add_usage, parse_response, retry_messages
 from atoma_funcs._schema import output_spec, strict_schema
 
 from .conftest import CHAT
+from .no_choices_server import core_of_a_server_without_choices
 
 
 class Address(msgspec.Struct):
@@ -229,6 +230,12 @@ async def test_confidential_parse(core: AtomaCore, sandbox: Sandbox) -> None:
     assert parsed.choices[0].message.parsed == Ticket("hello there", 0)
     sealed = [r for r in sandbox.requests if r.path == "/v1/confidential/chat/completions"]
     assert len(sealed) == 1 and b"Ticket" not in sealed[0].raw  # the schema travelled encrypted
+
+
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    async with core_of_a_server_without_choices() as empty:
+        result = await chat_parse(empty, CHAT, Ticket, max_validation_retries=2)
+    assert isinstance(result, Err) and isinstance(result.error, errors.ResponseValidationError)
 
 
 def test_compiled_specs_are_cached() -> None:

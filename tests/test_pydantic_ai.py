@@ -230,6 +230,16 @@ async def test_timeout_and_extra_headers_settings_apply_to_the_call(core: AtomaC
         await agent.run("hi", model_settings={"timeout": 0.1})
 
 
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    from atoma_core.errors import ResponseValidationError
+
+    from .no_choices_server import core_of_a_server_without_choices
+
+    async with core_of_a_server_without_choices() as empty:
+        with pytest.raises(ResponseValidationError):
+            await Agent(AtomaModel("sandbox-model", empty)).run("hi")
+
+
 def test_run_sync_and_run_stream_sync() -> None:
     from atoma_core.testing import sandbox_in_thread
 

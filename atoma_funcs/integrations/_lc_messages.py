@@ -20,7 +20,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from msgspec import UNSET
 
-from atoma_core.errors import InvalidRequestError
+from atoma_core.errors import InvalidRequestError, ResponseValidationError
 from atoma_core.models import chat as m
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ def _parsed_calls(calls: list[m.ToolCall] | None) -> tuple[list[Any], list[Any]]
 def to_ai_message(response: m.ChatCompletionResponse, parsed: Any = None) -> AIMessage:
     """The first choice of a response as an `AIMessage`: text, tool calls (unparsable arguments
     as `invalid_tool_calls`), usage, and finish_reason / model / `response_hash` as metadata."""
+    if not response.choices:
+        raise ResponseValidationError("the chat response has no choices")
     choice = response.choices[0]
     message = choice.message
     calls, bad = _parsed_calls(message.tool_calls)

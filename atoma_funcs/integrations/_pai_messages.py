@@ -28,6 +28,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.usage import RequestUsage
 
+from atoma_core.errors import ResponseValidationError
 from atoma_core.models import chat as m
 
 if TYPE_CHECKING:
@@ -177,6 +178,8 @@ def usage(counts: Usage | None) -> RequestUsage:
 def to_model_response(response: m.ChatCompletionResponse) -> ModelResponse:
     """The first choice of a response as pydantic-ai's parts (reasoning, text, tool calls), with
     usage, model, finish reason and Atoma's `response_hash` in `provider_details`."""
+    if not response.choices:
+        raise ResponseValidationError("the chat response has no choices")
     choice = response.choices[0]
     message = choice.message
     parts: list[ModelResponsePart] = []
