@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable,
 
 import msgspec
 
-from atoma_core.errors import InvalidRequestError, ToolExecutionError, ToolLoopError
+from atoma_core.errors import InvalidRequestError, ResponseValidationError, ToolExecutionError, ToolLoopError
 from atoma_core.models.tool_run import ToolRun, ToolRunCall
 from atoma_core.result import Err, Ok
 
@@ -244,12 +244,12 @@ async def run_tools(
         run.response = response = result.value
         run.rounds += 1
         run.usage = add_usage(run.usage, response.usage)
-        message = response.choices[0].message if response.choices else None
-        if message is None or not message.tool_calls:
-            if message is not None:
-                run.messages.append(dict(message.to_param()))
-            return Ok(run)
+        if not response.choices:  # no answer and no calls: the server's fault, not the end of the run
+            return Err(ResponseValidationError("the chat response has no choices"))
+        message = response.choices[0].message
         run.messages.append(dict(message.to_param()))
+        if not message.tool_calls:
+            return Ok(run)
         if run.rounds >= max_rounds:
             return Err(ToolLoopError(f"the model still called tools after {max_rounds} rounds", run=run))
         records = [ToolRunCall(id=c.id, name=c.function.name, round=run.rounds) for c in message.tool_calls]

@@ -18,6 +18,7 @@ from atoma_core.testing import Sandbox, faults
 from atoma_funcs import FunctionTool, chat_run_tools, confidential_chat_run_tools, tool
 
 from .conftest import CHAT
+from .no_choices_server import core_of_a_server_without_choices
 
 
 class Place(msgspec.Struct):
@@ -232,6 +233,12 @@ async def test_two_tools_with_one_name_are_refused(core: AtomaCore, sandbox: San
     result = await chat_run_tools(core, CHAT, [add, other])
     assert isinstance(result, Err) and isinstance(result.error, errors.InvalidRequestError)
     assert "add" in result.error.message and sandbox.requests == []
+
+
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    async with core_of_a_server_without_choices() as empty:
+        result = await chat_run_tools(empty, CHAT, [add])
+    assert isinstance(result, Err) and isinstance(result.error, errors.ResponseValidationError)
 
 
 async def test_errors_of_a_round_and_bad_arguments(core: AtomaCore, sandbox: Sandbox) -> None:
