@@ -69,6 +69,34 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     message: Mapping[str, Any] | None = None  # a scripted `reply`: content / refusal / tool_calls
 
 
+class FaultQueue:
+    """The faults scripted for one server, in order: `take()` gives the next request's fault (a
+    fault with `times=None` stays), so the sandbox and its Sui node consume faults alike."""
+
+    __slots__ = ("_faults",)
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def extend(self, faults: tuple[Fault, ...]) -> None:
+        self._faults.extend(faults)
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    def take(self) -> Fault | None:
+        """The next request's fault, counted down (None: answer normally)."""
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        if fault.times is not None:
+            if fault.times <= 1:
+                self._faults.pop(0)
+            else:
+                self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
+        return fault
+
+
 def status(
     code: int,
     *,
