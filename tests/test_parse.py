@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atoma_core import AtomaCore, Err, errors
+from atoma_core.config import CallInfo, Hooks
 from atoma_core.models import ChatCompletionRequest, ChatCompletionResponse, ParsedChatCompletion
 from atoma_core.models.usage import CompletionTokensDetails, PromptTokensDetails, Usage
 from atoma_core.testing import Sandbox, faults
@@ -23,7 +24,7 @@ from atoma_funcs import chat_parse, confidential_chat_parse
 from atoma_funcs._parse import add_usage, parse_response, retry_messages
 from atoma_funcs._schema import output_spec, strict_schema
 
-from .conftest import CHAT
+from .conftest import CHAT, TOKEN
 from .no_choices_server import core_of_a_server_without_choices
 
 
@@ -167,6 +168,22 @@ async def test_retries_send_the_complaint_back_and_count_usage(core: AtomaCore, 
     single = (await chat_parse(core, CHAT, Ticket)).unwrap().usage
     assert single is not None and response.usage.completion_tokens > 2 * single.completion_tokens - 10
     assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+
+
+async def test_retries_usage_is_the_sum_of_every_attempts(sandbox: Sandbox) -> None:
+    """Each attempt's usage as the server reported it (seen by a hook), summed exactly."""
+    seen: list[tuple[int, int, int]] = []
+
+    def on_call_end(info: CallInfo) -> None:
+        usage = info.value.usage
+        seen.append((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
+
+    sandbox.script(faults.reply('{"title": "A"}'), faults.reply('{"title": 1, "priority": 1}'))
+    async with AtomaCore(TOKEN, sandbox.url, hooks=Hooks(on_call_end=on_call_end)) as hooked:
+        usage = (await chat_parse(hooked, CHAT, Ticket, max_validation_retries=2)).unwrap().usage
+    assert len(seen) == 3 and len(set(seen)) == 3  # three attempts, three different counts
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == tuple(map(sum, zip(*seen)))
 
 
 async def test_retries_run_out(core: AtomaCore, sandbox: Sandbox) -> None:
