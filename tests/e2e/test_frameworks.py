@@ -53,13 +53,16 @@ class TestChatAtomaOnLlamaCpp(ChatModelIntegrationTests):
     def chat_model_params(self) -> dict[str, Any]:
         # No token: the server runs without --api_key. Generous deadlines: 2 CPU threads shared
         # with other work decode ~5-10 tokens/s, and an unanswered "Hello" runs to max_tokens.
-        # temperature 0: the same answers every run, so a failure here is reproducible.
+        # temperature 0: the same answers every run, so a failure here is reproducible. A
+        # frequency_penalty, as a user of a model this small would set: without it, greedy decoding
+        # loops inside a JSON string ("punchline": "1000000...") until max_tokens.
         return {
             "model": MODEL,
             "base_url": BASE_URL + "/v1",
             "timeout": 180,
             "max_tokens": 128,
             "temperature": 0,
+            "frequency_penalty": 1.0,
         }
 
     @property
