@@ -11,6 +11,8 @@ What this server cannot do, so what is not asked of it here (Atoma itself does a
   `{"type": "json_object", "schema": ...}` and turns it into a grammar, which is what the SDK's
   json_object mode sends, so structured output is asked for that way here (LangChain's
   `method="json_mode"`, pydantic-ai's `PromptedOutput`), as a user of this server would;
+- strict JSON strings: llama-cpp-python's schema grammar lets raw control characters into a
+  string, and test_json_mode's answer has a newline in one (expected to fail here);
 - usage in streams: the server drops `stream_options`, so no usage chunk ends a stream
   (test_usage_metadata_streaming is expected to fail here);
 - confidential compute: there is no TEE node behind a local server;
@@ -84,6 +86,15 @@ class TestChatAtomaOnLlamaCpp(ChatModelIntegrationTests):
     @property
     def supports_model_override(self) -> bool:
         return False  # one model is loaded; the server answers any name with it
+
+    @pytest.mark.xfail(
+        reason="llama-cpp-python 0.3.36's JSON Schema grammar has `char ::= [^\"\\\\] | ...`, which lets "
+        "raw control characters into a string: for this prompt the model writes a newline inside "
+        "'punchline', so the answer is not JSON (OutputValidationError: 'Invalid JSON: control "
+        "character (\\u0000-\\u001F) found while parsing a string')"
+    )
+    def test_json_mode(self, model: Any) -> None:
+        super().test_json_mode(model)
 
     @pytest.mark.xfail(reason="llama-cpp-python drops stream_options: no usage chunk ends a stream")
     def test_usage_metadata_streaming(self, model: Any) -> None:
