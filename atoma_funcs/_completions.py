@@ -44,6 +44,7 @@ _CREATE = Operation(
     COMPLETIONS_PATH,
     json_response(CompletionResponse),
     request_type=CompletionRequest,
+    idempotent=True,  # inference: a copy changes nothing (hedging may send one)
     prepare=_prepare_create,
 )
 
@@ -58,6 +59,7 @@ def _stream_operation() -> Operation[CompletionRequest, CompletionStream]:
         COMPLETIONS_PATH,
         open_completion_stream(),
         request_type=CompletionRequest,
+        idempotent=True,  # inference: a copy changes nothing (hedging may send one)
         prepare=_prepare_stream,
         accept="text/event-stream",
     )

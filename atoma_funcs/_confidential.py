@@ -187,6 +187,7 @@ _CHAT = _operation(
     ChatCompletionRequest,
     ChatCompletionResponse,
     prepare=prepare_create,
+    idempotent=True,  # a hedged copy is sealed afresh: its own key, its own ciphertext
 )
 _EMBEDDINGS = _operation(
     "confidential_embeddings_create",
@@ -194,6 +195,7 @@ _EMBEDDINGS = _operation(
     "embeddings",
     EmbeddingRequest,
     EmbeddingResponse,
+    idempotent=True,
 )
 _IMAGES = _operation(
     "confidential_image_generations_create",
@@ -218,6 +220,7 @@ def _chat_stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionS
         build_body=_sealer("chat"),
         accept="text/event-stream",
         retry_statuses=RELOCK_STATUSES,
+        idempotent=True,
     )
 
 

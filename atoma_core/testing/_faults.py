@@ -19,6 +19,7 @@ __all__ = [
     "keepalive_forever",
     "malformed_chunk",
     "non_json",
+    "only_for",
     "oversized_event",
     "reset",
     "stall",
@@ -62,6 +63,13 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
     size: int = 0
     times: int | None = 1
+    model: str | None = None  # only requests for this model take it (`only_for`)
+
+
+def only_for(model: str, fault: Fault) -> Fault:
+    """`fault`, taken only by requests whose JSON body names `model` (other requests pass it by):
+    one model down while another on the same server answers."""
+    return msgspec.structs.replace(fault, model=model)
 
 
 def status(

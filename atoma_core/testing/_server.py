@@ -184,16 +184,31 @@ class Sandbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _take_fault(self) -> Fault | None:
+    def _take_fault(self, raw: bytes = b"") -> Fault | None:
         if not self._faults:
             return None
-        fault = self._faults[0]
+        at, fault = self._next_fault(raw)
+        if fault is None:
+            return None
         if fault.times is not None:
             if fault.times <= 1:
-                self._faults.pop(0)
+                self._faults.pop(at)
             else:
-                self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
+                self._faults[at] = msgspec.structs.replace(fault, times=fault.times - 1)
         return fault
+
+    def _next_fault(self, raw: bytes) -> tuple[int, Fault | None]:
+        """The first queued fault for this request: one made `only_for` another model is passed by."""
+        model: Any = None
+        for at, fault in enumerate(self._faults):
+            if fault.model is None:
+                return at, fault
+            if model is None:
+                body = _json_or_none(raw)
+                model = body.get("model", "") if isinstance(body, dict) else ""
+            if fault.model == model:
+                return at, fault
+        return 0, None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
@@ -211,7 +226,7 @@ class Sandbox:
         raw = await request.read()
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method, peer))
-        fault = self._take_fault()
+        fault = self._take_fault(raw)
         if fault is not None:
             early = await self._early_fault(request, fault)
             if early is not None:

@@ -1,0 +1,97 @@
+"""Fallback targets: what a call may try after its own model and server, and which failures
+send it there. The request path walks the list (`_request._targets`); this module only builds
+it and judges errors.
+
+A target is the call's request with `model` replaced, sent to its server or another one. The
+first target is the call itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import (
+    APIConnectionError,
+    APIError,
+    AtomaError,
+    CircuitOpenError,
+    RequestTimeoutError,
+)
+from .models.meta import FallbackFailure
+
+if TYPE_CHECKING:
+    from ._breaker import CircuitBreaker
+    from ._operation import Operation
+    from .config import Fallback, RequestOptions
+    from .core import AtomaCore
+
+__all__ = ["Target", "can_fall_back", "plan_targets"]
+
+# 423/425: a confidential node locked or not ready, after the call's own retries (relock).
+_FALLBACK_STATUSES = frozenset({423, 425, 429})
+_BEFORE_FIRST_BYTE = frozenset({"connect", "read", "first_token", "idle"})
+
+
+class Target:
+    """One place to send the call: model, server (base URL), and the URL and body for them."""
+
+    __slots__ = ("body", "breaker", "model", "server_url", "url")
+
+    def __init__(self, model: str | None, server_url: str, url: Any, body: bytes | None) -> None:
+        self.model = model
+        self.server_url = server_url
+        self.url = url
+        self.body = body
+        self.breaker: CircuitBreaker | None = None
+
+    def failure(self, error: AtomaError) -> FallbackFailure:
+        return FallbackFailure(model=self.model, server_url=self.server_url, error=error)
+
+
+def fallbacks_of(core: AtomaCore, options: RequestOptions | None) -> tuple[Fallback, ...]:
+    """The call's fallbacks: its options' if set (an empty list turns the core's off), else the core's."""
+    if options is not None and options.fallbacks is not None:
+        return options.fallbacks
+    return core.fallbacks
+
+
+def plan_targets(
+    core: AtomaCore,
+    op: Operation[Any, Any],
+    request: Any,
+    body: bytes | None,
+    url: Any,
+    server_url: str | None,
+    fallbacks: tuple[Fallback, ...],
+    with_model: Callable[[Any, str], bytes],
+) -> list[Target]:
+    """The call's own target, then each fallback's. `with_model(request, model)` encodes the
+    request for another model. An entry that names only a model is skipped for an operation
+    whose request has none (listing models, health)."""
+    own_model = getattr(request, "model", None)
+    own_server = server_url or core.server_url
+    targets = [Target(own_model, own_server, url, body)]
+    for entry in fallbacks:
+        model = own_model
+        if entry.model is not None:
+            if own_model is None:  # nothing to replace
+                if entry.server_url is None:
+                    continue
+            else:
+                model = entry.model
+        server = entry.server_url or own_server
+        target_url = url if server == own_server else core.url(op.path, server)
+        target_body = body if model == own_model else with_model(request, model)  # type: ignore[arg-type]
+        targets.append(Target(model, server, target_url, target_body))
+    return targets
+
+
+def can_fall_back(error: AtomaError) -> bool:
+    """Whether another target may succeed where this one failed: overload, server errors, a lost
+    connection, an open breaker, a first byte that never came. Never a 4xx that says the request
+    is wrong, nor a call whose own deadline has passed (no time is left for another target)."""
+    if isinstance(error, APIError):
+        return error.status_code >= 500 or error.status_code in _FALLBACK_STATUSES
+    if isinstance(error, RequestTimeoutError):
+        return error.phase in _BEFORE_FIRST_BYTE
+    return isinstance(error, (APIConnectionError, CircuitOpenError))
