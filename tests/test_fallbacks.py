@@ -131,7 +131,9 @@ async def test_an_empty_list_turns_the_core_fallbacks_off(sandbox: Sandbox) -> N
 async def test_call_hooks_see_one_call_across_targets(sandbox: Sandbox, region2: Sandbox) -> None:
     starts: list[str] = []
     ends: list[object] = []
-    hooks = Hooks(on_call_start=lambda info: starts.append(info.url), on_call_end=lambda info: ends.append(info))
+    hooks = Hooks(
+        on_call_start=lambda info: starts.append(info.url), on_call_end=lambda info: ends.append(info)
+    )
     sandbox.script(faults.status(503, times=None))
     async with _core(sandbox, hooks=hooks, fallbacks=[Fallback(server_url=region2.url)]) as core:
         res = await chat_create(core, CHAT, {"retries": 0})
@@ -151,7 +153,9 @@ async def test_model_only_fallbacks_are_skipped_for_operations_without_a_model(
         assert res.ok, res
         assert len(sandbox.requests) == 1 and len(region2.requests) == 1
         embed = await embeddings_create(
-            core, {"model": "e1", "input": "hi"}, {"fallbacks": [Fallback(model="e2", server_url=region2.url)]}
+            core,
+            {"model": "e1", "input": "hi"},
+            {"fallbacks": [Fallback(model="e2", server_url=region2.url)]},
         )
         assert embed.ok and embed.value.meta is not None
         assert embed.value.meta.model == "e2"
