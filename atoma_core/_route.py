@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
@@ -32,6 +33,10 @@ __all__ = ["Route", "guarded_attempt", "plan", "run_targets"]
 log = logging.getLogger("atoma")
 T = TypeVar("T")
 DEFAULT_PAUSE = 1.0  # seconds everyone sharing a limiter waits after a 429 without Retry-After
+# Set while an attempt runs: a call made inside it (a confidential node lock) is part of that
+# attempt, which its breaker has already let through (as the half-open trial, maybe): no own
+# breaker, no hedge.
+_inside_attempt: contextvars.ContextVar[bool] = contextvars.ContextVar("atoma_inside_attempt", default=False)
 
 Attempt = Callable[
     ["AtomaCore", "Operation[Any, T]", "CallContext", Any, dict[str, str], "bytes | None"], Awaitable[T]
@@ -90,9 +95,13 @@ def plan(
     """The call's route from its options and the core's defaults."""
     state = core.resilience_state()
     targets = plan_targets(core, op, request, body, url, server_url, fallbacks_of(core, options), with_model)
-    for target in targets:
-        target.breaker = state.breaker_of(target.server_url, target.model)
+    nested = _inside_attempt.get()
+    if not nested:
+        for target in targets:
+            target.breaker = state.breaker_of(target.server_url, target.model)
     hedge = core.hedge if options is None or options.hedge is None else options.hedge
+    if nested:
+        hedge = None
     if hedge is not None and not (op.idempotent or hedge.non_idempotent):
         hedge = None  # it would change server state twice: only on the user's word
     if hedge is not None:
@@ -166,6 +175,7 @@ async def guarded_attempt(
             raise failed_type(unavailable, False) from None
     loop = asyncio.get_running_loop()
     sent = loop.time()
+    inside = _inside_attempt.set(True)
     try:
         if route.hedge is not None:
             value = await _hedged(core, op, ctx, url, headers, body, attempt, route.hedge)
@@ -183,6 +193,8 @@ async def guarded_attempt(
         if breaker is not None:
             breaker.abandon()
         raise
+    finally:
+        _inside_attempt.reset(inside)
     if breaker is not None:
         breaker.record(False)
     return value
