@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 from ._fallback import Target, can_fall_back, fallbacks_of, plan_targets
 from ._hedge import race
 from .errors import APIError, AtomaError, CircuitOpenError
+from .limiter import UNLIMITED
 
 if TYPE_CHECKING:
     from ._operation import CallContext, Operation
@@ -107,6 +108,8 @@ def plan(
     if hedge is not None:
         state.hedge.calls += 1
     limiter = core.limiter if options is None or options.limiter is None else options.limiter
+    if limiter is UNLIMITED:
+        limiter = None
     on_open = options.on_circuit_open if options is not None and options.on_circuit_open else None
     if on_open is None:
         on_open = state.breaker.on_open if state.breaker is not None else "fail"

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from .config import number
 from .errors import InvalidRequestError
 
-__all__ = ["Limiter", "LocalLimiter", "limiter_from_url"]
+__all__ = ["UNLIMITED", "Limiter", "LocalLimiter", "limiter_from_url"]
 
 
 class Limiter(Protocol):
@@ -101,6 +101,26 @@ class LocalLimiter:
 
     async def aclose(self) -> None:
         return None
+
+
+class _Unlimited:
+    """No limit: what a call given `limiter=UNLIMITED` uses instead of the core's limiter (a batch
+    job that acquires for its attempts itself)."""
+
+    async def acquire(self, tokens: float = 0.0) -> None:
+        return None
+
+    async def rate_limited(self, pause: float) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "UNLIMITED"
+
+
+UNLIMITED = _Unlimited()
 
 
 def limiter_from_url(
