@@ -8,7 +8,7 @@ first target is the call itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from .errors import (
     APIConnectionError,
@@ -51,7 +51,7 @@ class Target:
 def fallbacks_of(core: AtomaCore, options: RequestOptions | None) -> tuple[Fallback, ...]:
     """The call's fallbacks: its options' if set (an empty list turns the core's off), else the core's."""
     if options is not None and options.fallbacks is not None:
-        return options.fallbacks
+        return cast("tuple[Fallback, ...]", options.fallbacks)  # made a tuple of them when built
     return core.fallbacks
 
 

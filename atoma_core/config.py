@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Sequence, Union
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -417,7 +417,7 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     server_url: str | None = None
     timeouts: Timeouts | None = None
     extra_body: Mapping[str, Any] | None = None
-    fallbacks: tuple[Fallback, ...] | None = None
+    fallbacks: Sequence[Union[str, Fallback]] | None = None  # kept as a tuple of `Fallback`s
     hedge: Hedge | None = None
     on_circuit_open: Literal["fail", "wait"] | None = None
     limiter: Any = None
