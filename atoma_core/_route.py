@@ -36,7 +36,7 @@ T = TypeVar("T")
 DEFAULT_PAUSE = 1.0  # seconds everyone sharing a limiter waits after a 429 without Retry-After
 # Set while an attempt runs: a call made inside it (a confidential node lock) is part of that
 # attempt, which its breaker has already let through (as the half-open trial, maybe): no own
-# breaker, no hedge.
+# breaker, no hedge, no fallback (a lock from another server would not fit this target).
 _inside_attempt: contextvars.ContextVar[bool] = contextvars.ContextVar("atoma_inside_attempt", default=False)
 
 Attempt = Callable[
@@ -95,8 +95,9 @@ def plan(
 ) -> Route:
     """The call's route from its options and the core's defaults."""
     state = core.resilience_state()
-    targets = plan_targets(core, op, request, body, url, server_url, fallbacks_of(core, options), with_model)
-    nested = _inside_attempt.get()
+    nested = _inside_attempt.get()  # part of an attempt to one target: it stays on that target
+    fallbacks = () if nested else fallbacks_of(core, options)
+    targets = plan_targets(core, op, request, body, url, server_url, fallbacks, with_model)
     if not nested:
         for target in targets:
             target.breaker = state.breaker_of(target.server_url, target.model)

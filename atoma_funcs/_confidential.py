@@ -87,6 +87,11 @@ async def _lock(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     """The node lock for this call: the cached one, unless the last attempt was refused with it."""
     options = ctx.options
     server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
+    if ctx.target is not None and ctx.target.server_url != server:  # a fallback server: lock there
+        from atoma_core.config import RequestOptions
+
+        server = ctx.target.server_url
+        options = msgspec.structs.replace(options or RequestOptions(), server_url=server, fallbacks=[])
     cache = _locks.setdefault(ctx.core, {})
     slot = (server, model)
     refused = isinstance(ctx.last_error, (LockedError, TooEarlyError))

@@ -172,3 +172,18 @@ def test_fallbacks_are_checked_when_built() -> None:
         Fallback(server_url="https://user:secret@host")
     assert RequestOptions(fallbacks=["m"]).fallbacks == (Fallback(model="m"),)
     gc.collect()
+
+
+async def test_a_confidential_call_falls_back_to_another_region_and_locks_there(
+    sandbox: Sandbox, region2: Sandbox
+) -> None:
+    from atoma_funcs import confidential_chat_create
+
+    request = {"model": "sandbox-model", "messages": [{"role": "user", "content": "secret"}]}
+    sandbox.script(faults.status(503, times=None))
+    async with _core(sandbox, fallbacks=[Fallback(server_url=region2.url)], retry_config=0) as core:
+        res = await confidential_chat_create(core, request)
+        assert res.ok, res
+        assert res.value.choices[0].message.content == "You said: secret"
+        assert res.value.meta is not None and res.value.meta.server_url == region2.url
+        assert [r.path for r in region2.requests] == ["/v1/nodes/lock", "/v1/confidential/chat/completions"]
