@@ -8,7 +8,7 @@ first target is the call itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
 
 from .errors import (
     APIConnectionError,
@@ -35,13 +35,14 @@ _BEFORE_FIRST_BYTE = frozenset({"connect", "read", "first_token", "idle"})
 class Target:
     """One place to send the call: model, server (base URL), and the URL and body for them."""
 
-    __slots__ = ("body", "breaker", "model", "server_url", "url")
+    __slots__ = ("body", "breaker", "last", "model", "server_url", "url")
 
-    def __init__(self, model: str | None, server_url: str, url: Any, body: bytes | None) -> None:
+    def __init__(self, model: str | None, server_url: str, url: Any, body: bytes | None, last: bool) -> None:
         self.model = model
         self.server_url = server_url
         self.url = url
         self.body = body
+        self.last = last  # no fallback after it
         self.breaker: CircuitBreaker | None = None
 
     def failure(self, error: AtomaError) -> FallbackFailure:
@@ -64,26 +65,21 @@ def plan_targets(
     server_url: str | None,
     fallbacks: tuple[Fallback, ...],
     with_model: Callable[[Any, str], bytes],
-) -> list[Target]:
-    """The call's own target, then each fallback's. `with_model(request, model)` encodes the
-    request for another model. An entry that names only a model is skipped for an operation
-    whose request has none (listing models, health)."""
+) -> Iterator[Target]:
+    """The call's own target, then each fallback's, made only when the walk gets there (a call
+    that succeeds at once pays for no URL or body of a fallback). `with_model(request, model)`
+    encodes the request for another model. An entry that names only a model is skipped for an
+    operation whose request has none (listing models, health). Each target knows if it is `last`."""
     own_model = getattr(request, "model", None)
     own_server = server_url or core.server_url
-    targets = [Target(own_model, own_server, url, body)]
-    for entry in fallbacks:
-        model = own_model
-        if entry.model is not None:
-            if own_model is None:  # nothing to replace
-                if entry.server_url is None:
-                    continue
-            else:
-                model = entry.model
+    usable = [entry for entry in fallbacks if own_model is not None or entry.server_url is not None]
+    yield Target(own_model, own_server, url, body, last=not usable)
+    for i, entry in enumerate(usable):
+        model = own_model if entry.model is None or own_model is None else entry.model
         server = entry.server_url or own_server
         target_url = url if server == own_server else core.url(op.path, server)
         target_body = body if model == own_model else with_model(request, model)  # type: ignore[arg-type]
-        targets.append(Target(model, server, target_url, target_body))
-    return targets
+        yield Target(model, server, target_url, target_body, last=i == len(usable) - 1)
 
 
 def can_fall_back(error: AtomaError) -> bool:

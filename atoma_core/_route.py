@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Mapping, TypeVar
 
 from ._fallback import Target, can_fall_back, fallbacks_of, plan_targets
 from ._hedge import race
@@ -52,16 +52,25 @@ class Route:
     """One call's choices: its targets in order, the hedge (None: never), the limiter, what an
     open breaker does at the last target, and the core's state they read and update."""
 
-    __slots__ = ("hedge", "limiter", "on_open", "state", "targets")
+    __slots__ = ("breakers", "hedge", "limiter", "nests", "on_open", "state", "targets")
 
     def __init__(
-        self, targets: list[Target], hedge: Hedge | None, limiter: Any, on_open: str, state: Resilience
+        self,
+        targets: Iterator[Target],
+        hedge: Hedge | None,
+        limiter: Any,
+        on_open: str,
+        state: Resilience,
+        breakers: bool,
+        nests: bool,
     ) -> None:
-        self.targets = targets
+        self.targets = targets  # made as the walk reaches them
         self.hedge = hedge
         self.limiter = limiter
         self.on_open = on_open
         self.state = state
+        self.breakers = breakers  # whether targets have breakers (not inside another attempt)
+        self.nests = nests  # its attempts may make calls of their own (a body builder's lock)
 
 
 class Served:
@@ -98,12 +107,10 @@ def plan(
     nested = _inside_attempt.get()  # part of an attempt to one target: it stays on that target
     fallbacks = () if nested else fallbacks_of(core, options)
     targets = plan_targets(core, op, request, body, url, server_url, fallbacks, with_model)
-    if not nested:
-        for target in targets:
-            target.breaker = state.breaker_of(target.server_url, target.model)
     hedge = core.hedge if options is None or options.hedge is None else options.hedge
     if nested:
         hedge = None
+    breakers = state.breaker is not None and not nested
     if hedge is not None and not (op.idempotent or hedge.non_idempotent):
         hedge = None  # it would change server state twice: only on the user's word
     if hedge is not None:
@@ -114,7 +121,7 @@ def plan(
     on_open = options.on_circuit_open if options is not None and options.on_circuit_open else None
     if on_open is None:
         on_open = state.breaker.on_open if state.breaker is not None else "fail"
-    return Route(targets, hedge, limiter, on_open, state)
+    return Route(targets, hedge, limiter, on_open, state, breakers, op.build_body is not None)
 
 
 async def run_targets(
@@ -125,24 +132,27 @@ async def run_targets(
     ones on its `attempted`."""
     route: Route = ctx.route
     tried: list[FallbackFailure] = []
-    last = len(route.targets) - 1
-    for i, target in enumerate(route.targets):
+    for target in route.targets:
         ctx.target = target
-        if i:
+        if route.breakers:
+            target.breaker = route.state.breaker_of(target.server_url, target.model)
+        if tried:
             ctx.state = None  # another model or node: nothing of the last target's lock holds
             ctx.last_error = None
         result = await attempts(op, ctx, target.url, headers, target.body)
         if result.ok:
-            served = Served(target, tried, ctx.hedged)
             value: Any = result.value
             meta = getattr(value, "meta", None)
             if meta is not None:
-                served.apply(meta)
+                meta.model = target.model
+                meta.server_url = target.server_url
+                meta.fallbacks = tuple(tried)
+                meta.hedged = ctx.hedged
             elif hasattr(type(value), "_served"):  # a stream: its collect() stamps meta later
-                value._served = served
+                value._served = Served(target, tried, ctx.hedged)
             return result
         error = result.error
-        if i == last or not can_fall_back(error):
+        if target.last or not can_fall_back(error):
             error.attempted = tuple(tried)
             return result
         tried.append(target.failure(error))
@@ -179,7 +189,7 @@ async def guarded_attempt(
             raise failed_type(unavailable, False) from None
     loop = asyncio.get_running_loop()
     sent = loop.time()
-    inside = _inside_attempt.set(True)
+    inside = _inside_attempt.set(True) if route.nests else None
     try:
         if route.hedge is not None:
             value = await _hedged(core, op, ctx, url, headers, body, attempt, route.hedge)
@@ -198,7 +208,8 @@ async def guarded_attempt(
             breaker.abandon()
         raise
     finally:
-        _inside_attempt.reset(inside)
+        if inside is not None:
+            _inside_attempt.reset(inside)
     if breaker is not None:
         breaker.record(False)
     return value
@@ -214,7 +225,7 @@ async def _admit(ctx: CallContext, route: Route, target: Target, failed_type: ty
         blocked = breaker.blocked_for(time.monotonic())
         if blocked is None:
             return
-        last = target is route.targets[-1]
+        last = target.last
         due = ctx.deadline if ctx.deadline is not None else ctx.ready_by
         if not (last and route.on_open == "wait") or (due is not None and loop.time() + blocked > due):
             until = breaker.wall_until()
