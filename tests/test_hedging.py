@@ -200,3 +200,20 @@ def test_hedge_config_is_checked() -> None:
         Hedge(budget=-1)
     with pytest.raises(InvalidRequestError, match="hedge"):
         RequestOptions(hedge=0.1)  # type: ignore[arg-type]
+
+
+async def test_call_hooks_see_one_call_when_a_stream_is_hedged(sandbox: Sandbox) -> None:
+    from atoma_core import Hooks
+
+    ends: list[Any] = []
+    attempts: list[int] = []
+    hooks = Hooks(on_call_end=ends.append, before_request=lambda context: attempts.append(context.attempt))
+    sandbox.script(faults.delay(2.0))
+    async with _core(sandbox, hedge=QUICK, hooks=hooks) as core:
+        stream = (await chat_create_stream(core, CHAT)).unwrap()
+        assert ends == []  # the stream's end is the call's end
+        async with stream:
+            async for _ in stream:
+                pass
+        assert len(ends) == 1 and ends[0].error is None
+        assert sorted(attempts) == [1, 2]  # the first attempt and its copy
