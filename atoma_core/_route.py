@@ -52,7 +52,7 @@ class Route:
     """One call's choices: its targets in order, the hedge (None: never), the limiter, what an
     open breaker does at the last target, and the core's state they read and update."""
 
-    __slots__ = ("breakers", "hedge", "limiter", "nests", "on_open", "state", "targets")
+    __slots__ = ("ahead", "breakers", "hedge", "limiter", "nests", "on_open", "state", "targets")
 
     def __init__(
         self,
@@ -71,6 +71,22 @@ class Route:
         self.state = state
         self.breakers = breakers  # whether targets have breakers (not inside another attempt)
         self.nests = nests  # its attempts may make calls of their own (a body builder's lock)
+        self.ahead: Target | None = None  # made early for a hedged copy, not walked to yet
+
+    def next_target(self) -> Target | None:
+        """The next target of the walk (None: no more), with its breaker."""
+        target, self.ahead = self.ahead, None
+        if target is None:
+            target = next(self.targets, None)
+            if target is not None and self.breakers:
+                target.breaker = self.state.breaker_of(target.server_url, target.model)
+        return target
+
+    def peek_target(self) -> Target | None:
+        """The target after the current one, without walking to it (a hedged copy may go there)."""
+        if self.ahead is None:
+            self.ahead = self.next_target()
+        return self.ahead
 
 
 class Served:
@@ -132,15 +148,17 @@ async def run_targets(
     ones on its `attempted`."""
     route: Route = ctx.route
     tried: list[FallbackFailure] = []
-    for target in route.targets:
+    while True:
+        target = route.next_target()
+        if target is None:
+            raise AssertionError("unreachable: the last target returns")
         ctx.target = target
-        if route.breakers:
-            target.breaker = route.state.breaker_of(target.server_url, target.model)
         if tried:
             ctx.state = None  # another model or node: nothing of the last target's lock holds
             ctx.last_error = None
         result = await attempts(op, ctx, target.url, headers, target.body)
         if result.ok:
+            target = ctx.target  # a hedged copy to the next target may have answered
             value: Any = result.value
             meta = getattr(value, "meta", None)
             if meta is not None:
@@ -159,7 +177,6 @@ async def run_targets(
         log.info(
             "%s: %s at %s failed (%s): falling back", op.operation_id, target.model, target.server_url, error
         )
-    raise AssertionError("unreachable: a route has at least one target")
 
 
 async def guarded_attempt(
@@ -210,8 +227,11 @@ async def guarded_attempt(
     finally:
         if inside is not None:
             _inside_attempt.reset(inside)
-    if breaker is not None:
-        breaker.record(False)
+    answered = ctx.target.breaker  # a hedged copy may have answered from the next target
+    if answered is not None:
+        answered.record(False)
+    if breaker is not None and breaker is not answered:
+        breaker.abandon()  # its attempt was cancelled: no outcome
     return value
 
 
@@ -283,7 +303,10 @@ async def _hedged(
 
     async def run(twin: CallContext) -> T:
         started[id(twin)] = loop.time()
-        return await attempt(core, op, twin, url, headers, body)
+        if twin is second and hedge.to == "fallback":
+            _aim_at_next(route, twin)
+        aim: Target = twin.target
+        return await attempt(core, op, twin, aim.url, headers, aim.body)
 
     def may_copy() -> bool:
         nonlocal copy_sent
@@ -306,8 +329,9 @@ async def _hedged(
     if copy_sent:
         state.hedge.cancelled += 1  # the other one: cancelled, or closed after a tie
     winner = second if copy_won else first
-    state.record_latency(target.server_url, target.model, loop.time() - started[id(winner)])
-    for name in ("attempts", "request_id", "state", "end_taken", "last_error"):
+    answered: Target = winner.target
+    state.record_latency(answered.server_url, answered.model, loop.time() - started[id(winner)])
+    for name in ("attempts", "request_id", "state", "end_taken", "last_error", "target"):
         setattr(ctx, name, getattr(winner, name))
     if copy_sent:
         ctx.attempts = max(ctx.attempts, second.attempts)
@@ -315,3 +339,17 @@ async def _hedged(
         state.hedge.won += 1
         ctx.hedged = True
     return value
+
+
+def _aim_at_next(route: Route, twin: CallContext) -> None:
+    """Send a hedged copy to the next fallback target instead, if there is one whose breaker is
+    closed (an open or half-open one gets nothing extra)."""
+    target: Target = twin.target
+    if target.last:
+        return
+    ahead = route.peek_target()
+    if ahead is None or (ahead.breaker is not None and ahead.breaker.state != "closed"):
+        return
+    twin.target = ahead
+    twin.state = None  # another model or node: nothing of this target's lock holds
+    twin.last_error = None

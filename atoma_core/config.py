@@ -336,6 +336,8 @@ class Hedge(msgspec.Struct, frozen=True, kw_only=True):
     are known. budget: the extra requests allowed, as a share of the calls made with this hedge
     (0.05: at most 5% more). non_idempotent: also hedge operations that change server state (a
     node lock, an image): off unless you opt in. A confidential copy is always encrypted afresh.
+    to: where the copy goes: "same" target, or "fallback": the call's next fallback target (if
+    it has one and its breaker is closed), so a slow region races the next one.
     """
 
     delay: float | None = None
@@ -344,8 +346,11 @@ class Hedge(msgspec.Struct, frozen=True, kw_only=True):
     initial_delay: float = 1.0
     budget: float = 0.05
     non_idempotent: bool = False
+    to: Literal["same", "fallback"] = "same"
 
     def __post_init__(self) -> None:
+        if self.to not in ("same", "fallback"):
+            raise InvalidRequestError(f"Hedge.to must be 'same' or 'fallback', not {self.to!r}")
         if self.delay is not None:
             number("Hedge.delay", self.delay, "a number of seconds >= 0, or None to learn it")
         if not (isinstance(self.quantile, (int, float)) and 0 < self.quantile < 1):

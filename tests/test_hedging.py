@@ -217,3 +217,26 @@ async def test_call_hooks_see_one_call_when_a_stream_is_hedged(sandbox: Sandbox)
                 pass
         assert len(ends) == 1 and ends[0].error is None
         assert sorted(attempts) == [1, 2]  # the first attempt and its copy
+
+
+async def test_a_copy_can_race_the_next_fallback_region(sandbox: Sandbox) -> None:
+    from atoma_core.config import Fallback
+
+    async with Sandbox(token=TOKEN) as region2:
+        sandbox.script(faults.delay(2.0))
+        hedge = Hedge(delay=0.05, budget=1.0, to="fallback")
+        async with _core(sandbox, hedge=hedge, fallbacks=[Fallback(server_url=region2.url)]) as core:
+            res = await chat_create(core, CHAT)
+            assert res.ok, res
+            meta = res.value.meta
+            assert meta is not None and meta.hedged and meta.server_url == region2.url
+            assert meta.fallbacks == ()  # nothing failed: the next region was simply faster
+            assert len(sandbox.requests) == 1 and len(region2.requests) == 1
+            latencies = {entry["server_url"] for entry in core.health()["latencies"]}
+            assert latencies == {region2.url}
+            assert acquired_connections(core) == 0 and hedge_tasks() == []
+            # without a next target, the copy goes to the same one
+            sandbox.script(faults.delay(2.0))
+            res = await chat_create(core, CHAT, {"fallbacks": []})
+            assert res.ok and res.value.meta is not None and res.value.meta.server_url == sandbox.url
+            assert len(sandbox.requests) == 3
