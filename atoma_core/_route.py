@@ -303,8 +303,11 @@ async def _hedged(
 
     async def run(twin: CallContext) -> T:
         started[id(twin)] = loop.time()
-        if twin is second and hedge.to == "fallback":
-            _aim_at_next(route, twin)
+        if twin is second:
+            if hedge.to == "fallback":
+                _aim_at_next(route, twin)
+            if route.limiter is not None:  # a copy is a request like any other
+                await route.limiter.acquire(0.0)
         aim: Target = twin.target
         return await attempt(core, op, twin, aim.url, headers, aim.body)
 

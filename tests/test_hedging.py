@@ -240,3 +240,14 @@ async def test_a_copy_can_race_the_next_fallback_region(sandbox: Sandbox) -> Non
             res = await chat_create(core, CHAT, {"fallbacks": []})
             assert res.ok and res.value.meta is not None and res.value.meta.server_url == sandbox.url
             assert len(sandbox.requests) == 3
+
+
+async def test_a_hedged_copy_takes_its_own_place_in_the_rate_limit(sandbox: Sandbox) -> None:
+    from atoma_core.limiter import LocalLimiter
+
+    limiter = LocalLimiter(requests=10, per=60)
+    sandbox.script(faults.delay(2.0))
+    async with _core(sandbox, hedge=QUICK, limiter=limiter) as core:
+        res = await chat_create(core, CHAT)
+        assert res.ok and res.value.meta is not None and res.value.meta.hedged
+        assert len(limiter._window) == len(sandbox.requests) == 2
