@@ -164,8 +164,10 @@ async def run_targets(
             if meta is not None:
                 meta.model = target.model
                 meta.server_url = target.server_url
-                meta.fallbacks = tuple(tried)
-                meta.hedged = ctx.hedged
+                if tried:
+                    meta.fallbacks = tuple(tried)
+                if ctx.hedged:
+                    meta.hedged = True
             elif hasattr(type(value), "_served"):  # a stream: its collect() stamps meta later
                 value._served = Served(target, tried, ctx.hedged)
             return result
@@ -195,7 +197,7 @@ async def guarded_attempt(
     route: Route = ctx.route
     target: Target = ctx.target
     breaker = target.breaker
-    if breaker is not None:
+    if breaker is not None and breaker.state != "closed":  # closed: nothing to ask
         await _admit(ctx, route, target, failed_type)
     if route.limiter is not None:
         try:
@@ -204,15 +206,14 @@ async def guarded_attempt(
             if breaker is not None:
                 breaker.abandon()
             raise failed_type(unavailable, False) from None
-    loop = asyncio.get_running_loop()
-    sent = loop.time()
+    sent = time.monotonic()
     inside = _inside_attempt.set(True) if route.nests else None
     try:
         if route.hedge is not None:
             value = await _hedged(core, op, ctx, url, headers, body, attempt, route.hedge)
         else:
             value = await attempt(core, op, ctx, url, headers, body)
-            route.state.record_latency(target.server_url, target.model, loop.time() - sent)
+            route.state.record_latency(target.server_url, target.model, time.monotonic() - sent)
     except failed_type as failed:
         error = failed.error
         if breaker is not None:
