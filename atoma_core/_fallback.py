@@ -22,10 +22,11 @@ from .models.meta import FallbackFailure
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
     from ._operation import Operation
+    from ._resilience import Latencies
     from .config import Fallback, RequestOptions
     from .core import AtomaCore
 
-__all__ = ["Target", "can_fall_back", "plan_targets"]
+__all__ = ["Target", "can_fall_back", "fallback_targets", "usable_fallbacks"]
 
 # 423/425: a confidential node locked or not ready, after the call's own retries (relock).
 _FALLBACK_STATUSES = frozenset({423, 425, 429})
@@ -35,7 +36,7 @@ _BEFORE_FIRST_BYTE = frozenset({"connect", "read", "first_token", "idle"})
 class Target:
     """One place to send the call: model, server (base URL), and the URL and body for them."""
 
-    __slots__ = ("body", "breaker", "last", "model", "server_url", "url")
+    __slots__ = ("body", "breaker", "last", "latencies", "model", "server_url", "url")
 
     def __init__(self, model: str | None, server_url: str, url: Any, body: bytes | None, last: bool) -> None:
         self.model = model
@@ -44,6 +45,7 @@ class Target:
         self.body = body
         self.last = last  # no fallback after it
         self.breaker: CircuitBreaker | None = None
+        self.latencies: Latencies | None = None  # the core's book of its times to first byte
 
     def failure(self, error: AtomaError) -> FallbackFailure:
         return FallbackFailure(model=self.model, server_url=self.server_url, error=error)
@@ -56,30 +58,32 @@ def fallbacks_of(core: AtomaCore, options: RequestOptions | None) -> tuple[Fallb
     return core.fallbacks
 
 
-def plan_targets(
+def usable_fallbacks(own_model: str | None, fallbacks: tuple[Fallback, ...]) -> tuple[Fallback, ...]:
+    """The entries that can apply: one naming only a model is skipped for an operation whose
+    request has none (listing models, health)."""
+    if own_model is not None:
+        return fallbacks
+    return tuple(entry for entry in fallbacks if entry.server_url is not None)
+
+
+def fallback_targets(
     core: AtomaCore,
     op: Operation[Any, Any],
     request: Any,
-    body: bytes | None,
-    url: Any,
-    server_url: str | None,
+    first: Target,
     fallbacks: tuple[Fallback, ...],
     with_model: Callable[[Any, str], bytes],
 ) -> Iterator[Target]:
-    """The call's own target, then each fallback's, made only when the walk gets there (a call
-    that succeeds at once pays for no URL or body of a fallback). `with_model(request, model)`
-    encodes the request for another model. An entry that names only a model is skipped for an
-    operation whose request has none (listing models, health). Each target knows if it is `last`."""
-    own_model = getattr(request, "model", None)
-    own_server = server_url or core.server_url
-    usable = [entry for entry in fallbacks if own_model is not None or entry.server_url is not None]
-    yield Target(own_model, own_server, url, body, last=not usable)
-    for i, entry in enumerate(usable):
+    """Each fallback's target after the call's own (`first`), made only when the walk gets there:
+    a call that succeeds at once pays for no URL or body of a fallback. `with_model(request,
+    model)` encodes the request for another model."""
+    own_model, own_server = first.model, first.server_url
+    for i, entry in enumerate(fallbacks):
         model = own_model if entry.model is None or own_model is None else entry.model
         server = entry.server_url or own_server
-        target_url = url if server == own_server else core.url(op.path, server)
-        target_body = body if model == own_model else with_model(request, model)  # type: ignore[arg-type]
-        yield Target(model, server, target_url, target_body, last=i == len(usable) - 1)
+        url = first.url if server == own_server else core.url(op.path, server)
+        body = first.body if model == own_model else with_model(request, model)  # type: ignore[arg-type]
+        yield Target(model, server, url, body, last=i == len(fallbacks) - 1)
 
 
 def can_fall_back(error: AtomaError) -> bool:

@@ -84,22 +84,16 @@ class Resilience:
         self.hedge = HedgeBudget()
         self._notify = notifier(hooks_of)
 
-    def breaker_of(self, server_url: str, model: str | None) -> CircuitBreaker | None:
-        """The breaker of this target (made on first use), or None without `Breaker` config."""
-        if self.breaker is None:
-            return None
-        key = (server_url, model)
-        found = self.breakers.get(key)
-        if found is None:
-            found = self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
-        return found
-
-    def record_latency(self, server_url: str, model: str | None, seconds: float) -> None:
+    def of(self, server_url: str, model: str | None) -> tuple[CircuitBreaker | None, Latencies]:
+        """The breaker (None without `Breaker` config) and the latency book of this target, made
+        on first use: one lookup per target of a call."""
         key = (server_url, model)
         book = self.latencies.get(key)
         if book is None:
             book = self.latencies[key] = Latencies()
-        book.add(seconds)
+            if self.breaker is not None:
+                self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
+        return self.breakers.get(key) if self.breaker is not None else None, book
 
     def hedge_delay(self, hedge: Hedge, server_url: str, model: str | None) -> float:
         """The wait before a copy: fixed, or the learned quantile once enough samples are in."""
@@ -114,6 +108,8 @@ class Resilience:
         """Everything as plain data: lists of dicts, numbers, strings, None."""
         latencies = []
         for (server_url, model), book in self.latencies.items():
+            if not book.samples:  # nothing answered there yet
+                continue
             latencies.append(
                 {
                     "server_url": server_url,

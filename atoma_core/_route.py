@@ -16,7 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Mapping, TypeVar
 
-from ._fallback import Target, can_fall_back, fallbacks_of, plan_targets
+from ._fallback import Target, can_fall_back, fallback_targets, fallbacks_of, usable_fallbacks
 from ._hedge import race
 from .errors import APIError, AtomaError, CircuitOpenError
 from .limiter import UNLIMITED
@@ -52,11 +52,12 @@ class Route:
     """One call's choices: its targets in order, the hedge (None: never), the limiter, what an
     open breaker does at the last target, and the core's state they read and update."""
 
-    __slots__ = ("ahead", "breakers", "hedge", "limiter", "nests", "on_open", "state", "targets")
+    __slots__ = ("ahead", "breakers", "first", "hedge", "limiter", "nests", "on_open", "rest", "state")
 
     def __init__(
         self,
-        targets: Iterator[Target],
+        first: Target,
+        rest: Iterator[Target] | None,
         hedge: Hedge | None,
         limiter: Any,
         on_open: str,
@@ -64,7 +65,8 @@ class Route:
         breakers: bool,
         nests: bool,
     ) -> None:
-        self.targets = targets  # made as the walk reaches them
+        self.first: Target | None = first  # the call's own target, until the walk takes it
+        self.rest = rest  # the fallbacks' targets, made as the walk reaches them
         self.hedge = hedge
         self.limiter = limiter
         self.on_open = on_open
@@ -77,9 +79,13 @@ class Route:
         """The next target of the walk (None: no more), with its breaker."""
         target, self.ahead = self.ahead, None
         if target is None:
-            target = next(self.targets, None)
-            if target is not None and self.breakers:
-                target.breaker = self.state.breaker_of(target.server_url, target.model)
+            target, self.first = self.first, None
+            if target is None and self.rest is not None:
+                target = next(self.rest, None)
+            if target is not None:
+                breaker, target.latencies = self.state.of(target.server_url, target.model)
+                if self.breakers:
+                    target.breaker = breaker
         return target
 
     def peek_target(self) -> Target | None:
@@ -121,8 +127,10 @@ def plan(
     """The call's route from its options and the core's defaults."""
     state = core.resilience_state()
     nested = _inside_attempt.get()  # part of an attempt to one target: it stays on that target
-    fallbacks = () if nested else fallbacks_of(core, options)
-    targets = plan_targets(core, op, request, body, url, server_url, fallbacks, with_model)
+    own_model = getattr(request, "model", None)
+    fallbacks = () if nested else usable_fallbacks(own_model, fallbacks_of(core, options))
+    first = Target(own_model, server_url or core.server_url, url, body, last=not fallbacks)
+    rest = fallback_targets(core, op, request, first, fallbacks, with_model) if fallbacks else None
     hedge = core.hedge if options is None or options.hedge is None else options.hedge
     if nested:
         hedge = None
@@ -137,7 +145,7 @@ def plan(
     on_open = options.on_circuit_open if options is not None and options.on_circuit_open else None
     if on_open is None:
         on_open = state.breaker.on_open if state.breaker is not None else "fail"
-    return Route(targets, hedge, limiter, on_open, state, breakers, op.build_body is not None)
+    return Route(first, rest, hedge, limiter, on_open, state, breakers, op.build_body is not None)
 
 
 async def run_targets(
@@ -213,7 +221,7 @@ async def guarded_attempt(
             value = await _hedged(core, op, ctx, url, headers, body, attempt, route.hedge)
         else:
             value = await attempt(core, op, ctx, url, headers, body)
-            route.state.record_latency(target.server_url, target.model, time.monotonic() - sent)
+            target.latencies.add(time.monotonic() - sent)  # type: ignore[union-attr]
     except failed_type as failed:
         error = failed.error
         if breaker is not None:
@@ -334,7 +342,7 @@ async def _hedged(
         state.hedge.cancelled += 1  # the other one: cancelled, or closed after a tie
     winner = second if copy_won else first
     answered: Target = winner.target
-    state.record_latency(answered.server_url, answered.model, loop.time() - started[id(winner)])
+    answered.latencies.add(loop.time() - started[id(winner)])  # type: ignore[union-attr]
     for name in ("attempts", "request_id", "state", "end_taken", "last_error", "target"):
         setattr(ctx, name, getattr(winner, name))
     if copy_sent:

@@ -27,7 +27,7 @@ async def main() -> None:
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     ok = 0
-    if mode == "core":  # `amount` calls, 20 at a time, each acquiring through the core
+    if mode == "core":  # `amount` calls, 5 at a time, each acquiring through the core
         async with AtomaCore(TOKEN, url, headers=headers, limiter=limiter) as core:
             todo = iter(range(int(amount)))
 
@@ -40,7 +40,7 @@ async def main() -> None:
                     done += res.ok
                 return done
 
-            ok = sum(await asyncio.gather(*(caller() for _ in range(20))))
+            ok = sum(await asyncio.gather(*(caller() for _ in range(5))))
     elif mode == "batch":  # `amount` lines through batch_run
         items = [
             {
@@ -51,7 +51,7 @@ async def main() -> None:
             for i in range(int(amount))
         ]
         async with AtomaCore(TOKEN, url, headers=headers) as core:
-            async for result in batch_run(core, items, concurrency=20, limiter=limiter):
+            async for result in batch_run(core, items, concurrency=5, limiter=limiter):
                 ok += result.result.ok
     else:  # "steady": two calls at a time for `amount` seconds (the 429 test)
         until = time.monotonic() + float(amount)
