@@ -14,10 +14,19 @@ from .models.meta import ResponseMeta
 if TYPE_CHECKING:
     from ._operation import CallContext
 
-__all__ = ["ERROR_BODY_PREFIX", "decode_json_body", "json_response", "read_body", "read_prefix", "stamp_meta"]
+__all__ = [
+    "ERROR_BODY_PREFIX",
+    "TOO_DEEP",
+    "decode_json_body",
+    "json_response",
+    "read_body",
+    "read_prefix",
+    "stamp_meta",
+]
 
 T = TypeVar("T")
 ERROR_BODY_PREFIX = 64 * 1024  # bytes of an error body kept for `.body` and its message
+TOO_DEEP = "response JSON is nested too deeply to decode"
 
 
 async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None) -> bytes:
@@ -113,10 +122,13 @@ def stamp_meta(
 
 
 def decode_json_body(raw: bytes, decoder: msgspec.json.Decoder[T], status: int) -> T:
-    """Decode a 2xx body, mapping a mismatch to `ResponseValidationError` with the raw bytes."""
+    """Decode a 2xx body, mapping a mismatch to `ResponseValidationError` with the raw bytes
+    (JSON nested too deeply for the decoder too: msgspec raises `RecursionError` for it)."""
     try:
         return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ResponseValidationError(
             f"response does not match the schema: {exc}", raw=raw, status_code=status
         ) from None
+    except RecursionError:
+        raise ResponseValidationError(TOO_DEEP, raw=raw, status_code=status) from None

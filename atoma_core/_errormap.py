@@ -42,7 +42,7 @@ def api_error_from(status: int, reason: str | None, headers: Mapping[str, str], 
     param: str | None = None
     try:
         parsed = msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested too deeply: as good as not JSON
         parsed = None
     if isinstance(parsed, dict):
         err = parsed.get("error", parsed)

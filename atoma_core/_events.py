@@ -32,7 +32,7 @@ from typing import (
 import aiohttp
 import msgspec
 
-from ._body import stamp_meta
+from ._body import TOO_DEEP, stamp_meta
 from ._errormap import describe, in_stream_error, transport_error
 from ._operation import RetryableError
 from ._sse import EventTooLarge, SSEDecoder, SSEEvent
@@ -387,8 +387,14 @@ class EventStream(Generic[E, R]):
         """What a failed decode means: a malformed frame, an error object, or a wrong shape."""
         if isinstance(exc, AtomaError):
             return exc
+        if isinstance(exc, RecursionError):  # msgspec's answer to JSON nested too deeply
+            return ResponseValidationError(f"stream event: {TOO_DEEP}", raw=data)
         if isinstance(exc, msgspec.ValidationError):
-            error = in_stream_error(msgspec.json.decode(data), data, self.headers)
+            try:
+                payload = msgspec.json.decode(data)
+            except RecursionError:
+                return ResponseValidationError(f"stream event: {TOO_DEEP}", raw=data)
+            error = in_stream_error(payload, data, self.headers)
             if error is not None:
                 return error
             return ResponseValidationError(f"stream event does not match the schema: {exc}", raw=data)
@@ -399,7 +405,7 @@ class EventStream(Generic[E, R]):
     def _event_error(self, event: SSEEvent) -> APIError:
         try:
             payload = msgspec.json.decode(event.data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             payload = None
         error = in_stream_error(payload, event.data, self.headers)
         if error is None:

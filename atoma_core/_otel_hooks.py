@@ -7,7 +7,8 @@ nothing: everything it reports at a stream's end comes from the stream's own cou
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import inject
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from .config import CallInfo, CircuitChange, HookContext
 
 __all__ = ["Telemetry"]
+
+log = logging.getLogger("atoma")
+A = TypeVar("A")
 
 SCOPE = "atoma_core.otel"
 # The conventions' advisory bucket boundaries for these histograms.
@@ -87,14 +91,39 @@ class Telemetry:
             description="Circuit breaker state changes, by server, model and new state.",
         )
         self.capture_content = capture_content
+        self.failed = False  # an error of the instrumentation was logged already
+        after_attempt = self._contained(self.after_attempt)
         self.hooks = Hooks(
-            on_circuit_change=self.on_circuit_change,
-            on_call_start=self.on_call_start,
-            before_request=self.before_request,
-            after_success=self.after_attempt,
-            after_error=self.after_attempt,
-            on_call_end=self.on_call_end,
+            on_circuit_change=self._contained(self.on_circuit_change),
+            on_call_start=self._contained(self.on_call_start),
+            before_request=self._contained(self.before_request),
+            after_success=after_attempt,
+            after_error=after_attempt,
+            on_call_end=self._contained(self.on_call_end),
         )
+
+    def _contained(self, hook: Callable[[A], None]) -> Callable[[A], None]:
+        """`hook`, with its own failures (a span processor or exporter that raises, say) logged,
+        once per instrumentation, and swallowed: tracing never fails a call."""
+
+        def contained(value: A) -> None:
+            try:
+                hook(value)
+            except Exception:
+                if self.failed:
+                    log.debug(
+                        "OpenTelemetry instrumentation failed again in %s", hook.__name__, exc_info=True
+                    )
+                    return
+                self.failed = True
+                log.warning(
+                    "OpenTelemetry instrumentation failed in %s; the call goes on untraced "
+                    "(logged once; later failures at DEBUG)",
+                    hook.__name__,
+                    exc_info=True,
+                )
+
+        return contained
 
     # ------------------------------------------------------------------ breakers
 
@@ -130,17 +159,23 @@ class Telemetry:
         if streamed:
             attributes["gen_ai.request.stream"] = True
         span = self.tracer.start_span(f"{name} {model}", kind=SpanKind.CLIENT, attributes=attributes)
+        info.data[self] = _Call(span, shared)  # first: whatever fails next, the span still ends
         if self.capture_content and span.is_recording():
             messages = input_messages(request)
             if messages is not None:
                 span.set_attribute("gen_ai.input.messages", messages)
-        info.data[self] = _Call(span, shared)
 
     def on_call_end(self, info: CallInfo) -> None:
         """The outcome: response attributes, status, metrics; then the span ends."""
         call = info.data.pop(self, None)
         if call is None:
             return
+        try:
+            self._report(call, info)
+        finally:
+            call.span.end()
+
+    def _report(self, call: _Call, info: CallInfo) -> None:
         span, value, error = call.span, info.value, info.error
         first_chunk = None
         if isinstance(value, EventStream):
@@ -174,7 +209,6 @@ class Telemetry:
             self.tokens.record(
                 attributes["gen_ai.usage.output_tokens"], {**measured, "gen_ai.token.type": "output"}
             )
-        span.end()
 
     # ------------------------------------------------------------------ per attempt
 

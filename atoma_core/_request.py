@@ -297,26 +297,56 @@ async def _attempt(
     headers: dict[str, str],
     body: bytes | None,
 ) -> T:
-    """One attempt: build this attempt's body, run the hooks around sending it."""
+    """One attempt: build this attempt's body, run the hooks around sending it. All of it runs
+    under the call's deadline (one `AttemptTimer`): a body builder (a node lock, a re-lock) or a
+    hook that hangs is cut there, with the timeout error the call gives."""
+    loop = asyncio.get_running_loop()
+    call_due = ctx.deadline if ctx.deadline is not None else ctx.ready_by
+    if call_due is not None and call_due <= loop.time():
+        raise _AttemptFailed(_deadline_error(ctx), retryable=False)
+    timer = AttemptTimer(loop, None, call_due)
     hooks = ctx.hooks
     hook_ctx = None
     try:
-        if op.build_body is not None and body is not None:
-            body = await op.build_body(body, ctx)
-        if hooks:
-            hook_ctx = hook_context(ctx, op, url, headers, body)
-            await run_hooks(hooks, "before_request", hook_ctx)
-            headers = edited_headers(headers, hook_ctx.request_headers)
-        return await _exchange(core, op, ctx, url, headers, body, hook_ctx)
+        try:
+            if op.build_body is not None and body is not None:
+                body = await op.build_body(body, ctx)
+            if hooks:
+                hook_ctx = hook_context(ctx, op, url, headers, body)
+                await run_hooks(hooks, "before_request", hook_ctx)
+                headers = edited_headers(headers, hook_ctx.request_headers)
+        except asyncio.CancelledError:
+            _raise_if_expired(timer, ctx)
+            raise
+        return await _exchange(core, op, ctx, url, headers, body, hook_ctx, timer)
     except _AttemptFailed as failed:
         if hook_ctx is not None:
             hook_ctx.error = failed.error
-            await run_hooks(hooks, "after_error", hook_ctx)
+            if timer.fired is not None:
+                timer.rearm()  # the after_error hooks get what is left of the call's time
+            try:
+                await run_hooks(hooks, "after_error", hook_ctx)
+            except asyncio.CancelledError:
+                _raise_if_expired(timer, ctx)
+                raise
         raise
     except RetryableError as early:  # the body builder failed before anything was sent
         raise _AttemptFailed(early.error, _retryable(ctx.retry, op, early.error)) from None
     except AtomaError as error:  # a hook or the body builder failed
         raise _AttemptFailed(error, retryable=False) from None
+    finally:
+        timer.cancel()
+
+
+def _raise_if_expired(timer: AttemptTimer, ctx: CallContext) -> None:
+    """After a `CancelledError`: if the timer caused it, the attempt failed with its timeout
+    (the call's deadline, or `read` for headers that did not come); else it was a real cancel."""
+    if not timer.expired():
+        return
+    if timer.fired == "call":
+        raise _AttemptFailed(_deadline_error(ctx), retryable=False) from None
+    read_error = timeout_error("read", ctx.timeouts.read)
+    raise _AttemptFailed(read_error, ctx.retry.retry_connection_errors) from None
 
 
 def _connect_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
@@ -348,17 +378,14 @@ async def _exchange(
     headers: dict[str, str],
     body: bytes | None,
     hook_ctx: HookContext | None,
+    timer: AttemptTimer,
 ) -> T:
     """Send, check the status, hand the response to the operation's `handle` step, all under
-    one `AttemptTimer`: the headers within `read`, the value within the call's deadline (`total`,
-    else `response`; a stream's value is ready with its first event)."""
+    the attempt's `AttemptTimer`: the headers within `read`, the value within the call's deadline
+    (`total`, else `response`; a stream's value is ready with its first event)."""
     loop = asyncio.get_running_loop()
-    now = loop.time()
-    call_due = ctx.deadline if ctx.deadline is not None else ctx.ready_by
-    if call_due is not None and call_due <= now:
-        raise _AttemptFailed(_deadline_error(ctx), retryable=False)
     timeouts = ctx.timeouts
-    timer = AttemptTimer(loop, None if timeouts.read is None else now + timeouts.read, call_due)
+    timer.expect_headers(None if timeouts.read is None else loop.time() + timeouts.read)
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
         log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
@@ -417,14 +444,8 @@ async def _exchange(
             response.close()
             raise _AttemptFailed(transport_error(exc, timeouts), retryable=False) from None
     except asyncio.CancelledError:
-        if not timer.expired():
-            raise
-        if timer.fired == "call":
-            raise _AttemptFailed(_deadline_error(ctx), retryable=False) from None
-        read_error = timeout_error("read", timeouts.read)
-        raise _AttemptFailed(read_error, ctx.retry.retry_connection_errors) from None
-    finally:
-        timer.cancel()
+        _raise_if_expired(timer, ctx)
+        raise
 
 
 def _retryable(retry: RetryConfig, op: Operation[Any, Any], error: AtomaError) -> bool:

@@ -95,7 +95,7 @@ def open_event_stream(make: Callable[[aiohttp.ClientResponse, CallContext], S]) 
         raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
         payload = None
         if content_type == "application/json":
-            with contextlib.suppress(msgspec.DecodeError):
+            with contextlib.suppress(msgspec.DecodeError, RecursionError):
                 payload = msgspec.json.decode(raw)
         error = in_stream_error(payload, raw, response.headers)
         if error is not None:

@@ -63,11 +63,14 @@ class AttemptTimer(_Deadline):
     """Cancels the attempt's task at `call_due` (the call's `total` or `response` deadline), or
     at `headers_due` if the response headers have not come by then (`read`). Either may be None.
 
-    The owner sets `headers_in` when the headers come: that is all it does per request besides
-    `cancel()`. After a `CancelledError`, `expired()` says whether it was this timer's.
+    Armed when the attempt starts, so its body builder and hooks run under the call's deadline
+    too; `expect_headers(due)` when the request goes out. The owner sets `headers_in` when the
+    headers come: that is all it does per request besides `cancel()`. After a
+    `CancelledError`, `expired()` says whether it was this timer's; `rearm()` watches the call's
+    deadline again after that (for the hooks that report the failure).
     """
 
-    __slots__ = ("_cancelling", "_task", "call_due", "fired", "headers_due", "headers_in")
+    __slots__ = ("_cancelling", "_loop", "_task", "call_due", "fired", "headers_due", "headers_in")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, headers_due: float | None, call_due: float | None
@@ -76,15 +79,39 @@ class AttemptTimer(_Deadline):
         self.call_due = call_due
         self.headers_in = False
         self.fired: Literal["read", "call"] | None = None
+        self._loop = loop
         self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
         self._sweep = None
         due = self._due()
         if due is not None:
-            self._task = asyncio.current_task(loop)
-            if _UNCANCEL and self._task is not None:
-                self._cancelling = self._task.cancelling()  # type: ignore[attr-defined, unused-ignore]
-            self._watch(loop, due)
+            self._start(due)
+
+    def _start(self, due: float) -> None:
+        """Watch this timer, first due at `due`, for the current task."""
+        self._task = task = asyncio.current_task(self._loop)
+        if _UNCANCEL and task is not None:
+            self._cancelling = task.cancelling()  # type: ignore[attr-defined, unused-ignore]
+        self._watch(self._loop, due)
+
+    def expect_headers(self, headers_due: float | None) -> None:
+        """The request goes out now: its response headers are due by `headers_due` (None: no limit)."""
+        if headers_due is None:
+            return
+        self.headers_due = headers_due
+        if self._sweep is None:
+            if self.fired is None:
+                self._start(headers_due if self.call_due is None else min(headers_due, self.call_due))
+        elif headers_due < self.due:
+            self.due = headers_due
+            self._sweep.add(self)  # re-arms the sweep if this is now the soonest
+
+    def rearm(self) -> None:
+        """After it fired: watch the call's deadline again (at once if it has passed)."""
+        self.fired = None
+        self.headers_in = True  # the headers' wait is over, one way or the other
+        if self._sweep is None and self.call_due is not None:
+            self._start(self.call_due)
 
     def _due(self) -> float | None:
         headers_due = None if self.headers_in else self.headers_due

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     import aiohttp
 
+    from .attest import NodeKeyVerifier
     from .errors import AtomaError
     from .result import Result
 
@@ -148,6 +149,9 @@ class AtomaCore:
     fallbacks / hedge / limiter: the default of `RequestOptions` fields of the same name for every
         call. breaker: a `Breaker`: keep a circuit breaker per (server, model). `health()` shows
         their state (docs/guides/resilience.md).
+    node_key_verifier: checks the node key of every confidential lock before a byte is encrypted to
+        it (`atoma_core.attest.SuiKeyCommitments` against the chain, `PinnedKeys`, or your own);
+        None: the key from `/v1/nodes/lock` is trusted as it comes (docs/guides/node-key-verification.md).
 
     Every argument is checked here: a wrong one raises `InvalidRequestError` (a `ValueError`).
     """
@@ -170,6 +174,7 @@ class AtomaCore:
         hedge: Hedge | None = None,
         breaker: Breaker | None = None,
         limiter: Any = None,
+        node_key_verifier: NodeKeyVerifier | None = None,
     ) -> None:
         self._bearer_auth = _bearer_auth(bearer_auth)
         self.server_url = _server_url(server_url)
@@ -189,6 +194,11 @@ class AtomaCore:
         if headers is not None:
             self.headers.update(check_headers(headers, "headers"))
         self._user_session = _user_session(session)
+        verifier = node_key_verifier
+        if verifier is not None and not callable(getattr(verifier, "verify_node_key", None)):
+            what = "an object with an async verify_node_key method (atoma_core.attest), or None"
+            raise InvalidRequestError(f"node_key_verifier must be {what}, not {type(verifier).__name__}")
+        self.node_key_verifier = node_key_verifier
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = (
             weakref.WeakKeyDictionary()
         )

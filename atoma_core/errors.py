@@ -25,6 +25,7 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     │   └── StreamTruncatedError      clean end of body, but no finish_reason
     ├── CircuitOpenError              a breaker is open for that server and model (`.until`)
     ├── LimiterUnavailableError       the shared rate limiter (Redis) cannot be reached
+    ├── NodeKeyVerificationError      a node's key is not the one it committed on chain (`.reason`)
     ├── MissingDependencyError        an optional extra is not installed (the message names it)
     └── UnexpectedClientError         a bug or an unforeseen exception (see `__cause__`)
 
@@ -50,6 +51,8 @@ __all__ = [
     "LimiterUnavailableError",
     "LockedError",
     "MissingDependencyError",
+    "NodeKeyFailure",
+    "NodeKeyVerificationError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -68,6 +71,9 @@ __all__ = [
 
 TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
 CryptoFailure = Literal["key", "encoding", "tag", "hash"]
+NodeKeyFailure = Literal[
+    "mismatch", "no_commitment", "not_pinned", "evidence", "unavailable", "invalid_answer"
+]
 
 
 class AtomaError(Exception):
@@ -253,6 +259,23 @@ class CircuitOpenError(AtomaError):
 
 class LimiterUnavailableError(AtomaError):
     """The shared rate limiter could not be asked (Redis down) and it is configured to fail."""
+
+
+class NodeKeyVerificationError(AtomaError):
+    """The key `/v1/nodes/lock` handed out for a node could not be shown to be that node's own, so
+    nothing was encrypted to it and nothing was sent to the confidential route (fail closed).
+
+    `reason`: "mismatch" (the node committed another key), "no_commitment" (no commitment by that
+    node at the current rotation), "not_pinned" (a `PinnedKeys` verifier does not know the node),
+    "evidence" (your evidence check refused it), "unavailable" (the source of truth could not be
+    read in time; `__cause__` says why) or "invalid_answer" (it answered something malformed).
+    `node_small_id` names the node. The message never holds a token or a private key.
+    """
+
+    def __init__(self, message: str, *, node_small_id: int, reason: NodeKeyFailure) -> None:
+        super().__init__(message)
+        self.node_small_id = node_small_id
+        self.reason: NodeKeyFailure = reason
 
 
 class MissingDependencyError(AtomaError):

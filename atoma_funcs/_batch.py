@@ -4,7 +4,8 @@ rate-limited and bounded, one `BatchResult` yielded per item as each finishes.
 Retries: each call is made with the SDK's retries off, and the job retries by the same policy
 (`options.retries`, else the core's) itself, so every HTTP attempt passes the throttle and the
 rate limits hold for retries too. A 429 is the job's business rather than one call's: it pauses
-every worker for the `Retry-After` and slows the whole job down (`_throttle.py`).
+every worker for the `Retry-After` and slows the whole job down (`_throttle.py`); the item's
+retry of it counts against the same policy (`max_retries`, `max_elapsed_time`) as any other.
 
 Shared limits: with a `limiter` (`atoma_core.limiter`: a `RedisLimiter` shares one window and
 its 429 pauses with every process using the same Redis key), each HTTP attempt also waits for it,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRequest", "BatchResult", "batch_run", "check_item"]
 
-MAX_RATE_LIMITED = 10  # 429s one item may get before its 429 is its result
 DEFAULT_PAUSE = 1.0  # seconds every worker waits after a 429 without Retry-After
 
 
@@ -64,6 +64,20 @@ class BatchResult(msgspec.Struct, frozen=True):
 Item = Union[BatchRequest, Mapping[str, Any]]
 
 
+SHOWN_CHARS = 200  # of a bad value echoed in an error: enough to recognise it, never megabytes
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for an error message, cut to about `SHOWN_CHARS` characters, saying how long
+    the value was when it is cut (a batch line may hold a 25 MB url)."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > SHOWN_CHARS:
+        return f"{text[:SHOWN_CHARS]}... ({len(text)} characters in all)"
+    return text
+
+
 def check_item(item: Any, operations: Mapping[str, BatchOperation] = OPERATIONS) -> BatchRequest:
     """A batch-input line (a dict or a `BatchRequest`) checked; `InvalidRequestError` says why not."""
     if type(item) is dict:  # the common case, before the slower ABC check
@@ -79,11 +93,11 @@ def check_item(item: Any, operations: Mapping[str, BatchOperation] = OPERATIONS)
         raise InvalidRequestError("no custom_id (a non-empty string)")
     method = fields.get("method", "POST")
     if method != "POST":
-        raise InvalidRequestError(f"method must be POST, not {method!r}")
+        raise InvalidRequestError(f"method must be POST, not {shown(method)}")
     url = fields.get("url")
     if not isinstance(url, str) or url not in operations:
         known = ", ".join(sorted(operations))
-        raise InvalidRequestError(f"unknown url {url!r} (batch runs {known})")
+        raise InvalidRequestError(f"unknown url {shown(url)} (batch runs {known})")
     body = fields.get("body")
     if not isinstance(body, dict):
         raise InvalidRequestError("body must be a JSON object")
@@ -103,6 +117,9 @@ def _retryable(error: AtomaError, policy: RetryConfig) -> bool:
     if isinstance(error, RequestTimeoutError):
         return error.phase in ("connect", "read") and policy.retry_connection_errors
     return isinstance(error, APIConnectionError) and policy.retry_connection_errors
+
+
+_END: Any = object()  # the end of the items on the `todo` queue (None is an item: a bad one)
 
 
 class _Runner:
@@ -128,10 +145,10 @@ class _Runner:
         self.operations = operations
 
     async def work(self, todo: asyncio.Queue[Any], done: asyncio.Queue[BatchResult | None]) -> None:
-        """Take items until the end marker (None); put one result each, then an end marker."""
+        """Take items until the end marker (`_END`); put one result each, then an end marker."""
         while True:
             item = await todo.get()
-            if item is None:
+            if item is _END:
                 break
             await done.put(await self.run(item))
         await done.put(None)
@@ -157,7 +174,7 @@ class _Runner:
         throttle = self.throttle
         loop = asyncio.get_running_loop()
         schedule: RetrySchedule | None = None
-        attempts = rate_limited = 0
+        attempts = 0
         while True:
             sent_at = await throttle.acquire(estimate)
             attempts += 1
@@ -177,15 +194,15 @@ class _Runner:
             error = result.error
             error.attempts = attempts
             wait: float | None = None
+            # The retry budget runs from the first failure: time spent queueing for the
+            # throttle before it is the job's pace, not this item's trouble.
             if isinstance(error, APIError) and error.status_code == 429:
-                rate_limited += 1
-                wait = self._rate_limited(error, sent_at, rate_limited)
+                schedule = schedule or RetrySchedule(self.policy, loop.time())
+                wait = self._rate_limited(error, sent_at, schedule, loop.time())
                 if self.limiter is not None:  # everyone sharing the limiter waits too
                     pause = server_retry_after(error.headers)
                     await self.limiter.rate_limited(DEFAULT_PAUSE if pause is None else pause)
             elif self.policy.enabled and _retryable(error, self.policy):
-                # The retry budget runs from the first failure: time spent queueing for the
-                # throttle before it is the job's pace, not this item's trouble.
                 schedule = schedule or RetrySchedule(self.policy, loop.time())
                 server_wait = server_retry_after(error.headers) if isinstance(error, APIError) else None
                 wait = schedule.next_wait(loop.time(), server_wait, None)
@@ -193,17 +210,21 @@ class _Runner:
                 return BatchResult(request.custom_id, result, attempts)
             await asyncio.sleep(wait)
 
-    def _rate_limited(self, error: APIError, sent_at: float, times: int) -> float | None:
+    def _rate_limited(
+        self, error: APIError, sent_at: float, schedule: RetrySchedule, now: float
+    ) -> float | None:
         """Slow the whole job down; 0 to try again (the throttle holds the attempt back), None
-        to give up: retries off, x-should-retry: false, too many 429s or too long a pause."""
-        pause = server_retry_after(error.headers)
-        self.throttle.rate_limited(sent_at, DEFAULT_PAUSE if pause is None else pause)
+        to give up: retries off, x-should-retry: false, too long a pause, or the item's retry
+        budget (`max_retries`, `max_elapsed_time`) spent."""
+        asked = server_retry_after(error.headers)
+        pause = DEFAULT_PAUSE if asked is None else asked
+        self.throttle.rate_limited(sent_at, pause)
         policy = self.policy
         if not (policy.enabled and status_is_retryable(policy, 429, error.headers)):
             return None
-        if times > MAX_RATE_LIMITED or (pause is not None and pause > policy.max_retry_after_ms / 1000.0):
-            return None
-        return 0.0
+        if asked is None:  # our own pause: never refused as "longer than we accept"
+            pause = min(pause, policy.max_retry_after_ms / 1000.0)
+        return None if schedule.next_wait(now, pause, None) is None else 0.0
 
 
 async def _feed(items: Iterable[Any] | AsyncIterable[Any], todo: asyncio.Queue[Any]) -> None:
@@ -227,7 +248,7 @@ async def _feed_then_end(
     except Exception as exc:
         failure = exc
     for _ in range(workers):
-        await todo.put(None)
+        await todo.put(_END)
     return failure
 
 

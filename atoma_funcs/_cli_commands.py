@@ -186,16 +186,28 @@ def _batch_paths_problem(source: str, target: str) -> str | None:
 
     if not os.path.isfile(source) or not os.access(source, os.R_OK):
         return f"cannot read {source}: not a readable file"
-    if os.path.exists(target) and os.path.samefile(source, target):
-        return "OUT must not be IN"
+    if os.path.exists(target):
+        if os.path.samefile(source, target):
+            return "OUT must not be IN"
+        if not os.path.isfile(target):  # a FIFO or a device would be read for ever on resume
+            return f"OUT {target} is not a regular file"
     return None
 
 
 async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
     """Run IN's batch-input lines, append a batch-output line per request to OUT, resumably.
     Exit 0 if every line (OUT's earlier ones too) succeeded, else the lowest failure's code."""
+    from atoma_core.errors import InvalidRequestError
+
     from ._batch import batch_run
-    from ._batch_files import BatchOutputFile, InputLines, batch_output_line, read_batch_output
+    from ._batch_files import (
+        BatchOutputFile,
+        InputLines,
+        OutputError,
+        batch_output_line,
+        max_output_line,
+        read_batch_output,
+    )
     from ._batch_progress import Progress, Totals
 
     problem = _batch_paths_problem(args.input, args.output)
@@ -203,8 +215,11 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
         ui.note(f"atoma: error: {problem}")
         return EXIT_USAGE
     try:
-        done = read_batch_output(args.output)
+        done = read_batch_output(args.output, max_output_line(core.max_body_size))
         out = BatchOutputFile(args.output)
+    except InvalidRequestError as corrupt:  # a line of OUT that no run of ours wrote
+        ui.note(f"atoma: error: {corrupt}")
+        return EXIT_USAGE
     except OSError as exc:
         ui.note(f"atoma: error: cannot use {args.output}: {exc.strerror or exc}")
         return EXIT_USAGE
@@ -242,11 +257,15 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
                 codes.add(exit_code_for(result.result.error))
             progress.step()
         finished = True
-    except OSError as exc:
+    except OSError as exc:  # OUT's failures name OUT (`OutputError`); the rest are IN's
         progress.note(f"atoma: error: {exc.filename or args.input}: {exc.strerror or exc}")
         codes.add(EXIT_USAGE)
     finally:
-        out.close()
+        try:
+            out.close()
+        except OutputError as exc:
+            progress.note(f"atoma: error: {exc.filename}: {exc.strerror or exc}")
+            codes.add(EXIT_USAGE)
         progress.close()
         if limiter is not None:
             await limiter.aclose()

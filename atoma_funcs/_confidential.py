@@ -1,8 +1,9 @@
 """Confidential compute: chat (plain and streamed), embeddings and images, encrypted to a node in a
 TEE (`POST /v1/confidential/...`). The same request path as every operation, with two plug-ins:
 
-- a body builder, run before EVERY attempt: lock a node for the model (cached per core, server
-  and model, re-locked after a 423 LOCKED / 425 UNAVAILABLE_STACK), then seal the ordinary
+- a body builder, run before EVERY attempt: lock a node for the model (`_node_lock`: cached per
+  core, server and model, re-locked after a 423 LOCKED / 425 UNAVAILABLE_STACK, its key checked
+  by the core's node-key verifier, if any), then seal the ordinary
   request JSON with a fresh X25519 key pair, salt and nonce (`_crypto.seal_request`), so a retry
   is a new ciphertext and none is ever resent to another node; the key that opens the answer is
   left in `ctx.state`;
@@ -15,7 +16,6 @@ TEE (`POST /v1/confidential/...`). The same request path as every operation, wit
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import msgspec
@@ -23,15 +23,14 @@ import msgspec
 from atoma_core._body import decode_json_body, json_response
 from atoma_core._operation import Operation
 from atoma_core._request import call
-from atoma_core.errors import LockedError, StreamInterruptedError, TooEarlyError
+from atoma_core.errors import StreamInterruptedError
 from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
 from atoma_core.models.confidential import ConfidentialComputeResponse
 from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
 from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
-from atoma_core.result import Err
 
 from ._chat import prepare_create, prepare_stream
-from ._nodes import nodes_create_lock
+from ._node_lock import lock_node
 
 if TYPE_CHECKING:
     from atoma_core._compute_units import ConfidentialKind
@@ -64,10 +63,6 @@ RELOCK_STATUSES = frozenset({423, 425})
 
 _encoder = msgspec.json.Encoder()
 _envelope = msgspec.json.Decoder(ConfidentialComputeResponse)
-# Locks by core, then by (server URL, model): reused while the node accepts them.
-_locks: weakref.WeakKeyDictionary[AtomaCore, dict[tuple[str, str], NodesCreateLockResponse]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class _Sealed:
@@ -83,31 +78,6 @@ class _Sealed:
         return "_Sealed(<redacted>)"
 
 
-async def _lock(ctx: CallContext, model: str) -> NodesCreateLockResponse:
-    """The node lock for this call: the cached one, unless the last attempt was refused with it."""
-    options = ctx.options
-    server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
-    if ctx.target is not None and ctx.target.server_url != server:  # a fallback server: lock there
-        from atoma_core.config import RequestOptions
-
-        server = ctx.target.server_url
-        options = msgspec.structs.replace(options or RequestOptions(), server_url=server, fallbacks=[])
-    cache = _locks.setdefault(ctx.core, {})
-    slot = (server, model)
-    refused = isinstance(ctx.last_error, (LockedError, TooEarlyError))
-    if refused and isinstance(ctx.state, _Sealed) and cache.get(slot) is ctx.state.lock:
-        del cache[slot]  # that node or stack is gone: lock another
-    lock = cache.get(slot)
-    if lock is None:
-        if options is not None and options.extra_body is not None:
-            options = msgspec.structs.replace(options, extra_body=None)  # meant for the sealed body
-        result = await nodes_create_lock(ctx.core, {"model": model}, options)
-        if isinstance(result, Err):
-            raise result.error
-        lock = cache[slot] = result.value
-    return lock
-
-
 def _sealer(kind: ConfidentialKind) -> BodyBuilder:
     """The per-attempt body builder: lock (or reuse the lock), then seal the request JSON."""
 
@@ -118,7 +88,7 @@ def _sealer(kind: ConfidentialKind) -> BodyBuilder:
         require_cryptography()  # MissingDependencyError, naming the extra, before any request
         request: dict[str, Any] = msgspec.json.decode(plaintext)
         model = request["model"]
-        lock = await _lock(ctx, model)
+        lock = await lock_node(ctx, model)
         sealed, key = seal_request(
             lock.public_key,
             plaintext,

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import os
 import queue
+import sys
 import threading
 import warnings
 import weakref
@@ -64,6 +65,7 @@ class LoopThread:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._warned = False  # about a call from inside a running event loop: once per client
         self._start()
 
     def _start(self) -> None:
@@ -81,6 +83,9 @@ class LoopThread:
             if refusal is not None:
                 coroutine.close()
                 raise refusal
+            if not self._warned and asyncio._get_running_loop() is not None:
+                self._warned = True
+                _warn_running_loop(asyncio._get_running_loop())
             if self._pid != os.getpid():  # forked: the parent's loop and its sockets stay theirs
                 self._stop.detach()
                 self._start()
@@ -138,6 +143,27 @@ class LoopThread:
                 "AtomaSyncSDK called from its own loop thread (from a hook?): it would wait for itself"
             )
         return None
+
+
+def _warn_running_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Called from a coroutine, a sync call blocks that loop until it returns, and deadlocks
+    until a read timeout if the server lives on it. A notebook's cell runs in a loop, and works:
+    so this is a warning (pointing at the caller's line), not a refusal."""
+    frame = sys._getframe(0)
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(_OURS):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(
+        f"AtomaSyncSDK called inside a running event loop ({loop!r}): it blocks that loop until the"
+        " call returns (a server on that same loop cannot answer: it waits for the read timeout);"
+        " in async code use AtomaSDK and await its methods",
+        RuntimeWarning,
+        stacklevel=level,
+    )
+
+
+_OURS = ("atoma_funcs.", "atoma_core.")
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

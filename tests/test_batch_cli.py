@@ -255,3 +255,130 @@ def test_nothing_but_the_summary_when_stderr_is_not_a_terminal() -> None:
     progress.close()
     assert err.getvalue() == ""
     assert totals.summary().startswith("batch done: 1 requests, 0 succeeded, 1 failed | usage: 0 prompt")
+
+
+# ------------------------------------------------------------------ hostile files (issue 26)
+
+
+def run_limited(*args: str, limits: dict[int, int]) -> subprocess.CompletedProcess[str]:
+    """`run`, with resource limits set in the child (RLIMIT_AS keeps a runaway read from taking
+    the machine's memory; RLIMIT_FSIZE plays a full disk)."""
+    import resource
+
+    def limit() -> None:
+        for which, value in limits.items():
+            resource.setrlimit(which, (value, value))
+
+    return subprocess.run(
+        [*PYTHON, *args], capture_output=True, text=True, env=_env(), timeout=60, preexec_fn=limit
+    )
+
+
+def test_a_device_as_out_is_refused_not_read_for_ever(tmp_path: Path) -> None:
+    """`-o /dev/full` was read for the resume until 2 GB, then MemoryError."""
+    import resource
+
+    src = tmp_path / "in.jsonl"
+    write_input(src, 1)
+    done = run_limited(
+        "batch", str(src), "-o", "/dev/full", "--sandbox", limits={resource.RLIMIT_AS: 1 << 30}
+    )
+    assert done.returncode == 2, done.stderr
+    assert "atoma: error: OUT /dev/full is not a regular file" in done.stderr
+    assert_clean(done.stderr)
+
+
+async def test_a_fifo_as_out_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    src, fifo = tmp_path / "in.jsonl", tmp_path / "out.fifo"
+    write_input(src, 1)
+    os.mkfifo(fifo)
+    code, _, err = await arun("batch", str(src), "-o", str(fifo), "--server-url", "http://127.0.0.1:9")
+    assert code == 2 and f"OUT {fifo} is not a regular file" in err, err
+
+
+def test_reading_out_holds_at_most_one_bounded_line(tmp_path: Path) -> None:
+    """A 3 MB line in OUT is refused after reading a bounded prefix of it, not held whole, and
+    never cut off as if a crash had torn it (with or without its newline)."""
+    import tracemalloc
+
+    out = tmp_path / "out.jsonl"
+    good = b'{"id":"a","custom_id":"x","response":null,"error":null}\n'
+    for ending in (b"\n", b""):
+        out.write_bytes(good + b'{"custom_id":"' + b"y" * 3_000_000 + b'"}' + ending)
+        tracemalloc.start()
+        try:
+            with pytest.raises(errors.InvalidRequestError, match=r"^OUT line 2: .*longer than 100000 bytes"):
+                read_batch_output(str(out), max_line=100_000)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1_000_000
+        assert out.stat().st_size > 3_000_000  # not truncated
+
+
+def test_a_corrupt_line_in_out_is_a_usage_error_naming_the_line(tmp_path: Path) -> None:
+    """It was a traceback with exit 1 ("a bug")."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(src, 1)
+    out.write_bytes(b'{"id":"a","custom_id":"x","response":null,"error":null}\nnot json\n')
+    done = run("batch", str(src), "-o", str(out), "--sandbox")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("atoma: error: OUT line 2: not a batch output line"), done.stderr
+    assert str(out) in done.stderr
+    assert_clean(done.stderr)
+    deep = b"[" * 200_000 + b"]" * 200_000  # nested too deeply to decode, in a field skipped
+    out.write_bytes(b'{"custom_id":"x","extra":' + deep + b"}\n")
+    done = run("batch", str(src), "-o", str(out), "--sandbox")
+    assert (
+        done.returncode == 2 and "OUT line 1: not a batch output line (JSON nested too deeply)" in done.stderr
+    )
+    assert_clean(done.stderr)
+
+
+def test_a_write_error_names_out_and_leaves_no_torn_line(tmp_path: Path) -> None:
+    """A file-size limit (a full disk alike) on OUT printed `atoma: error: <IN>: File too large`
+    and left half a line behind."""
+    import resource
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(src, 20)
+    limit = 1_000  # a few output lines: the third or so is cut by the limit part way
+    done = run_limited(
+        "batch",
+        str(src),
+        "-o",
+        str(out),
+        "--sandbox",
+        "--concurrency",
+        "1",
+        limits={resource.RLIMIT_FSIZE: limit},
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"atoma: error: {out}: File too large" in done.stderr
+    assert f"{src}:" not in done.stderr
+    rows = output(out)  # whole lines only
+    assert 1 <= len(rows) < 20 and out.stat().st_size < limit
+    assert_clean(done.stderr)
+
+
+def test_a_bad_line_is_echoed_cut_saying_how_long_it_was(tmp_path: Path) -> None:
+    """Two bad lines with 12 MB values put 25 MB on stderr."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    huge = "u" * 1_000_000
+    rows = [
+        json.dumps({"custom_id": "a", "url": huge, "body": {}}),
+        json.dumps({"custom_id": "b", "method": huge, "url": "/v1/chat/completions", "body": {}}),
+        json.dumps({"custom_id": huge, "url": "/v1/embeddings", "body": {"model": "e", "input": "x"}}),
+        json.dumps({"custom_id": huge, "url": "/v1/embeddings", "body": {"model": "e", "input": "x"}}),
+    ]
+    src.write_text("\n".join(rows) + "\n")
+    done = run("batch", str(src), "-o", str(out), "--sandbox")
+    assert done.returncode == 2, done.stderr[:1000]
+    assert len(done.stderr) < 3_000
+    reports = [row for row in done.stderr.splitlines() if row.startswith("line ")]
+    assert len(reports) == 3
+    for report in reports:
+        assert "(1000000 characters)" in report and len(report) < 400
+    assert_clean(done.stderr)

@@ -12,7 +12,9 @@ def imported_modules(statement: str) -> set[str]:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True
     )
-    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return {
+        line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")
+    }
 
 
 STREAM_ONLY = {"atoma_core._stream", "atoma_core._events", "atoma_core._sse", "atoma_core._accumulate"}
@@ -40,7 +42,9 @@ def test_chat_create_stream_loads_the_stream_modules_on_its_first_call_only() ->
     assert not called & NEVER
 
 
-@pytest.mark.parametrize("statement", ["import atoma_core", "import atoma_funcs", "from atoma_core import errors"])
+@pytest.mark.parametrize(
+    "statement", ["import atoma_core", "import atoma_funcs", "from atoma_core import errors"]
+)
 def test_package_faces_are_cheap(statement: str) -> None:
     modules = imported_modules(statement)
     assert "aiohttp" not in modules and "msgspec" not in modules
@@ -102,3 +106,13 @@ def test_resilience_needs_no_redis_and_a_plain_call_no_resilience_state() -> Non
     )
     assert not {m for m in configured if m == "redis" or m.startswith("redis.")}
     assert not configured & (STREAM_ONLY | NEVER)
+
+
+def test_node_key_verification_loads_only_when_used() -> None:
+    verification = {"atoma_core.attest", "atoma_core._sui", "atoma_funcs._node_lock", "blake3"}
+    modules = imported_modules("from atoma_funcs import chat_create")
+    assert not modules & verification, modules & verification
+    modules = imported_modules("from atoma_funcs import confidential_chat_create")
+    assert not modules & (verification - {"atoma_funcs._node_lock"})
+    modules = imported_modules("from atoma_core.attest import PinnedKeys, SuiKeyCommitments")
+    assert not modules & (NEVER | {"atoma_core._sui", "blake3", "cryptography", "aiohttp"})

@@ -14,6 +14,7 @@ from . import _faults as faults
 from ._faults import Fault
 from ._node import OpenedRequest, SandboxNode, tamper_ciphertext, wrong_response_hash
 from ._server import RecordedRequest, Sandbox
+from ._sui import SuiChain
 from ._thread import sandbox_in_thread
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "RecordedRequest",
     "Sandbox",
     "SandboxNode",
+    "SuiChain",
     "faults",
     "sandbox_in_thread",
     "tamper_ciphertext",

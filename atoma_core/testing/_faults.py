@@ -24,6 +24,7 @@ __all__ = [
     "reset",
     "stall",
     "status",
+    "substitute_key",
     "tamper",
     "trickle",
     "truncate",
@@ -48,6 +49,7 @@ FaultKind = Literal[
     "done_then_linger",
     "tamper",
     "wrong_hash",
+    "substitute_key",
 ]
 
 
@@ -78,11 +80,18 @@ def status(
     headers: Mapping[str, str] | None = None,
     body: str | None = None,
     content_type: str | None = None,
+    seconds: float = 0.0,
     times: int | None = 1,
 ) -> Fault:
-    """Answer `code`. Without `body`, the Atoma error envelope for that code is sent."""
+    """Answer `code` (after `seconds`). Without `body`, the Atoma error envelope for that code is sent."""
     return Fault(
-        kind="status", status=code, headers=headers or {}, body=body, content_type=content_type, times=times
+        kind="status",
+        status=code,
+        headers=headers or {},
+        body=body,
+        content_type=content_type,
+        seconds=seconds,
+        times=times,
     )
 
 
@@ -181,3 +190,11 @@ def tamper(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
 def wrong_hash(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
     """Confidential routes: a `response_hash` that does not match the answer (None) or event N."""
     return Fault(kind="wrong_hash", after_chunks=after_chunks, times=times)
+
+
+def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int | None = 1) -> Fault:
+    """A malicious proxy: `/v1/nodes/lock` hands out `key` (base64; None: the proxy's own key)
+    for the node (`node_small_id`, if not 0, names another); with the proxy's own key, sealed
+    requests are opened by the proxy (`Sandbox.intercepted`) and answered, as a man in the middle
+    would. `times=None`: from now on."""
+    return Fault(kind="substitute_key", body=key, size=node_small_id, times=times)

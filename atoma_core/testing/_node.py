@@ -44,6 +44,11 @@ class SandboxNode:
     def __repr__(self) -> str:
         return f"SandboxNode(node_small_id={self.node_small_id}, public_key={self.public_key!r})"
 
+    @property
+    def key(self) -> bytes:
+        """The raw 32 bytes of the public key (what the node commits on chain)."""
+        return unb64(self.public_key, "node public key")
+
     def lock_response(self, stack_small_id: int) -> dict[str, Any]:
         """The body of a `/v1/nodes/lock` answer that points clients at this node."""
         return {

@@ -23,6 +23,7 @@ from aiohttp import web
 from ._faults import Fault
 from ._routes import ROUTES, Route, Served, check_body, padded_chunk
 from ._sealed import open_sealed, seal_answer
+from ._sui import SuiChain
 
 if TYPE_CHECKING:
     from .._crypto import ResponseKey
@@ -112,6 +113,8 @@ class Sandbox:
     node: the confidential node to play (`/v1/nodes/lock` hands out its key, `/v1/confidential/...`
     opens and seals with it); by default one with a fresh key when `cryptography` is installed.
     `requests` records what arrived and when; `max_concurrent` is the most handled at once.
+    `sui` is a Sui full node at `sui_url` whose chain holds the node's key commitment
+    (`_sui.SuiChain`); `intercepted` holds what a `faults.substitute_key()` proxy decrypted.
     """
 
     def __init__(
@@ -139,6 +142,10 @@ class Sandbox:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
+        node_key = None if self.node is None else (self.node.node_small_id, self.node.key)
+        self.sui = SuiChain() if node_key is None else SuiChain.history(*node_key)
+        self.intercepted: list[bytes] = []
+        self._impostor: SandboxNode | None = None
         self.max_concurrent = 0  # the most requests handled at once since start (or reset)
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
@@ -149,21 +156,30 @@ class Sandbox:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def sui_url(self) -> str:
+        """The JSON-RPC URL of the sandbox's Sui full node."""
+        return self.url + "/sui"
+
     def script(self, *faults: Fault) -> Sandbox:
         """Queue faults; each request takes the next one (a fault with times=None stays)."""
         self._faults.extend(faults)
         return self
 
     def reset(self) -> None:
-        """Forget scripted faults, recorded requests and the concurrency peak."""
+        """Forget scripted faults, recorded requests (the Sui node's too), what a malicious proxy
+        intercepted, and the concurrency peak."""
         self._faults.clear()
         self.requests.clear()
+        self.intercepted.clear()
+        self.sui.reset()
         self.max_concurrent = len(self._handlers)
 
     async def start(self) -> Sandbox:
         app = web.Application(client_max_size=1024**3)
         for method, path in ROUTES:
             app.router.add_route(method, path, self._handle)
+        app.router.add_route("POST", "/sui", self.sui.handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -233,38 +249,56 @@ class Sandbox:
                 return early
         route = ROUTES[(request.method, request.path)]
         key = None
+        node = self.node
+        if fault is not None and fault.kind == "substitute_key":
+            node = self._substitute(fault)
         if route.sealed is not None:  # a confidential route: open it, then check what is inside
-            opened = self._open(request, raw, route)
+            opened = self._open(request, raw, route, node)
             if isinstance(opened, web.Response):
                 return opened
             raw, key = opened
+            if node is not self.node:
+                self.intercepted.append(raw)  # the man in the middle read it
             route = ROUTES[route.sealed]
         checked = self._validate(request, raw, route)
         if isinstance(checked, web.Response):
             return checked
         rid = f"{next(self._ids):06d}"
-        served = Served(
-            self.models or ["sandbox-model"], None if self.node is None else self.node.lock_response
-        )
+        served = Served(self.models or ["sandbox-model"], None if node is None else node.lock_response)
         answer = route.answer(checked, rid, served)
-        if key is not None and self.node is not None:
-            answer = seal_answer(self.node, key, answer, fault)
+        if key is not None and node is not None:
+            answer = seal_answer(node, key, answer, fault)
         if isinstance(answer, list):
             return await self._stream(request, answer, rid, fault)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
         return await self._complete(request, answer, rid, fault)
 
+    def _substitute(self, fault: Fault) -> SandboxNode | None:
+        """The node a malicious proxy plays: its own key, or the `key` it was told to hand out."""
+        from ._node import SandboxNode
+
+        if self.node is None:
+            return None
+        if self._impostor is None:
+            self._impostor = SandboxNode(node_small_id=self.node.node_small_id)
+        if fault.body is None and not fault.size:
+            return self._impostor
+        claimed = SandboxNode(node_small_id=fault.size or self.node.node_small_id)
+        if fault.body is not None:
+            claimed.public_key = fault.body
+        return claimed
+
     def _open(
-        self, request: web.Request, raw: bytes, route: Route
+        self, request: web.Request, raw: bytes, route: Route, node: SandboxNode | None
     ) -> web.Response | tuple[bytes, ResponseKey]:
         """A sealed request: auth first (as the proxy does here), then the node decrypts it."""
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401)
-        if self.node is None:
+        if node is None:
             return _error(501, "Confidential compute needs the cryptography package in the sandbox")
         problem = check_body(route, _json_or_none(raw))
-        opened = open_sealed(self.node, raw) if problem is None else problem
+        opened = open_sealed(node, raw) if problem is None else problem
         if isinstance(opened, str):
             return _error(400, opened)
         body, key = opened
@@ -278,6 +312,8 @@ class Sandbox:
             _reset_connection(request)
             return web.Response()
         if fault.kind == "status":
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             if fault.body is None:
                 return _error(fault.status, headers=dict(fault.headers))
             return web.Response(
