@@ -55,11 +55,12 @@ class HedgeBudget:
 class Latencies:
     """The recent times to first byte (seconds) of one (server, model), newest last."""
 
-    __slots__ = ("_sorted", "samples")
+    __slots__ = ("_sorted", "breaker", "samples")
 
-    def __init__(self) -> None:
+    def __init__(self, breaker: CircuitBreaker | None) -> None:
         self.samples: deque[float] = deque(maxlen=SAMPLES)
         self._sorted: list[float] | None = None
+        self.breaker = breaker  # of the same (server, model), if the core keeps breakers
 
     def add(self, seconds: float) -> None:
         self.samples.append(seconds)
@@ -84,16 +85,17 @@ class Resilience:
         self.hedge = HedgeBudget()
         self._notify = notifier(hooks_of)
 
-    def of(self, server_url: str, model: str | None) -> tuple[CircuitBreaker | None, Latencies]:
-        """The breaker (None without `Breaker` config) and the latency book of this target, made
-        on first use: one lookup per target of a call."""
+    def of(self, server_url: str, model: str | None) -> Latencies:
+        """The latency book of this target, with its breaker (None without `Breaker` config),
+        made on first use: one lookup per target of a call."""
         key = (server_url, model)
         book = self.latencies.get(key)
         if book is None:
-            book = self.latencies[key] = Latencies()
+            breaker = None
             if self.breaker is not None:
-                self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
-        return self.breakers.get(key) if self.breaker is not None else None, book
+                breaker = self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
+            book = self.latencies[key] = Latencies(breaker)
+        return book
 
     def hedge_delay(self, hedge: Hedge, server_url: str, model: str | None) -> float:
         """The wait before a copy: fixed, or the learned quantile once enough samples are in."""

@@ -83,9 +83,9 @@ class Route:
             if target is None and self.rest is not None:
                 target = next(self.rest, None)
             if target is not None:
-                breaker, target.latencies = self.state.of(target.server_url, target.model)
+                book = target.latencies = self.state.of(target.server_url, target.model)
                 if self.breakers:
-                    target.breaker = breaker
+                    target.breaker = book.breaker
         return target
 
     def peek_target(self) -> Target | None:
@@ -125,11 +125,13 @@ def plan(
     with_model: Callable[[Any, str], bytes],
 ) -> Route:
     """The call's route from its options and the core's defaults."""
-    state = core.resilience_state()
+    state = core.resilience or core.resilience_state()
     nested = _inside_attempt.get()  # part of an attempt to one target: it stays on that target
     own_model = getattr(request, "model", None)
-    fallbacks = () if nested else usable_fallbacks(own_model, fallbacks_of(core, options))
-    first = Target(own_model, server_url or core.server_url, url, body, last=not fallbacks)
+    fallbacks = () if nested else fallbacks_of(core, options)
+    if fallbacks and own_model is None:
+        fallbacks = usable_fallbacks(own_model, fallbacks)
+    first = Target(own_model, server_url or core.server_url, url, body, not fallbacks)
     rest = fallback_targets(core, op, request, first, fallbacks, with_model) if fallbacks else None
     hedge = core.hedge if options is None or options.hedge is None else options.hedge
     if nested:
