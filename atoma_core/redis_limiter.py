@@ -154,12 +154,13 @@ class RedisLimiter:
                 f"the Redis rate limiter cannot be reached: {type(exc).__name__}"
             ) from None
         self._down_until = time.monotonic() + self.retry_seconds
-        if not self._warned:
+        if not self._warned:  # the first time a warning; after that, the log says it again
             self._warned = True
             message = "the Redis rate limiter cannot be reached: limiting this process alone meanwhile"
             warnings.warn(message, RuntimeWarning, stacklevel=3)
+            return
         log.warning(
-            "Redis rate limiter unreachable (%s): local limits for %g s",
+            "Redis rate limiter still unreachable (%s): local limits for %g s more",
             type(exc).__name__,
             self.retry_seconds,
         )
