@@ -28,7 +28,8 @@ __all__ = ["RedisLimiter"]
 log = logging.getLogger("atoma")
 
 # KEYS: window (zset), pause (string). ARGV: requests (-1: none), tokens (-1: none), per (ms),
-# this request's tokens, a unique id. Returns 0 when taken, else the ms to wait before trying again.
+# this request's tokens, a unique id. Returns minus the time it was taken at (ms, Redis's clock), or
+# the ms to wait before trying again.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -53,7 +54,7 @@ if n > 0 then
 end
 redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[1], per * 2)
-return 0
+return -now
 """
 
 # KEYS: pause. ARGV: pause (ms). Pause everyone until now + pause (never shortening a pause).
@@ -124,6 +125,7 @@ class RedisLimiter:
         self.local = LocalLimiter(requests, tokens, per=per)  # used while Redis is unreachable
         self._down_until = 0.0  # loop-independent: time.monotonic()
         self._warned = False
+        self.last_taken: float | None = None  # when the last acquire took its place (Redis's clock, s)
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -187,15 +189,16 @@ class RedisLimiter:
                 return
             try:
                 entry = await self._client()
-                wait_ms = int(await entry.acquire(keys=self._keys, args=args))
+                answer = int(await entry.acquire(keys=self._keys, args=args))
             except asyncio.CancelledError:
                 raise
             except (OSError, self._redis.RedisError) as exc:
                 self._unavailable(exc)
                 continue
-            if wait_ms <= 0:
+            if answer <= 0:
+                self.last_taken = -answer / 1000.0
                 return
-            await asyncio.sleep(wait_ms / 1000.0)
+            await asyncio.sleep(answer / 1000.0)
 
     async def rate_limited(self, pause: float) -> None:
         """A 429: every process sharing the key waits `pause` seconds from now (Redis's clock)."""

@@ -1,6 +1,7 @@
 """One of the processes of tests/test_shared_limiter.py: prints "ready", waits for a line on
 stdin, then makes chat calls to the sandbox through a `RedisLimiter`, either as plain calls
-(`AtomaCore(limiter=...)`) or as a batch job (`batch_run(limiter=...)`), and prints a summary.
+(`AtomaCore(limiter=...)`) or as a batch job (`batch_run(limiter=...)`), and prints a summary
+line, then the times Redis let its requests through (JSON, Redis's clock).
 
     python -m tests.limiter_worker SANDBOX_URL REDIS_URL WORKER MODE COUNT|SECONDS REQUESTS PER
 """
@@ -8,6 +9,7 @@ stdin, then makes chat calls to the sandbox through a `RedisLimiter`, either as 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 
@@ -18,11 +20,29 @@ from atoma_funcs import batch_run, chat_create
 TOKEN = "sk-test-secret-token-123"
 
 
+class Recording:
+    """The limiter, noting when Redis let each acquire through (its own clock): printed at the end."""
+
+    def __init__(self, limiter: RedisLimiter) -> None:
+        self.limiter = limiter
+        self.taken: list[float] = []
+
+    async def acquire(self, tokens: float = 0.0) -> None:
+        await self.limiter.acquire(tokens)
+        assert self.limiter.last_taken is not None  # set just before acquire returned: no await between
+        self.taken.append(self.limiter.last_taken)
+
+    async def rate_limited(self, pause: float) -> None:
+        await self.limiter.rate_limited(pause)
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+
+
 async def main() -> None:
     url, redis_url, worker, mode, amount, requests, per = sys.argv[1:8]
-    limiter = RedisLimiter(
-        redis_url, float(requests), per=float(per), key="test-limit", on_unavailable="fail"
-    )
+    shared = RedisLimiter(redis_url, float(requests), per=float(per), key="test-limit", on_unavailable="fail")
+    limiter = Recording(shared)
     headers = {"X-Worker": worker}
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -72,6 +92,7 @@ async def main() -> None:
             ok = sum(await asyncio.gather(steady(), steady()))
     await limiter.aclose()
     print(f"ok {ok}", flush=True)
+    print(json.dumps(limiter.taken), flush=True)
 
 
 if __name__ == "__main__":
