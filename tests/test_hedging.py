@@ -125,7 +125,7 @@ async def test_p99_time_to_first_token_with_and_without_hedging() -> None:
         f"p99 time to first token: {p99['plain'] * 1000:.0f} ms plain, {p99['hedged'] * 1000:.0f} ms hedged"
     )
     assert p99["plain"] >= 0.4
-    assert p99["hedged"] < 0.4 / 2  # no call waited for the slow tail
+    assert p99["hedged"] < 0.3  # no call waited for the slow tail (0.4 s)
 
 
 async def test_a_learned_delay_follows_the_recent_first_bytes(sandbox: Sandbox) -> None:
