@@ -158,15 +158,22 @@ async def run_targets(
     ones on its `attempted`."""
     route: Route = ctx.route
     tried: list[FallbackFailure] = []
+    last: Result[T, AtomaError] | None = None
     while True:
-        target = route.next_target()
-        if target is None:
-            raise AssertionError("unreachable: the last target returns")
+        try:
+            target = route.next_target()
+        except AtomaError as unusable:  # a fallback's request that cannot be encoded
+            log.warning("%s: a fallback cannot be tried: %s", op.operation_id, unusable)
+            target = None
+        if target is None:  # no target left (the first one is always there)
+            assert last is not None and not last.ok
+            last.error.attempted = tuple(tried[:-1])
+            return last
         ctx.target = target
         if tried:
             ctx.state = None  # another model or node: nothing of the last target's lock holds
             ctx.last_error = None
-        result = await attempts(op, ctx, target.url, headers, target.body)
+        result = last = await attempts(op, ctx, target.url, headers, target.body)
         if result.ok:
             target = ctx.target  # a hedged copy to the next target may have answered
             value: Any = result.value
