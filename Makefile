@@ -10,14 +10,14 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # Debian's redis-server, for tests/test_shared_limiter.py (which skips, saying why, without it).
 REDIS_STAMP := $(VENV)/.installed-redis
 
-.PHONY: demo test lint typecheck pytest bench bench-quick bench-batch e2e batch-ray clean
+.PHONY: demo test lint typecheck pytest docs docs-build docs-serve bench bench-quick bench-batch bench-frameworks e2e batch-ray clean
 
 # The last step puts atoma-sdk 0.1.3 in its own venv (it pins pydantic ~2.10), for the benchmarks
 # and the confidential-compute interoperability tests (which skip if it cannot be installed).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,docs]'
 	$(BIN)/python -c 'from benchmarks.run import ensure_atoma_venv; ensure_atoma_venv()'
 	touch $(STAMP)
 
@@ -50,17 +50,43 @@ demo: $(STAMP)
 	$(BIN)/python -m atoma_funcs chat "Tell me about Atoma in one sentence." $(if $(ATOMASDK_BEARER_AUTH),,--sandbox)
 	@echo $(if $(ATOMASDK_BEARER_AUTH),$(DEMO_NEXT_REAL),$(DEMO_NEXT_SANDBOX))
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint typecheck pytest docs-build
 
 lint: $(STAMP)
-	$(BIN)/ruff check atoma_core atoma_funcs tests benchmarks examples
-	$(BIN)/ruff format --check atoma_core atoma_funcs
+	$(BIN)/ruff check atoma_core atoma_funcs tests benchmarks examples docs/_tools
+	$(BIN)/ruff format --check atoma_core atoma_funcs docs/_tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) $(PRISM_STAMP) $(REDIS_STAMP)
 	PYTHONDEVMODE=1 $(BIN)/python -m pytest -q
+
+# The documentation site (mkdocs.yml): built strictly into site/, so a broken link, a page missing
+# from docs/ or a reference to a name that does not exist fails. `make test` builds it too.
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# ... then every built page opened in headless Chromium (Debian's package, installed here when
+# apt-get can; without it the check prints a note and passes): title, code blocks, signatures,
+# no console error (docs/_tools/check_site.py).
+docs: docs-build
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium with apt-get (first run only) ..."; \
+			export DEBIAN_FRONTEND=noninteractive; APT="apt-get -o DPkg::Lock::Timeout=300 -y -q"; \
+			$$APT install --no-install-recommends chromium >/dev/null 2>&1 || \
+			{ $$APT update >/dev/null 2>&1 && $$APT install --no-install-recommends chromium >/dev/null 2>&1; } || \
+			echo "note: apt-get could not install chromium"; \
+		else \
+			echo "note: chromium is not installed and apt-get cannot install it here (not root, or no apt)"; \
+		fi; }
+	$(BIN)/python docs/_tools/check_site.py site
+
+# Rebuilds and reloads as you edit; `make docs-serve DOCS_ADDR=127.0.0.1:8001` for another port.
+DOCS_ADDR ?= 127.0.0.1:8000
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr $(DOCS_ADDR)
 
 # The benchmarks' own extra (matplotlib, for the chart); `make test` does not need it.
 $(BENCH_STAMP): $(STAMP)
@@ -73,6 +99,10 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+# ChatAtoma / AtomaModel next to LangChain's ChatOpenAI / pydantic-ai's OpenAIChatModel (one run).
+bench-frameworks: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.frameworks
 
 # batch_run next to a plain asyncio.gather loop over chat_create (requests/s, CPU per request).
 bench-batch: $(STAMP)
@@ -93,4 +123,4 @@ batch-ray: $(RAY_VENV)/.installed
 	$(RAY_VENV)/bin/python tests/e2e/batch_ray_check.py
 
 clean:
-	rm -rf $(VENV) $(PRISM_DIR) $(RAY_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PRISM_DIR) $(RAY_VENV) site .mypy_cache .ruff_cache .pytest_cache

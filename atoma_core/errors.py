@@ -26,6 +26,12 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     ├── CircuitOpenError              a breaker is open for that server and model (`.until`)
     ├── LimiterUnavailableError       the shared rate limiter (Redis) cannot be reached
     ├── NodeKeyVerificationError      a node's key is not the one it committed on chain (`.reason`)
+    ├── StructuredOutputError         a typed answer could not be had (`chat_parse`)
+    │   ├── LengthFinishReasonError   cut off by max tokens (`finish_reason` "length")
+    │   ├── ContentFilterFinishReasonError  stopped by a content filter
+    │   └── OutputValidationError     the content does not match the type (`.raw`)
+    ├── ToolExecutionError            a tool failed with on_tool_error="raise" (`.run`, `.call`)
+    ├── ToolLoopError                 still calling tools after max_rounds (`.run`)
     ├── MissingDependencyError        an optional extra is not installed (the message names it)
     └── UnexpectedClientError         a bug or an unforeseen exception (see `__cause__`)
 
@@ -44,16 +50,19 @@ __all__ = [
     "BadRequestError",
     "CircuitOpenError",
     "ConfidentialComputeError",
+    "ContentFilterFinishReasonError",
     "CryptoFailure",
     "InsufficientBalanceError",
     "InternalServerError",
     "InvalidRequestError",
+    "LengthFinishReasonError",
     "LimiterUnavailableError",
     "LockedError",
     "MissingDependencyError",
     "NodeKeyFailure",
     "NodeKeyVerificationError",
     "NotFoundError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -62,18 +71,25 @@ __all__ = [
     "StreamError",
     "StreamInterruptedError",
     "StreamTruncatedError",
+    "StructuredOutputError",
     "TimeoutPhase",
     "TooEarlyError",
+    "ToolExecutionError",
+    "ToolLoopError",
     "UnexpectedClientError",
     "UnprocessableEntityError",
     "error_class_for",
 ]
 
 TimeoutPhase = Literal["connect", "read", "first_token", "idle", "response", "total"]
+"""Which deadline a `RequestTimeoutError` passed (`Timeouts` names them all)."""
 CryptoFailure = Literal["key", "encoding", "tag", "hash"]
+"""Why a confidential answer could not be opened: a bad node `key`, bad base64 `encoding`, a
+failed AES-GCM `tag` (tampered with), or a `response_hash` that does not match."""
 NodeKeyFailure = Literal[
     "mismatch", "no_commitment", "not_pinned", "evidence", "unavailable", "invalid_answer"
 ]
+"""Why a node's key was refused (`NodeKeyVerificationError.reason`)."""
 
 
 class AtomaError(Exception):
@@ -276,6 +292,54 @@ class NodeKeyVerificationError(AtomaError):
         super().__init__(message)
         self.node_small_id = node_small_id
         self.reason: NodeKeyFailure = reason
+
+
+class StructuredOutputError(AtomaError):
+    """A structured answer (`chat_parse`) could not be had. `response` is the answer as it came
+    (a `ParsedChatCompletion`, `parsed` None), `content` its text (or the tool call's arguments),
+    `usage` the tokens of every attempt."""
+
+    def __init__(self, message: str, *, response: Any = None, content: str | None = None, usage: Any = None):
+        super().__init__(message)
+        self.response = response
+        self.content = content
+        self.usage = usage
+
+
+class LengthFinishReasonError(StructuredOutputError):
+    """The answer was cut off (`finish_reason` "length"): raise max_tokens. `content` keeps the part."""
+
+
+class ContentFilterFinishReasonError(StructuredOutputError):
+    """The server's content filter stopped the answer (`finish_reason` "content_filter")."""
+
+
+class OutputValidationError(StructuredOutputError):
+    """The content is not valid JSON for the requested type. `raw` holds the content; the message
+    is the decoder's (e.g. "Expected `int`, got `str` - at `$.age`")."""
+
+    def __init__(self, message: str, *, raw: str, response: Any = None, usage: Any = None) -> None:
+        super().__init__(message, response=response, content=raw, usage=usage)
+        self.raw = raw
+
+
+class ToolExecutionError(AtomaError):
+    """A tool call failed (the tool raised, or its name or arguments were bad) and the caller
+    asked for `on_tool_error="raise"`. `call` is that call (its `error` the cause), `run` the
+    run so far (a `ToolRun`)."""
+
+    def __init__(self, message: str, *, run: Any, call: Any) -> None:
+        super().__init__(message)
+        self.run = run
+        self.call = call
+
+
+class ToolLoopError(AtomaError):
+    """The model still called tools after `max_rounds` rounds. `run` is the run so far."""
+
+    def __init__(self, message: str, *, run: Any) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 class MissingDependencyError(AtomaError):

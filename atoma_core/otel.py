@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["CAPTURE_CONTENT_ENV", "INSTALL_HINT", "Instrumentation", "instrument"]
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""The environment variable that, set to `true`, records prompts and answers on spans (off by default)."""
 _CAPTURE_ON = frozenset({"true", "1", "span_only", "span_and_event"})
 INSTALL_HINT = 'pip install "atoma-async[otel]"'
+"""What to install for tracing; the `MissingDependencyError` of `instrument()` names it."""
 
 _active: weakref.WeakKeyDictionary[AtomaCore, Instrumentation] = weakref.WeakKeyDictionary()
 

@@ -93,3 +93,4 @@ class Err(Generic[E]):
 
 
 Result = Union[Ok[T], Err[E]]
+"""What every standalone function returns: `Ok(value)` or `Err(error)`; `match` on it or test `.ok`."""

@@ -84,12 +84,15 @@ class ImageContentPartParam(TypedDict):
 
 
 ContentPartParam = Union[TextContentPartParam, ImageContentPartParam]
+"""A part of a multimodal user message: text or an image."""
 MessageContentParam = Union[str, Sequence[ContentPartParam]]
 
 # ---------------------------------------------------------------- messages
 
 
 class ToolCallFunctionParam(TypedDict, total=False):
+    """The function of a tool call: its `name` and `arguments` (JSON text)."""
+
     name: str
     arguments: str  # JSON text
 
@@ -107,16 +110,22 @@ class _NameOption(TypedDict, total=False):
 
 
 class SystemMessageParam(_NameOption):
+    """`{"role": "system", "content": ...}`: instructions from the developer."""
+
     role: Literal["system"]
     content: MessageContentParam
 
 
 class DeveloperMessageParam(_NameOption):
+    """`{"role": "developer", "content": ...}`: instructions, the newer name for system."""
+
     role: Literal["developer"]
     content: MessageContentParam
 
 
 class UserMessageParam(_NameOption):
+    """`{"role": "user", "content": ...}`: text, or a list of text and image parts."""
+
     role: Literal["user"]
     content: MessageContentParam
 
@@ -150,6 +159,7 @@ ChatCompletionMessageParam = Union[
     ToolMessageParam,
     "ChatCompletionMessage",
 ]
+"""Any message of a chat request, told apart by its `role` (a message Struct fits too)."""
 
 # ---------------------------------------------------------------- chat request
 
@@ -161,6 +171,8 @@ class _FunctionOptions(TypedDict, total=False):
 
 
 class FunctionDefinitionParam(_FunctionOptions):
+    """A function the model may call: `name`, and a JSON Schema in `parameters`."""
+
     name: str
 
 
@@ -191,6 +203,8 @@ class _JsonSchemaOptions(TypedDict, total=False):
 
 
 class JsonSchemaParam(_JsonSchemaOptions):
+    """The `json_schema` of a `response_format`: a `name` and the `schema` the answer must follow."""
+
     name: str
 
 
@@ -199,10 +213,14 @@ class _ResponseFormatOptions(TypedDict, total=False):
 
 
 class ResponseFormatParam(_ResponseFormatOptions):
+    """`{"type": "text" | "json_object" | "json_schema", ...}`: the shape of the answer."""
+
     type: Literal["text", "json_object", "json_schema"]
 
 
 class StreamOptionsParam(TypedDict, total=False):
+    """Stream settings; the SDK always sends `include_usage: true`."""
+
     include_usage: bool | None
 
 
@@ -287,6 +305,9 @@ class CompletionRequestParam(_CompletionOptions):
 
 
 class CompletionKeywords(_CompletionOptions, OpenAIKeywords, total=False):
+    """The keywords of `sdk.completions.create(...)`: the request fields plus openai-python's per-call
+    options."""
+
     model: str
     prompt: PromptParam
 
@@ -305,6 +326,9 @@ class EmbeddingRequestParam(_EmbeddingOptions):
 
 
 class EmbeddingKeywords(_EmbeddingOptions, OpenAIKeywords, total=False):
+    """The keywords of `sdk.embeddings.create(...)`: the request fields plus openai-python's per-call
+    options."""
+
     model: str
     input: PromptParam
 
@@ -326,6 +350,9 @@ class ImageGenerationRequestParam(_ImageGenerationOptions):
 
 
 class ImageGenerationKeywords(_ImageGenerationOptions, OpenAIKeywords, total=False):
+    """The keywords of `sdk.images.generate(...)`: the request fields plus openai-python's per-call
+    options."""
+
     model: str
     prompt: str
 
@@ -342,4 +369,6 @@ class NodesCreateLockRequestParam(_NodesCreateLockOptions):
 
 
 class NodesCreateLockKeywords(_NodesCreateLockOptions, total=False):
+    """The keywords of `sdk.nodes.create_lock(...)`."""
+
     model: str

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from ._images import images_generate
     from ._models import models_list, open_router_models_list
     from ._nodes import nodes_create_lock
+    from ._parse import chat_parse, confidential_chat_parse
+    from ._parse_stream import ChatParseStream, chat_parse_stream, confidential_chat_parse_stream
     from ._sync import AtomaSyncSDK, SyncStream
+    from ._tools import FunctionTool, chat_run_tools, confidential_chat_run_tools, tool
     from .sdk import AtomaSDK
 
 # Which private module (one per area) holds each public name.
@@ -52,6 +55,15 @@ _LAZY = {
     "open_router_models_list": "._models",
     "health": "._health",
     "nodes_create_lock": "._nodes",
+    "chat_parse": "._parse",
+    "confidential_chat_parse": "._parse",
+    "ChatParseStream": "._parse_stream",
+    "chat_parse_stream": "._parse_stream",
+    "confidential_chat_parse_stream": "._parse_stream",
+    "FunctionTool": "._tools",
+    "tool": "._tools",
+    "chat_run_tools": "._tools",
+    "confidential_chat_run_tools": "._tools",
     "AtomaSDK": ".sdk",
     "AtomaSyncSDK": "._sync",
     "SyncStream": "._sync",
@@ -64,14 +76,22 @@ __all__ = [
     "BatchOutputFile",
     "BatchRequest",
     "BatchResult",
+    "ChatParseStream",
+    "FunctionTool",
     "batch_output_line",
     "batch_run",
     "chat_create",
     "chat_create_stream",
+    "chat_parse",
+    "chat_parse_stream",
+    "chat_run_tools",
     "completions_create",
     "completions_create_stream",
     "confidential_chat_create",
     "confidential_chat_create_stream",
+    "confidential_chat_parse",
+    "confidential_chat_parse_stream",
+    "confidential_chat_run_tools",
     "confidential_embeddings_create",
     "confidential_images_generate",
     "embeddings_create",
@@ -81,6 +101,7 @@ __all__ = [
     "nodes_create_lock",
     "open_router_models_list",
     "read_batch_output",
+    "tool",
 ]
 
 

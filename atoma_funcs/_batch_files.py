@@ -241,6 +241,7 @@ class BatchOutputFile:
         self._synced = time.monotonic()
 
     def write(self, line: bytes) -> None:
+        """Append one line (bytes ending in a newline, e.g. from `batch_output_line`) in one write."""
         view = memoryview(line)
         try:
             start = os.fstat(self._fd).st_size  # O_APPEND: this line starts at the end

@@ -11,6 +11,9 @@ The workload is chosen by the model name, which every SDK sends as is:
                               K events (0: none); each content delta a word, or exactly D chars
     bench:hold:G:N:H          a stream of N events, written 16 at a time, that stops after H
                               events until `/bench/release/G`
+    bench:json:S              a completion whose content is a JSON object of ~S chars
+                              (`json_document`, for structured outputs)
+    bench:jsonstream:S:N:B    that JSON object streamed in N content events, B events per write
 
 Only the standard library is used, so the runner can compute what every client must report.
 """
@@ -23,7 +26,7 @@ import hashlib
 import json
 from typing import Any, NamedTuple
 
-__all__ = ["Expect", "Spec", "expect", "hold_writes", "parse_model", "render"]
+__all__ = ["Expect", "Spec", "expect", "hold_writes", "json_document", "parse_model", "render"]
 
 MODEL_ID = "meta-llama/Llama-3.3-70B-Instruct"
 SMALL_TOKENS = 20
@@ -40,7 +43,7 @@ _CYCLE = _SENTENCE + " "  # sized deltas are slices of this text repeated
 
 
 class Spec(NamedTuple):
-    kind: str  # small | large | body | stream | hold
+    kind: str  # small | large | body | stream | hold | json | jsonstream
     events: int = 0  # stream events, role, content, finish and usage chunks included
     per_write: int = 1
     keep_alive: int = 0
@@ -71,6 +74,13 @@ def parse_model(model: str) -> Spec:
         if events < 3 or per_write < 1 or keep_alive < 0 or delta < 0:
             raise ValueError(f"bad stream model: {model!r}")
         return Spec(kind, events, per_write, keep_alive, delta=delta)
+    if kind == "json" and len(parts) == 3 and int(parts[2]) > 0:
+        return Spec(kind, delta=int(parts[2]))
+    if kind == "jsonstream" and len(parts) == 5:
+        size, events, per_write = (int(p) for p in parts[2:])
+        if size < 2 or not 0 < events <= size or per_write < 1:
+            raise ValueError(f"bad jsonstream model: {model!r}")
+        return Spec(kind, events + 3, per_write, delta=size)
     if kind == "hold" and len(parts) == 5:
         events, after = int(parts[3]), int(parts[4])
         if not 0 < after < events:
@@ -115,7 +125,29 @@ def _signed(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _completion(tokens: int) -> bytes:
+@functools.cache
+def json_document(size: int) -> str:
+    """A JSON object of at least `size` chars: `{"items": [...]}`, records of an int, two strings,
+    a list of strings, a float and a bool (what the structured-output benchmarks decode)."""
+    items: list[dict[str, Any]] = []
+    length = len('{"items": []}')
+    while length < size:
+        i = len(items)
+        items.append(
+            {
+                "id": i,
+                "name": _piece(i, 12),
+                "note": _piece(i + 7, 24),
+                "tags": [_WORDS[i % len(_WORDS)], _WORDS[(i + 3) % len(_WORDS)]],
+                "score": i * 1.25,
+                "active": i % 2 == 0,
+            }
+        )
+        length += len(json.dumps(items[-1])) + 2
+    return json.dumps({"items": items})
+
+
+def _completion(tokens: int, content: str | None = None) -> bytes:
     return _signed(
         {
             "id": "chatcmpl-bench",
@@ -125,7 +157,11 @@ def _completion(tokens: int) -> bytes:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": _text(tokens), "tool_calls": []},
+                    "message": {
+                        "role": "assistant",
+                        "content": _text(tokens) if content is None else content,
+                        "tool_calls": [],
+                    },
                     "logprobs": None,
                     "finish_reason": "stop",
                     "stop_reason": None,
@@ -174,6 +210,16 @@ def _events(events: int, delta: int) -> list[bytes]:
     ]
 
 
+def _json_events(document: str, pieces: int) -> list[bytes]:
+    cuts = [len(document) * i // pieces for i in range(pieces + 1)]
+    return [
+        _chunk({"role": "assistant", "content": ""}),
+        *(_chunk({"content": document[cuts[i] : cuts[i + 1]]}) for i in range(pieces)),
+        _chunk({}, "stop"),
+        _chunk(None, usage=pieces),
+    ]
+
+
 def render(spec: Spec) -> bytes | list[bytes]:
     """A whole JSON body, or a stream's writes in order (a held stream: the first one is sent
     before the hold, the rest after)."""
@@ -183,6 +229,11 @@ def render(spec: Spec) -> bytes | list[bytes]:
         return _completion(LARGE_TOKENS)
     if spec.kind == "body":
         return _completion(_body_tokens(spec.delta))
+    if spec.kind == "json":
+        document = json_document(spec.delta)
+        return _completion(len(document) // 4, document)
+    if spec.kind == "jsonstream":
+        return _writes(_json_events(json_document(spec.delta), spec.events - 3), spec.per_write)
     events = _events(spec.events, spec.delta)
     if spec.kind == "hold":
         after = spec.hold_after
@@ -204,6 +255,9 @@ def hold_writes(spec: Spec) -> int:
 
 def expect(model: str) -> Expect:
     spec = parse_model(model)
+    if spec.kind in ("json", "jsonstream"):
+        chars = len(json_document(spec.delta))
+        return Expect(spec.events, chars, spec.events - 3 if spec.events else chars // 4)
     if spec.kind in ("small", "large", "body"):
         tokens = {"small": SMALL_TOKENS, "large": LARGE_TOKENS}.get(spec.kind) or _body_tokens(spec.delta)
         return Expect(0, len(_text(tokens)), tokens)

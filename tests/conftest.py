@@ -16,7 +16,7 @@ from aiohttp import web
 from atoma_core import AtomaCore, RetryConfig
 from atoma_core.testing import Sandbox
 
-from .readme_snippets import snippets
+from .readme_snippets import all_snippets
 from .usercheck import Report, probe_sources, run_mypy
 
 TOKEN = "sk-test-secret-token-123"
@@ -89,7 +89,8 @@ STREAM_CHAT = {**CHAT, "messages": [{"role": "user", "content": "one two three f
 @pytest.fixture(scope="session")
 def user_mypy(tmp_path_factory: pytest.TempPathFactory) -> Report:
     """One mypy --strict run, as a user outside the repository would run it, over every README
-    Python block and the probes of tests/user_code/ (tests/test_readme.py, tests/test_types.py)."""
+    Python block, every docs/ one, and the probes of tests/user_code/ (tests/test_readme.py,
+    tests/test_types.py)."""
     sources = probe_sources()
-    sources.update({snippet.module: snippet.checked_source()[0] for snippet in snippets()})
+    sources.update({snippet.module: snippet.checked_source()[0] for snippet in all_snippets()})
     return run_mypy(tmp_path_factory.mktemp("user-project"), sources)

@@ -1,10 +1,12 @@
-"""The ```python blocks of README.md, as tests/test_readme.py runs and type-checks them.
+"""The ```python blocks of README.md and of every page under docs/, as tests/test_readme.py runs
+and type-checks them. A new page is picked up with no change here.
 
 A block with top-level `await` is a fragment that continues the quick start: it may use the names
 in `PRELUDE` without defining them (a core, a client, a request...). To run, it is executed as
 top-level-await code with those names filled in; to type-check, it becomes the body of an
 `async def` taking them as typed parameters. Any other block is a whole script, run and checked
 as it is. A block marked `<!-- not-run: why -->` right before its fence is type-checked, not run.
+Only ```python fences count: the migration pages fence other SDKs' code as ```py, shown only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 # What a fragment may use without defining it, with the type it has there.
 PRELUDE = {
@@ -36,8 +40,10 @@ from atoma_funcs import AtomaSDK as _AtomaSDK
 """
 
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-_NOT_RUN = re.compile(r"<!--\s*not-run:\s*(.*?)\s*-->\s*\Z", re.S)
+# The marker right before the fence: its reason never spans another comment's end.
+_NOT_RUN = re.compile(r"<!--\s*not-run:\s*((?:(?!-->).)*?)\s*-->\s*\Z", re.S)
 _HEADING = re.compile(r"^#+\s+(.*)$", re.M)
+_ANY_FENCE = re.compile(r"^```.*?^```", re.S | re.M)  # a `# comment` inside one is not a heading
 
 
 @dataclass(frozen=True)
@@ -45,17 +51,26 @@ class Snippet:
     """One ```python block: where it is, its code, and why it is not run (if it is marked so)."""
 
     name: str  # the heading it is under, as a slug, numbered within that section
-    line: int  # the line of README.md its code starts on
+    line: int  # the line of its file its code starts on
     code: str
     not_run: str | None
+    source: str = "README.md"  # its file, relative to the repository
+
+    @property
+    def id(self) -> str:
+        """Unique across files: `README.md#section-1`, `docs/guides/batch.md#batch-jobs-2`."""
+        return f"{self.source}#{self.name}"
 
     @property
     def module(self) -> str:
         """The name of its file in the type-checked user project."""
-        return "readme_" + self.name.replace("-", "_")
+        return "snippet_" + re.sub(
+            r"[^a-z0-9]+", "_", f"{self.source.removesuffix('.md')}_{self.name}".lower()
+        )
 
     def compiled(self) -> CodeType:
-        return compile(self.code, f"README.md:{self.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        return compile(self.code, f"{self.source}:{self.line}", "exec", flags=flags)
 
     @property
     def awaits(self) -> bool:
@@ -92,14 +107,24 @@ def _slug(heading: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
 
 
-def snippets(text: str | None = None) -> list[Snippet]:
-    """Every ```python block of README.md (or of `text`), in order."""
+def sources() -> list[Path]:
+    """README.md, then every Markdown page under docs/."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def all_snippets() -> list[Snippet]:
+    """Every ```python block of README.md and of the docs, file by file, in order."""
+    return [snippet for path in sources() for snippet in snippets(path.read_text(), path.relative_to(ROOT))]
+
+
+def snippets(text: str | None = None, source: Path = Path("README.md")) -> list[Snippet]:
+    """Every ```python block of README.md (or of `text`, the contents of `source`), in order."""
     text = README.read_text() if text is None else text
     found: list[Snippet] = []
     counts: dict[str, int] = {}
     for match in _FENCE.finditer(text):
         before = text[: match.start()]
-        headings = _HEADING.findall(before)
+        headings = _HEADING.findall(_ANY_FENCE.sub("", before))
         section = _slug(headings[-1]) if headings else "top"
         counts[section] = counts.get(section, 0) + 1
         marker = _NOT_RUN.search(before.rstrip("\n"))
@@ -109,6 +134,7 @@ def snippets(text: str | None = None) -> list[Snippet]:
                 line=before.count("\n") + 2,
                 code=match.group(1),
                 not_run=marker.group(1) if marker else None,
+                source=source.as_posix(),
             )
         )
     return found

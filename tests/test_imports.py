@@ -116,3 +116,49 @@ def test_node_key_verification_loads_only_when_used() -> None:
     assert not modules & (verification - {"atoma_funcs._node_lock"})
     modules = imported_modules("from atoma_core.attest import PinnedKeys, SuiKeyCommitments")
     assert not modules & (NEVER | {"atoma_core._sui", "blake3", "cryptography", "aiohttp"})
+
+
+FRAMEWORKS = ("langchain_core", "langchain", "pydantic_ai", "pydantic")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import atoma_funcs",
+        "from atoma_funcs import chat_create, chat_create_stream, embeddings_create",
+        "from atoma_funcs import AtomaSDK, confidential_chat_create",
+        "import atoma_funcs.integrations",
+    ],
+)
+def test_no_framework_is_loaded_by_the_sdk(statement: str) -> None:
+    modules = imported_modules(statement)
+    loaded = {m for m in modules if m.split(".")[0] in FRAMEWORKS}
+    assert not loaded, loaded
+
+
+@pytest.mark.parametrize(
+    ("module", "framework", "extra"),
+    [
+        ("atoma_funcs.integrations.langchain", "langchain_core", "langchain"),
+        ("atoma_funcs.integrations.pydantic_ai", "pydantic_ai", "pydantic-ai"),
+    ],
+)
+def test_an_adapter_without_its_framework_names_its_extra(module: str, framework: str, extra: str) -> None:
+    # The framework made unimportable (a None entry in sys.modules), as if the extra were missing.
+    code = (
+        "import sys\n"
+        f"sys.modules[{framework!r}] = None\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f'pip install "atoma-async[{extra}]"' in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_each_adapter_loads_only_its_own_framework() -> None:
+    langchain = imported_modules("import atoma_funcs.integrations.langchain")
+    assert "langchain_core" in langchain and "pydantic_ai" not in langchain
+    pydantic_ai = imported_modules("import atoma_funcs.integrations.pydantic_ai")
+    assert "pydantic_ai" in pydantic_ai and "langchain_core" not in pydantic_ai

@@ -337,7 +337,8 @@ async def test_sandbox_tool_call(sandbox_tee: Tee) -> None:
     assert choice["content"] is None
     assert b'"delta":{"role":"assistant","content":""}' in sandbox_tee.bodies[0]
     ((_, _, name, arguments),) = choice["tool_calls"]
-    assert name == "get_weather" and arguments == '{"input": "weather?"}'
+    # the sandbox fills the tool's parameters schema (city: string, unit: enum c/f)
+    assert name == "get_weather" and arguments == '{"city": "weather?", "unit": "c"}'
 
 
 async def test_sandbox_max_tokens_length(sandbox_tee: Tee) -> None:

@@ -1,7 +1,8 @@
-"""Every ```python block of README.md runs against the sandbox and passes mypy --strict.
+"""Every ```python block of README.md and of every page under docs/ runs against the sandbox and
+passes mypy --strict.
 
 The environment points the SDK at a sandbox (ATOMASDK_SERVER_URL, ATOMASDK_BEARER_AUTH), as a
-reader trying the README would; a block that needs a real key reads it from there too. How blocks
+reader trying the docs would; a block that needs a real key reads it from there too. How blocks
 are found, wrapped and given the quick start's names is in tests/readme_snippets.py.
 """
 
@@ -23,10 +24,10 @@ from atoma_core.testing import Sandbox
 from atoma_funcs import AtomaSDK
 
 from .conftest import TOKEN
-from .readme_snippets import Snippet, snippets
+from .readme_snippets import Snippet, all_snippets, snippets
 from .usercheck import Report
 
-SNIPPETS = snippets()
+SNIPPETS = all_snippets()
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 
 
@@ -75,19 +76,47 @@ async def _debug_logging(output: Output, sandbox: Sandbox, namespace: dict[str, 
     assert logging.getLogger("atoma").level == logging.DEBUG
 
 
-# By block name (the section's heading, numbered). A block without an entry must still run.
+# By block id (its file, then the section's heading as a slug, numbered). A block without an
+# entry must still run.
 CHECKS: dict[str, Check] = {
-    "quick-start-standalone-functions-result-style-1": _prints("You said: Hello! Usage(prompt_tokens=4,"),
-    "quick-start-standalone-functions-result-style-2": _prints("You said: Hello from the prelude"),
-    "quick-start-the-bundled-client-raises-1": _prints("You said: Hello! Usage("),
-    "operations-1": _prints("sandbox-model"),
-    "confidential-compute-1": _prints("You said: our merger plans", "Usage("),
-    "streaming-1": _prints("You said: Hi", "StreamMetrics("),
-    "with-the-bundled-client-1": _prints("You said: one two three", "first token after"),
-    "tool-calling-1": _prints('Tool said: {"words": 7}'),
-    "configuration-1": _configured,
-    "hooks-1": _hooks_fire,
-    "logging-1": _debug_logging,
+    "README.md#quick-start-standalone-functions-result-style-1": _prints(
+        "You said: Hello! Usage(prompt_tokens=4,"
+    ),
+    "README.md#quick-start-standalone-functions-result-style-2": _prints("You said: Hello from the prelude"),
+    "README.md#quick-start-the-bundled-client-raises-1": _prints("You said: Hello! Usage("),
+    "README.md#streaming-1": _prints("You said: Hi", "StreamMetrics("),
+    "docs/index.md#start-here-1": _prints("You said: Hi!"),
+    "docs/getting-started.md#first-the-sandbox-1": _prints("You said: Hello, sandbox!"),
+    "docs/getting-started.md#then-a-real-key-1": _prints("You said: Hello! Usage(prompt_tokens=4,"),
+    "docs/guides/styles.md#the-result-style-1": _prints("You said: Hello from the prelude"),
+    "docs/guides/styles.md#the-class-style-the-bundled-client-raises-1": _prints("You said: Hello! Usage("),
+    "docs/guides/styles.md#synchronous-use-atomasyncsdk-1": _prints("You said: Hello!", "Usage("),
+    "docs/guides/styles.md#synchronous-use-atomasyncsdk-2": _prints("You said: Hello, thread!"),
+    "docs/guides/operations.md#every-operation-1": _prints("sandbox-model"),
+    "docs/guides/operations.md#every-operation-2": _prints("You said: Once upon a time", "ok\n", "dict"),
+    "docs/guides/operations.md#every-operation-3": _prints("You said: Once upon a time", "ok\n"),
+    "docs/guides/operations.md#tool-calling-1": _prints('Tool said: {"words": 7}'),
+    "docs/guides/streaming.md#reading-a-stream-1": _prints("You said: Hi", "StreamMetrics("),
+    "docs/guides/streaming.md#with-the-bundled-client-1": _prints(
+        "You said: one two three", "first token after"
+    ),
+    "docs/guides/streaming.md#deadlines-1": _prints("gave up: idle; kept 'You said:"),
+    "docs/guides/errors.md#retries-1": _prints(
+        "You said: hi after 3 attempts", "RateLimitError after 3 attempts"
+    ),
+    "docs/guides/limits.md#limits-and-hostile-servers-1": _prints(
+        "ResponseTooLargeError\n307 http://elsewhere.invalid/\nResponseValidationError"
+    ),
+    "docs/guides/confidential-compute.md#confidential-compute-1": _prints(
+        "You said: our merger plans", "Usage("
+    ),
+    "docs/guides/configuration.md#configuration-1": _configured,
+    "docs/guides/tracing.md#hooks-1": _hooks_fire,
+    "docs/guides/tracing.md#logging-1": _debug_logging,
+    "docs/migration/atoma-sdk.md#the-client-1": _prints("You said: Hello!"),
+    "docs/migration/atoma-sdk.md#confidential-compute-1": _prints("You said: sealed to the node", "Usage("),
+    "docs/migration/openai.md#the-client-1": _prints("You said: Hello!"),
+    "docs/migration/openai.md#streams-1": _prints("You said: one two three", "Usage("),
 }
 
 
@@ -140,30 +169,30 @@ def _run_as_pytest_file(snippet: Snippet, tmp_path: Path) -> None:
     assert "1 passed" in done.stdout, done.stdout
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.name for s in SNIPPETS])
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.id for s in SNIPPETS])
 async def test_block_runs(
     snippet: Snippet, sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if snippet.not_run is not None:
-        pytest.skip(f"README.md:{snippet.line} is marked not-run: {snippet.not_run}")
+        pytest.skip(f"{snippet.source}:{snippet.line} is marked not-run: {snippet.not_run}")
     if snippet.is_pytest_file:
         await asyncio.to_thread(_run_as_pytest_file, snippet, tmp_path)
         return
     namespace = await _run(snippet)
     try:
-        check = CHECKS.get(snippet.name)
+        check = CHECKS.get(snippet.id)
         if check is not None:
             await check(capsys, sandbox, namespace)
     finally:
         await _close_leftovers(namespace)
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.name for s in SNIPPETS])
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.id for s in SNIPPETS])
 def test_block_type_checks(snippet: Snippet, user_mypy: Report) -> None:
-    """mypy --strict, as a user runs it (tests/usercheck.py); errors point at README.md lines."""
+    """mypy --strict, as a user runs it (tests/usercheck.py); errors point at the Markdown's lines."""
     _, offset = snippet.checked_source()
     found = [
-        f"README.md:{snippet.line + line - 1 - offset}: {message} [{code}]"
+        f"{snippet.source}:{snippet.line + line - 1 - offset}: {message} [{code}]"
         for line, code, message in user_mypy.errors.get(snippet.module, [])
     ]
     assert not found, "\n".join(found)
@@ -171,8 +200,16 @@ def test_block_type_checks(snippet: Snippet, user_mypy: Report) -> None:
 
 def test_every_check_names_a_block() -> None:
     """A renamed heading must not silently drop a block's check."""
-    assert set(CHECKS) <= {s.name for s in SNIPPETS}
+    assert set(CHECKS) <= {s.id for s in SNIPPETS}
     assert len(SNIPPETS) >= 12
+
+
+def test_every_docs_page_is_searched() -> None:
+    """A page added under docs/ is found with no change to the tests; ids are unique."""
+    found = {s.source for s in SNIPPETS}
+    assert "README.md" in found and any(source.startswith("docs/guides/") for source in found)
+    assert len({s.id for s in SNIPPETS}) == len(SNIPPETS)
+    assert len({s.module for s in SNIPPETS}) == len(SNIPPETS)
 
 
 def test_blocks_are_found_and_marked() -> None:
@@ -196,6 +233,15 @@ def test_blocks_are_found_and_marked() -> None:
     )
     assert second.free_prelude_names() == ["core"]
     assert (third.name, third.not_run) == ("two-words-2", None)
+    assert (first.id, first.module) == ("README.md#top-1", "snippet_readme_top_1")
+    # A marker further up, then another comment right before a fence: that block runs.
+    late, marked = snippets(
+        "<!-- not-run: a -->\n```python\nx = 1\n```\n<!-- b -->\n```python\ny = 2\n```\n"
+        "<!-- not-run: c -->\n```python\nz = 3\n```\n"
+    )[1:]
+    assert (late.not_run, marked.not_run) == (None, "c")
+    (page,) = snippets("## Deep\n\n```python\ny = 2\n```\n", Path("docs/guides/x-y.md"))
+    assert (page.id, page.module) == ("docs/guides/x-y.md#deep-1", "snippet_docs_guides_x_y_deep_1")
     source, offset = second.checked_source()
     assert source.splitlines()[offset] == "    await core.close()"
     assert "async def snippet(core: _AtomaCore) -> None:" in source

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .meta import *  # noqa: F403
     from .models import *  # noqa: F403
     from .nodes import *  # noqa: F403
+    from .parsed import *  # noqa: F403
+    from .tool_run import *  # noqa: F403
     from .usage import *  # noqa: F403
 
 # Which module holds each public name (tests check it against every module's __all__).
@@ -68,6 +70,8 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "models": ("HealthResponse", "Model", "ModelList"),
     "nodes": ("NodesCreateLockRequest", "NodesCreateLockResponse"),
     "confidential": ("ConfidentialComputeRequest", "ConfidentialComputeResponse"),
+    "parsed": ("ParsedChatCompletion", "ParsedChatCompletionMessage", "ParsedChoice"),
+    "tool_run": ("ToolRun", "ToolRunCall"),
 }
 _MODULE_OF = {name: area for area, names in _AREAS.items() for name in names}
 

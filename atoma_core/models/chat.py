@@ -76,6 +76,7 @@ class ImageContentPart(PlainData, tag_field="type", tag="image_url"):
 
 
 ContentPart = Union[TextContentPart, ImageContentPart]
+"""A part of a multimodal user message: text or an image."""
 MessageContent = Union[str, list[ContentPart]]
 
 
@@ -132,6 +133,7 @@ class ToolMessage(PlainData, tag_field="role", tag="tool", omit_defaults=True, k
 
 
 ChatCompletionMessage = Union[SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage]
+"""Any message of a chat request, told apart by its `role`."""
 
 
 class FunctionDefinition(PlainData, omit_defaults=True):
@@ -151,6 +153,8 @@ class Tool(PlainData):
 
 
 class ChatCompletionNamedFunction(PlainData):
+    """The function named by a forced tool choice."""
+
     name: str
 
 
@@ -162,6 +166,8 @@ class ChatCompletionNamedToolChoice(PlainData):
 
 
 class JsonSchemaResponseFormat(PlainData, omit_defaults=True):
+    """The `json_schema` of a `response_format`: a name and the JSON Schema the answer must follow."""
+
     name: str
     description: str | None | UnsetType = UNSET
     schema: Any | UnsetType = UNSET
@@ -176,6 +182,8 @@ class ResponseFormat(PlainData, omit_defaults=True):
 
 
 class StreamOptions(PlainData, omit_defaults=True):
+    """Stream settings; the SDK always sends `include_usage: true`, so every stream ends with usage."""
+
     include_usage: bool | None | UnsetType = UNSET
 
 
@@ -218,12 +226,16 @@ class ChatCompletionRequest(PlainData, omit_defaults=True, kw_only=True, forbid_
 
 
 class ChatCompletionLogProb(PlainData, gc=False):
+    """One candidate token and its log probability."""
+
     token: str = ""
     logprob: float = 0.0
     bytes: list[int] | None = None
 
 
 class ChatCompletionLogProbsContent(PlainData, gc=False):
+    """A generated token, its log probability and the most likely alternatives."""
+
     token: str = ""
     logprob: float = 0.0
     bytes: list[int] | None = None
@@ -231,6 +243,8 @@ class ChatCompletionLogProbsContent(PlainData, gc=False):
 
 
 class ChatCompletionLogProbs(PlainData, gc=False):
+    """Log probabilities of a choice (when the request set `logprobs`)."""
+
     content: list[ChatCompletionLogProbsContent] | None = None
     refusal: list[ChatCompletionLogProbsContent] | None = None
 
@@ -260,6 +274,8 @@ class ChatCompletionResponseMessage(PlainData, gc=False):
 
 
 class ChatCompletionChoice(PlainData, gc=False):
+    """One answer of a chat completion: the message, and why generation stopped (`finish_reason`)."""
+
     message: ChatCompletionResponseMessage
     index: int = 0
     finish_reason: str | None = None
@@ -290,6 +306,8 @@ class ChatCompletionResponse(PlainData, dict=True):
 
 
 class ChatCompletionChunkDeltaToolCallFunction(PlainData, gc=False):
+    """A piece of a streamed tool call's function: the name once, then pieces of `arguments`."""
+
     name: str | None = None
     arguments: str | None = None
 
@@ -304,6 +322,8 @@ class ChatCompletionChunkDeltaToolCall(PlainData, gc=False):
 
 
 class ChatCompletionChunkDelta(PlainData, gc=False):
+    """What one stream chunk adds to a choice: `role` first, then pieces of `content` or tool calls."""
+
     role: str | None = None
     content: str | None = None
     reasoning_content: str | None = None
@@ -312,6 +332,8 @@ class ChatCompletionChunkDelta(PlainData, gc=False):
 
 
 class ChatCompletionChunkChoice(PlainData, gc=False):
+    """One choice of a stream chunk; `finish_reason` is set on its last chunk."""
+
     delta: ChatCompletionChunkDelta
     index: int = 0
     finish_reason: str | None = None

@@ -58,6 +58,8 @@ class CompletionLogProbs(PlainData, gc=False):
 
 
 class CompletionChoice(PlainData, gc=False):
+    """One answer of a legacy completion: its `text`, and why generation stopped (`finish_reason`)."""
+
     text: str = ""
     index: int = 0
     finish_reason: str | None = None

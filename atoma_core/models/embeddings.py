@@ -48,6 +48,8 @@ def _check_base64_floats(text: str) -> None:
 
 
 class EmbeddingUsage(PlainData, gc=False):
+    """Token counts of an embeddings request (no completion tokens)."""
+
     prompt_tokens: int = 0
     total_tokens: int = 0
 

@@ -10,11 +10,15 @@ __all__ = ["CompletionTokensDetails", "PromptTokensDetails", "Usage"]
 
 
 class PromptTokensDetails(PlainData, gc=False):
+    """A breakdown of the prompt tokens, where the server gives one."""
+
     cached_tokens: int | None = None
     audio_tokens: int | None = None
 
 
 class CompletionTokensDetails(PlainData, gc=False):
+    """A breakdown of the completion tokens (reasoning, predictions), where the server gives one."""
+
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
     accepted_prediction_tokens: int | None = None

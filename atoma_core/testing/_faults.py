@@ -6,7 +6,7 @@ Build faults with the functions below; `Sandbox.script(...)` queues them. A faul
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import msgspec
 
@@ -21,6 +21,7 @@ __all__ = [
     "non_json",
     "only_for",
     "oversized_event",
+    "reply",
     "reset",
     "stall",
     "status",
@@ -50,6 +51,7 @@ FaultKind = Literal[
     "tamper",
     "wrong_hash",
     "substitute_key",
+    "reply",
 ]
 
 
@@ -65,6 +67,7 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
     size: int = 0
     times: int | None = 1
+    message: Mapping[str, Any] | None = None  # a scripted `reply`: content / refusal / tool_calls
     model: str | None = None  # only requests for this model take it (`only_for`)
 
 
@@ -198,3 +201,20 @@ def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int
     requests are opened by the proxy (`Sandbox.intercepted`) and answered, as a man in the middle
     would. `times=None`: from now on."""
     return Fault(kind="substitute_key", body=key, size=node_small_id, times=times)
+
+
+def reply(
+    content: str | None = None,
+    *,
+    tool_calls: list[Mapping[str, Any]] | None = None,
+    refusal: str | None = None,
+    finish_reason: str | None = None,
+    times: int | None = 1,
+) -> Fault:
+    """Answer a chat request with this assistant message instead of the computed one (streamed
+    too: content in 4-character tokens). `tool_calls`: `{"name", "arguments" (text or a value),
+    "id" (optional)}` each. `finish_reason` defaults to "tool_calls" with calls, else "stop"."""
+    message = {"content": content, "refusal": refusal, "tool_calls": list(tool_calls or ())}
+    if finish_reason is not None:
+        message["finish_reason"] = finish_reason
+    return Fault(kind="reply", message=message, times=times)

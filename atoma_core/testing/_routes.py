@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, Mapping, NamedTuple, Union
 
 from ._replies import CompletionReply, Reply, sign
 
@@ -29,6 +29,7 @@ class Served(NamedTuple):
 
     models: list[str]
     lock: Callable[[int], dict[str, Any]] | None
+    scripted: Mapping[str, Any] | None = None  # a `faults.reply` message for this request
 
 
 class Route(NamedTuple):
@@ -57,7 +58,7 @@ def _is_str_or_list(value: Any) -> bool:
 
 
 def _chat(body: dict[str, Any], rid: str, served: Served) -> Answer:
-    reply = Reply(body, rid)
+    reply = Reply(body, rid, served.scripted)
     # The Atoma node always forces include_usage, so streams always end with a usage chunk.
     return reply.chunks(include_usage=True) if body.get("stream") is True else reply.completion()
 

@@ -176,6 +176,9 @@ class Sandbox:
         self.max_concurrent = len(self._handlers)
 
     async def start(self) -> Sandbox:
+        """Start serving on `host:port` (port 0: a free one, then set in `port` and `url`).
+
+        `async with Sandbox() as sandbox:` calls it."""
         app = web.Application(client_max_size=1024**3)
         for method, path in ROUTES:
             app.router.add_route(method, path, self._handle)
@@ -188,6 +191,7 @@ class Sandbox:
         return self
 
     async def close(self) -> None:
+        """Stop serving: requests in progress are cancelled; `async with` calls it on the way out."""
         for task in list(self._handlers):
             task.cancel()
         if self._runner is not None:
@@ -264,7 +268,11 @@ class Sandbox:
         if isinstance(checked, web.Response):
             return checked
         rid = f"{next(self._ids):06d}"
-        served = Served(self.models or ["sandbox-model"], None if node is None else node.lock_response)
+        served = Served(
+            self.models or ["sandbox-model"],
+            None if node is None else node.lock_response,
+            fault.message if fault is not None and fault.kind == "reply" else None,
+        )
         answer = route.answer(checked, rid, served)
         if key is not None and node is not None:
             answer = seal_answer(node, key, answer, fault)

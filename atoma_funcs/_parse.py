@@ -1,0 +1,227 @@
+"""Structured outputs: `chat_parse` asks for an answer shaped like a type `T` and returns it
+decoded (`message.parsed`), over `chat_create` or its confidential twin.
+
+Three ways to ask (`mode`): "json_schema" (the strict schema as `response_format`, which vLLM
+and llama.cpp turn into guided decoding), "json_object" (the schema in a system message, for
+servers without guided decoding) and "tool" (one forced call of a tool whose parameters are `T`).
+A finish_reason of "length" or "content_filter" and content that does not fit `T` are typed
+errors; `max_validation_retries` asks again with the decoder's complaint appended.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, TypeVar
+
+import msgspec
+
+from atoma_core.errors import (
+    ContentFilterFinishReasonError,
+    InvalidRequestError,
+    LengthFinishReasonError,
+    OutputValidationError,
+    StructuredOutputError,
+)
+from atoma_core.models.parsed import ParsedChatCompletion, parsed_from
+from atoma_core.models.usage import Usage
+from atoma_core.result import Err, Ok
+
+from ._schema import DecodeFailure, OutputSpec, output_spec
+
+if TYPE_CHECKING:
+    from atoma_core.config import RequestOptions
+    from atoma_core.core import AtomaCore
+    from atoma_core.errors import AtomaError
+    from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
+    from atoma_core.result import Result
+    from atoma_core.types import ChatCompletionRequestParam
+
+__all__ = ["ParseMode", "chat_parse", "confidential_chat_parse", "parse_request", "parse_response"]
+
+T = TypeVar("T")
+ParseMode = Literal["json_schema", "json_object", "tool"]
+_MODES = ("json_schema", "json_object", "tool")
+Create = Callable[..., Awaitable["Result[ChatCompletionResponse, AtomaError]"]]
+
+JSON_OBJECT_PROMPT = (
+    "Answer with a single JSON value, and nothing else, that matches this JSON Schema:\n{schema}"
+)
+RETRY_PROMPT = (
+    "Your answer does not match the required JSON Schema: {error}\nAnswer again with only the corrected JSON."
+)
+
+
+def spec_for(response_format: Any, mode: str) -> OutputSpec | InvalidRequestError:
+    """The compiled spec of `response_format`, or why it cannot be used."""
+    if mode not in _MODES:
+        return InvalidRequestError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
+    try:
+        return output_spec(response_format)
+    except (TypeError, ValueError) as exc:
+        return InvalidRequestError(f"cannot make a JSON Schema for {response_format!r}: {exc}")
+
+
+def as_dict(request: ChatCompletionRequest | Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy of the request as a dict (a Struct turned into plain data)."""
+    if isinstance(request, msgspec.Struct):
+        return msgspec.to_builtins(request)  # type: ignore[no-any-return]
+    return dict(request)
+
+
+def parse_request(body: dict[str, Any], spec: OutputSpec, mode: str) -> dict[str, Any]:
+    """The request that asks for `spec` in this mode (a new dict; `body` is left alone)."""
+    body = dict(body)
+    if mode == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": spec.name, "schema": spec.schema, "strict": True},
+        }
+    elif mode == "json_object":
+        prompt = JSON_OBJECT_PROMPT.format(schema=json.dumps(spec.schema))
+        body["messages"] = [{"role": "system", "content": prompt}, *body.get("messages", ())]
+        body["response_format"] = {"type": "json_object"}
+    else:
+        function = {"name": spec.name, "parameters": spec.parameters, "strict": True}
+        body["tools"] = [*(body.get("tools") or ()), {"type": "function", "function": function}]
+        body["tool_choice"] = {"type": "function", "function": {"name": spec.name}}
+    return body
+
+
+def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
+    """Token counts of two calls added up (None only if both are None)."""
+    if total is None or more is None:
+        return total if more is None else more
+    return Usage(
+        prompt_tokens=total.prompt_tokens + more.prompt_tokens,
+        completion_tokens=total.completion_tokens + more.completion_tokens,
+        total_tokens=total.total_tokens + more.total_tokens,
+    )
+
+
+def _tool_arguments(message: Any, name: str) -> str | None:
+    for call in message.tool_calls or ():
+        if call.function.name == name:
+            return str(call.function.arguments)
+    return None
+
+
+def parse_response(
+    response: ChatCompletionResponse, spec: OutputSpec, mode: str, usage: Usage | None
+) -> Result[ParsedChatCompletion[Any], StructuredOutputError]:
+    """Decode every choice into `T`: Ok with `parsed` set (None on a refusal), or the typed error
+    of the first choice that failed."""
+    parsed = parsed_from(response)
+    parsed.usage = usage
+    for choice in parsed.choices:
+        message = choice.message
+        text = _tool_arguments(message, spec.name) if mode == "tool" else message.content
+        if choice.finish_reason == "length":
+            error: StructuredOutputError = LengthFinishReasonError(
+                "the answer was cut off by the token limit (finish_reason 'length'): raise max_tokens",
+                response=parsed,
+                content=text if text is not None else message.content,
+                usage=usage,
+            )
+            return Err(error)
+        if choice.finish_reason == "content_filter":
+            error = ContentFilterFinishReasonError(
+                "the answer was stopped by the content filter (finish_reason 'content_filter')",
+                response=parsed,
+                content=text if text is not None else message.content,
+                usage=usage,
+            )
+            return Err(error)
+        if message.refusal is not None:
+            continue
+        if text is None:
+            what = f"a call of the tool {spec.name!r}" if mode == "tool" else "content"
+            raw = message.content or ""
+            return Err(
+                OutputValidationError(f"the answer has no {what}", raw=raw, response=parsed, usage=usage)
+            )
+        try:
+            message.parsed = spec.decode_arguments(text) if mode == "tool" else spec.decode(text)
+        except DecodeFailure as exc:
+            return Err(OutputValidationError(str(exc), raw=text, response=parsed, usage=usage))
+    return Ok(parsed)
+
+
+def retry_messages(response: ChatCompletionResponse, error: OutputValidationError, mode: str) -> list[Any]:
+    """What to append to ask again: the model's answer, then the validation complaint."""
+    message = response.choices[0].message
+    complaint = RETRY_PROMPT.format(error=error.message)
+    calls = message.tool_calls or []
+    if mode == "tool" and calls:
+        answers = [{"role": "tool", "tool_call_id": call.id, "content": complaint} for call in calls]
+        return [message.to_param(), *answers]
+    return [{"role": "assistant", "content": message.content or ""}, {"role": "user", "content": complaint}]
+
+
+async def run_parse(
+    create: Create,
+    core: AtomaCore,
+    request: ChatCompletionRequest | Mapping[str, Any],
+    response_format: Any,
+    options: RequestOptions | None,
+    mode: str,
+    max_validation_retries: int,
+) -> Result[ParsedChatCompletion[Any], AtomaError]:
+    spec = spec_for(response_format, mode)
+    if isinstance(spec, InvalidRequestError):
+        return Err(spec)
+    if max_validation_retries < 0:
+        return Err(InvalidRequestError("max_validation_retries must be >= 0"))
+    body = parse_request(as_dict(request), spec, mode)
+    usage: Usage | None = None
+    for attempt in range(max_validation_retries + 1):
+        result = await create(core, body, options)
+        if isinstance(result, Err):
+            return result
+        response = result.value
+        usage = add_usage(usage, response.usage)
+        parsed = parse_response(response, spec, mode, usage)
+        if isinstance(parsed, Ok):
+            return parsed
+        error = parsed.error
+        if not isinstance(error, OutputValidationError) or attempt == max_validation_retries:
+            return Err(error)
+        body = {**body, "messages": [*body["messages"], *retry_messages(response, error, mode)]}
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def chat_parse(
+    core: AtomaCore,
+    request: ChatCompletionRequest | ChatCompletionRequestParam,
+    response_format: type[T],
+    *,
+    options: RequestOptions | None = None,
+    mode: ParseMode = "json_schema",
+    max_validation_retries: int = 0,
+) -> Result[ParsedChatCompletion[T], AtomaError]:
+    """Ask for an answer shaped like `response_format` (a msgspec Struct, dataclass, TypedDict,
+    pydantic model, or a list / Literal / union of these) and return it decoded in
+    `choices[i].message.parsed`. `Err(LengthFinishReasonError | ContentFilterFinishReasonError |
+    OutputValidationError)` (all `StructuredOutputError`s) when the answer is cut off, filtered or
+    does not fit; with `max_validation_retries=N` a misfit is sent back to the model up to N times.
+    `mode`: "json_schema" (default), "json_object" or "tool" (see the module docstring)."""
+    from ._chat import chat_create
+
+    return await run_parse(chat_create, core, request, response_format, options, mode, max_validation_retries)
+
+
+async def confidential_chat_parse(
+    core: AtomaCore,
+    request: ChatCompletionRequest | ChatCompletionRequestParam,
+    response_format: type[T],
+    *,
+    options: RequestOptions | None = None,
+    mode: ParseMode = "json_schema",
+    max_validation_retries: int = 0,
+) -> Result[ParsedChatCompletion[T], AtomaError]:
+    """`chat_parse` over confidential chat: the request, schema included, travels encrypted to a
+    node in a TEE. Needs the `confidential` extra."""
+    from ._confidential import confidential_chat_create
+
+    return await run_parse(
+        confidential_chat_create, core, request, response_format, options, mode, max_validation_retries
+    )
