@@ -1,5 +1,6 @@
 """Structured outputs: `chat_parse` asks for an answer shaped like a type `T` and returns it
-decoded (`message.parsed`), over `chat_create` or its confidential twin.
+decoded (`message.parsed`): the chat operation (or its confidential twin) on the one request
+path, its answer decoded straight into a `ParsedChatCompletion`.
 
 Three ways to ask (`mode`): "json_schema" (the strict schema as `response_format`, which vLLM
 and llama.cpp turn into guided decoding), "json_object" (the schema in a system message, for
@@ -10,11 +11,15 @@ errors; `max_validation_retries` asks again with the decoder's complaint appende
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar
 
 import msgspec
 
+from atoma_core._body import json_response
+from atoma_core._operation import Operation
+from atoma_core._request import call
 from atoma_core.errors import (
     ContentFilterFinishReasonError,
     InvalidRequestError,
@@ -41,7 +46,6 @@ __all__ = ["ParseMode", "chat_parse", "confidential_chat_parse", "parse_request"
 T = TypeVar("T")
 ParseMode = Literal["json_schema", "json_object", "tool"]
 _MODES = ("json_schema", "json_object", "tool")
-Create = Callable[..., Awaitable["Result[ChatCompletionResponse, AtomaError]"]]
 
 JSON_OBJECT_PROMPT = (
     "Answer with a single JSON value, and nothing else, that matches this JSON Schema:\n{schema}"
@@ -57,7 +61,7 @@ def spec_for(response_format: Any, mode: str) -> OutputSpec | InvalidRequestErro
         return InvalidRequestError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
     try:
         return output_spec(response_format)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, NameError) as exc:  # NameError: an unresolvable annotation
         return InvalidRequestError(f"cannot make a JSON Schema for {response_format!r}: {exc}")
 
 
@@ -98,10 +102,37 @@ def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
     )
 
 
+@functools.cache
+def _operation(confidential: bool) -> Operation[Any, ParsedChatCompletion[Any]]:
+    """The chat operation (plain or confidential), its answer decoded straight into a
+    `ParsedChatCompletion` (no copy of the response per call)."""
+    if confidential:
+        from ._confidential import _CHAT as base
+        from ._confidential import _open
+
+        handle = json_response(ParsedChatCompletion, unwrap=_open)
+    else:
+        from ._chat import _CREATE as base
+
+        handle = json_response(ParsedChatCompletion)
+    return Operation(
+        base.operation_id,
+        base.method,
+        base.path,
+        handle,
+        request_type=base.request_type,
+        prepare=base.prepare,
+        build_body=base.build_body,
+        accept=base.accept,
+        auth=base.auth,
+        retry_statuses=base.retry_statuses,
+    )
+
+
 def _tool_arguments(message: Any, name: str) -> str | None:
-    for call in message.tool_calls or ():
-        if call.function.name == name:
-            return str(call.function.arguments)
+    for tool_call in message.tool_calls or ():
+        if tool_call.function.name == name:
+            return str(tool_call.function.arguments)
     return None
 
 
@@ -110,7 +141,7 @@ def parse_response(
 ) -> Result[ParsedChatCompletion[Any], StructuredOutputError]:
     """Decode every choice into `T`: Ok with `parsed` set (None on a refusal), or the typed error
     of the first choice that failed."""
-    parsed = parsed_from(response)
+    parsed = response if isinstance(response, ParsedChatCompletion) else parsed_from(response)
     parsed.usage = usage
     for choice in parsed.choices:
         message = choice.message
@@ -152,13 +183,13 @@ def retry_messages(response: ChatCompletionResponse, error: OutputValidationErro
     complaint = RETRY_PROMPT.format(error=error.message)
     calls = message.tool_calls or []
     if mode == "tool" and calls:
-        answers = [{"role": "tool", "tool_call_id": call.id, "content": complaint} for call in calls]
+        answers = [{"role": "tool", "tool_call_id": c.id, "content": complaint} for c in calls]
         return [message.to_param(), *answers]
     return [{"role": "assistant", "content": message.content or ""}, {"role": "user", "content": complaint}]
 
 
 async def run_parse(
-    create: Create,
+    confidential: bool,
     core: AtomaCore,
     request: ChatCompletionRequest | Mapping[str, Any],
     response_format: Any,
@@ -172,9 +203,10 @@ async def run_parse(
     if max_validation_retries < 0:
         return Err(InvalidRequestError("max_validation_retries must be >= 0"))
     body = parse_request(as_dict(request), spec, mode)
+    operation = _operation(confidential)
     usage: Usage | None = None
     for attempt in range(max_validation_retries + 1):
-        result = await create(core, body, options)
+        result = await call(core, operation, body, options)
         if isinstance(result, Err):
             return result
         response = result.value
@@ -204,9 +236,7 @@ async def chat_parse(
     OutputValidationError)` (all `StructuredOutputError`s) when the answer is cut off, filtered or
     does not fit; with `max_validation_retries=N` a misfit is sent back to the model up to N times.
     `mode`: "json_schema" (default), "json_object" or "tool" (see the module docstring)."""
-    from ._chat import chat_create
-
-    return await run_parse(chat_create, core, request, response_format, options, mode, max_validation_retries)
+    return await run_parse(False, core, request, response_format, options, mode, max_validation_retries)
 
 
 async def confidential_chat_parse(
@@ -220,8 +250,4 @@ async def confidential_chat_parse(
 ) -> Result[ParsedChatCompletion[T], AtomaError]:
     """`chat_parse` over confidential chat: the request, schema included, travels encrypted to a
     node in a TEE. Needs the `confidential` extra."""
-    from ._confidential import confidential_chat_create
-
-    return await run_parse(
-        confidential_chat_create, core, request, response_format, options, mode, max_validation_retries
-    )
+    return await run_parse(True, core, request, response_format, options, mode, max_validation_retries)

@@ -91,15 +91,20 @@ class ChatParseStream(EventStream[ChatCompletionChunk, ParsedChatCompletion[T]],
 
     @property
     def snapshot(self) -> Any:
-        """The JSON value of the chunks handed out so far, parsed leniently (open strings, arrays
-        and objects shown as far as they go) as plain dicts and lists; None before any. It is
-        updated in place as chunks arrive: `copy.deepcopy` it to keep one."""
+        """The JSON value of the chunks handed out so far (choice 0's content; in "tool" mode its
+        tool call's arguments), parsed leniently (open strings, arrays and objects shown as far
+        as they go) as plain dicts and lists; None before any. It is updated in place as chunks
+        arrive: `copy.deepcopy` it to keep one."""
         handed = self._chunks - len(self._ready)  # as `metrics` counts them
         fed = self._fed
-        if fed < handed:
-            texts = self._texts
+        if fed + 1 == handed:  # read after every chunk: the usual case
+            self._fed = handed
+            text = self._texts[fed]
+            if text:
+                return self._parser.take(text)
+        elif fed < handed:
             feed = self._parser.feed
-            for text in texts[fed:handed] if handed - fed > 1 else (texts[fed],):
+            for text in self._texts[fed:handed]:
                 if text:
                     feed(text)
             self._fed = handed

@@ -62,6 +62,13 @@ class PartialJSON:
         self._dirty = False
         self._scalar: str | None = None  # a number or literal that may go on in the next chunk
 
+    def take(self, text: str) -> Any:
+        """`feed(text)`, then `value()`: one call per chunk for a reader of every chunk."""
+        self.feed(text)
+        if self._dirty:
+            return self.value()
+        return self._root
+
     def value(self) -> Any:
         """The value so far: the live containers, with the open string brought up to date."""
         if self._dirty:
@@ -150,13 +157,37 @@ class PartialJSON:
                         self._started = True
                         state = _DONE
                 i = j + 1
-            elif c in _SPACES:
-                i += 1
             elif c == "," and state == _AFTER:
                 state = _KEY if type(stack[-1]) is dict else _VALUE
-                i += 1
+                i += 2 if text[i + 1 : i + 2] == " " else 1  # ", ": one step, not two
             elif c == ":" and state == _COLON:
                 state = _VALUE
+                i += 2 if text[i + 1 : i + 2] == " " else 1
+            elif c in _SPACES:
+                i += 1
+            elif (c == "{" or c == "[") and state == _VALUE:
+                container: Any = {} if c == "{" else []
+                if stack:
+                    top = stack[-1]
+                    if type(top) is dict:
+                        top[self._key] = container
+                        self._keys.append(self._key)
+                    else:
+                        top.append(container)
+                else:
+                    self._root = container
+                    self._started = True
+                stack.append(container)
+                state = _KEY if c == "{" else _VALUE
+                i += 1
+            elif (c == "}" or c == "]") and stack and (type(stack[-1]) is dict) is (c == "}"):
+                if state != _AFTER and state != (_KEY if c == "}" else _VALUE):
+                    self._stop()
+                    return
+                stack.pop()
+                if stack and type(stack[-1]) is dict:
+                    self._key = self._keys.pop()
+                state = _AFTER if stack else _DONE
                 i += 1
             elif state == _VALUE and c in _STARTS_SCALAR:
                 end = scalar(text, i).end()  # type: ignore[union-attr]
@@ -169,10 +200,11 @@ class PartialJSON:
                     value: Any = _LITERALS[token]
                 elif c == "t" or c == "f" or c == "n":
                     value = _NOT_A_VALUE
-                elif "." in token or "e" in token or "E" in token:
-                    value = _float(token)
                 else:
-                    value = _int(token)
+                    try:
+                        value = float(token) if "." in token or "e" in token or "E" in token else int(token)
+                    except ValueError:
+                        value = _NOT_A_VALUE
                 if value is _NOT_A_VALUE:
                     if self._started:
                         self._stop()
@@ -334,20 +366,6 @@ class PartialJSON:
 
 
 _NOT_A_VALUE: Any = object()
-
-
-def _int(token: str) -> Any:
-    try:
-        return int(token)
-    except ValueError:
-        return _NOT_A_VALUE
-
-
-def _float(token: str) -> Any:
-    try:
-        return float(token)
-    except ValueError:
-        return _NOT_A_VALUE
 
 
 def _scalar_value(token: str) -> Any:

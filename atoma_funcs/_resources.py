@@ -4,7 +4,7 @@ the API each, every method a few lines over a standalone function, written once 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, TypeVar, cast
 
 from ._faces import Face, Resource, api, api_stream
 from ._options import call_options, merge
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
     from atoma_core.models.models import HealthResponse, ModelList
     from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
+    from atoma_core.models.parsed import ParsedChatCompletion
+    from atoma_core.models.tool_run import ToolRun
     from atoma_core.result import Result
     from atoma_core.types import (
         ChatCompletionKeywords,
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
         NodesCreateLockKeywords,
         NodesCreateLockRequestParam,
     )
+
+    from ._parse import ParseMode
+    from ._parse_stream import ChatParseStream
+    from ._tools import FunctionTool, OnToolError
 
 __all__ = [
     "Chat",
@@ -59,6 +65,12 @@ def _request(request: Any, params: Mapping[str, Any]) -> Any:
     if params:
         raise TypeError("pass the request either as one positional argument or as keywords, not both")
     return request
+
+
+def _needs(response_format: Any, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    if response_format is None:
+        raise TypeError("response_format= is required: the type to parse the answer into")
+    return params
 
 
 class _Resource(Resource[Face]):
@@ -137,6 +149,74 @@ class Chat(_Resource[Face]):
         from ._chat import chat_create_stream
 
         return await self._run(chat_create_stream, request, options, params)
+
+    @api
+    async def parse(
+        self,
+        /,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
+        response_format: Any = None,
+        *,
+        options: RequestOptions | None = None,
+        mode: ParseMode = "json_schema",
+        max_validation_retries: int = 0,
+        **params: Any,
+    ) -> ParsedChatCompletion[Any]:
+        """`chat_parse`: the answer decoded into `response_format` (`message.parsed`)."""
+        from ._parse import chat_parse
+
+        def parse(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
+            return chat_parse(
+                core,
+                request,
+                response_format,
+                options=options,
+                mode=mode,
+                max_validation_retries=max_validation_retries,
+            )
+
+        return await self._run(parse, request, options, _needs(response_format, params))
+
+    @api_stream
+    async def parse_stream(
+        self,
+        /,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
+        response_format: Any = None,
+        *,
+        options: RequestOptions | None = None,
+        mode: ParseMode = "json_schema",
+        **params: Any,
+    ) -> ChatParseStream[Any]:
+        """`chat_parse_stream`: a stream with `snapshot`, whose `collect()` is parsed."""
+        from ._parse_stream import chat_parse_stream
+
+        def open_stream(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
+            return chat_parse_stream(core, request, response_format, options=options, mode=mode)
+
+        return await self._run(open_stream, request, options, _needs(response_format, params))
+
+    @api
+    async def run_tools(
+        self,
+        /,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
+        tools: Iterable[FunctionTool | Callable[..., Any]] = (),
+        *,
+        options: RequestOptions | None = None,
+        max_rounds: int = 10,
+        on_tool_error: OnToolError = "return",
+        **params: Any,
+    ) -> ToolRun:
+        """`chat_run_tools`: call, run the tools the model calls, call again, until it answers."""
+        from ._tools import chat_run_tools
+
+        def run(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
+            return chat_run_tools(
+                core, request, tools, options=options, max_rounds=max_rounds, on_tool_error=on_tool_error
+            )
+
+        return await self._run(run, request, options, params)
 
 
 class Completions(_Resource[Face]):
@@ -283,6 +363,74 @@ class ConfidentialChat(_Resource[Face]):
         from ._confidential import confidential_chat_create_stream
 
         return await self._run(confidential_chat_create_stream, request, options, params)
+
+    @api
+    async def parse(
+        self,
+        /,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
+        response_format: Any = None,
+        *,
+        options: RequestOptions | None = None,
+        mode: ParseMode = "json_schema",
+        max_validation_retries: int = 0,
+        **params: Any,
+    ) -> ParsedChatCompletion[Any]:
+        """`confidential_chat_parse`: the answer decoded into `response_format` (`message.parsed`)."""
+        from ._parse import confidential_chat_parse
+
+        def parse(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
+            return confidential_chat_parse(
+                core,
+                request,
+                response_format,
+                options=options,
+                mode=mode,
+                max_validation_retries=max_validation_retries,
+            )
+
+        return await self._run(parse, request, options, _needs(response_format, params))
+
+    @api_stream
+    async def parse_stream(
+        self,
+        /,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
+        response_format: Any = None,
+        *,
+        options: RequestOptions | None = None,
+        mode: ParseMode = "json_schema",
+        **params: Any,
+    ) -> ChatParseStream[Any]:
+        """`confidential_chat_parse_stream`: a stream with `snapshot`, whose `collect()` is parsed."""
+        from ._parse_stream import confidential_chat_parse_stream
+
+        def open_stream(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
+            return confidential_chat_parse_stream(core, request, response_format, options=options, mode=mode)
+
+        return await self._run(open_stream, request, options, _needs(response_format, params))
+
+    @api
+    async def run_tools(
+        self,
+        /,
+        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
+        tools: Iterable[FunctionTool | Callable[..., Any]] = (),
+        *,
+        options: RequestOptions | None = None,
+        max_rounds: int = 10,
+        on_tool_error: OnToolError = "return",
+        **params: Any,
+    ) -> ToolRun:
+        """`confidential_chat_run_tools`: the tool loop, every round encrypted."""
+        from ._tools import confidential_chat_run_tools
+
+        def run(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
+            return confidential_chat_run_tools(
+                core, request, tools, options=options, max_rounds=max_rounds, on_tool_error=on_tool_error
+            )
+
+        return await self._run(run, request, options, params)
 
 
 class ConfidentialEmbeddings(_Resource[Face]):

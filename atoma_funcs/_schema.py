@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import msgspec
 
-__all__ = ["DecodeFailure", "OutputSpec", "output_spec", "strict_schema"]
+__all__ = ["DecodeFailure", "OutputSpec", "mentions", "output_spec", "strict_schema"]
 
 DecodeFailure = (msgspec.DecodeError, ValueError, TypeError, KeyError)
 """What a decoder raises on content that does not fit (pydantic's ValidationError is a ValueError)."""
@@ -107,7 +107,7 @@ def output_spec(type_: Any) -> OutputSpec:
 
 def _compile(type_: Any) -> OutputSpec:
     pydantic = sys.modules.get("pydantic")
-    if pydantic is not None and _mentions(type_, pydantic.BaseModel):
+    if pydantic is not None and mentions(type_, pydantic.BaseModel):
         adapter = pydantic.TypeAdapter(type_)
         return OutputSpec(type_, adapter.json_schema(), adapter.validate_json, adapter.validate_python)
     schema = msgspec.json.schema(type_)  # TypeError for what msgspec cannot describe
@@ -115,10 +115,11 @@ def _compile(type_: Any) -> OutputSpec:
     return OutputSpec(type_, schema, decoder.decode, lambda value: msgspec.convert(value, type_))
 
 
-def _mentions(type_: Any, base: type, depth: int = 0) -> bool:
+def mentions(type_: Any, base: type, depth: int = 0) -> bool:
+    """Whether `type_` is `base` (or a subclass), or has one among its type arguments."""
     if isinstance(type_, type) and issubclass(type_, base):
         return True
-    return depth < 8 and any(_mentions(arg, base, depth + 1) for arg in typing.get_args(type_))
+    return depth < 8 and any(mentions(arg, base, depth + 1) for arg in typing.get_args(type_))
 
 
 def _name_of(type_: Any) -> str:

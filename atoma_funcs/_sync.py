@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from atoma_core.models.usage import Usage
     from atoma_core.result import Result
 
+    from ._parse_stream import ChatParseStream
+
 __all__ = ["AtomaSyncSDK", "LoopThread", "SyncStream"]
 
 T = TypeVar("T")
@@ -301,6 +303,11 @@ class SyncStream(Generic[S_co]):
     def partial(self: SyncStream[EventStream[E, R]]) -> R:
         """Everything accumulated so far, as the non-streamed call would return it."""
         return self._read(lambda: self._stream.partial)
+
+    @property
+    def snapshot(self: SyncStream[ChatParseStream[Any]]) -> Any:
+        """A `parse_stream`'s JSON received so far (`ChatParseStream.snapshot`)."""
+        return self._read(lambda: self._stream.snapshot)
 
     @property
     def closed(self) -> bool:

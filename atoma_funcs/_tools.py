@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import re
+import sys
 import time
 import typing
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Mapping
@@ -22,7 +23,7 @@ from atoma_core.models.tool_run import ToolRun, ToolRunCall
 from atoma_core.result import Err, Ok
 
 from ._parse import add_usage, as_dict
-from ._schema import DecodeFailure, OutputSpec, output_spec
+from ._schema import DecodeFailure, OutputSpec, mentions, output_spec, strict_schema
 
 if TYPE_CHECKING:
     from atoma_core.config import RequestOptions
@@ -51,7 +52,8 @@ class FunctionTool:
         self.description = description if description is not None else summary
         self.is_async = inspect.iscoroutinefunction(fn)
         self._spec = _arguments_spec(fn, self.name)
-        self.parameters = _describe(self._spec.schema, arg_docs)
+        # Described, then made strict again: a description next to a `$ref` gets it inlined.
+        self.parameters = strict_schema(_describe(self._spec.schema, arg_docs))
         function: dict[str, Any] = {"name": self.name, "parameters": self.parameters, "strict": True}
         if self.description:
             function["description"] = self.description
@@ -66,7 +68,9 @@ class FunctionTool:
     def arguments(self, text: str) -> dict[str, Any]:
         """The model's JSON arguments, decoded and validated (one of `DecodeFailure` if not)."""
         decoded = self._spec.decode(text or "{}")
-        return {name: getattr(decoded, name) for name in decoded.__struct_fields__}
+        fields = getattr(decoded, "__struct_fields__", None)
+        names = type(decoded).model_fields if fields is None else fields  # pydantic's, else msgspec's
+        return {name: getattr(decoded, name) for name in names}
 
     async def run(self, arguments: dict[str, Any]) -> Any:
         """Call the function: awaited if async, else in a worker thread (it may block)."""
@@ -103,6 +107,15 @@ def _arguments_spec(fn: Callable[..., Any], name: str) -> OutputSpec:
         fields.append(
             (param.name, hint) if param.default is param.empty else (param.name, hint, param.default)
         )
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and any(mentions(f[1], pydantic.BaseModel) for f in fields):
+        # A pydantic model among the parameters: the arguments are a pydantic model too.
+        model = pydantic.create_model(
+            f"{name}_arguments",
+            __config__=pydantic.ConfigDict(extra="forbid"),
+            **{f[0]: (f[1], f[2] if len(f) == 3 else ...) for f in fields},
+        )
+        return output_spec(model)
     arguments = msgspec.defstruct(f"{name}_arguments", fields, kw_only=True, forbid_unknown_fields=True)
     return output_spec(arguments)
 
@@ -195,8 +208,8 @@ async def run_tools(
 ) -> Result[ToolRun, AtomaError]:
     try:
         by_name = {t.name: t for t in (t if isinstance(t, FunctionTool) else tool(t) for t in tools)}
-    except TypeError as exc:
-        return Err(InvalidRequestError(str(exc)))
+    except (TypeError, NameError) as exc:  # *args, or annotations that cannot be resolved
+        return Err(InvalidRequestError(f"cannot make a tool: {exc}"))
     if max_rounds < 1 or on_tool_error not in ("return", "raise"):
         return Err(InvalidRequestError("max_rounds must be >= 1 and on_tool_error 'return' or 'raise'"))
     body = as_dict(request)

@@ -142,3 +142,23 @@ def test_chart_draws_the_rows_it_has(tmp_path: Path) -> None:
     chart.draw(summary, ["bare", "atoma", "openai"], meta, tmp_path / "chart.svg")
     svg = (tmp_path / "chart.svg").read_text()
     assert "sequential small" in svg and "1,100 (1.10x)" in svg and "atoma-sdk" not in svg
+
+
+@pytest.mark.parametrize("model", ["bench:json:1000", "bench:jsonstream:20000:2000:10", "bench:jsonstream:400:7:1"])
+def test_json_payloads_carry_the_document(model: str) -> None:
+    """The structured-output rows (`benchmarks/structured.py`): the content is `json_document`,
+    whole or in the asked number of content events."""
+    from benchmarks.payloads import json_document
+
+    spec = parse_model(model)
+    answer = render(spec)
+    events, chars, tokens, _ = _decoded(model)
+    assert (events, chars, tokens) == tuple(expect(model))
+    document = json_document(spec.delta)
+    assert chars == len(document) and json.loads(document)["items"]
+    if not isinstance(answer, bytes):
+        data = b"".join(answer)
+        parsed = [json.loads(line[6:]) for line in data.split(b"\n\n") if line.startswith(b"data: ")]
+        pieces = [e["choices"][0]["delta"].get("content") for e in parsed if e["choices"]]
+        assert "".join(p or "" for p in pieces) == document
+        assert sum(1 for p in pieces if p) == spec.events - 3

@@ -69,8 +69,11 @@ class Snippet:
         )
 
     def compiled(self) -> CodeType:
+        """Compiled as a reader's file would be: `dont_inherit` keeps this module's `from
+        __future__ import annotations` out, which would leave a block's Struct annotations as
+        strings that msgspec resolves in the wrong module."""
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        return compile(self.code, f"{self.source}:{self.line}", "exec", flags=flags)
+        return compile(self.code, f"{self.source}:{self.line}", "exec", flags=flags, dont_inherit=True)
 
     @property
     def awaits(self) -> bool:

@@ -19,6 +19,17 @@ def imported_modules(statement: str) -> set[str]:
 
 STREAM_ONLY = {"atoma_core._stream", "atoma_core._events", "atoma_core._sse", "atoma_core._accumulate"}
 NEVER = {"aiohttp.web", "atoma_core.testing", "atoma_core.testing._server"}
+# Structured outputs and tools: loaded only by their own functions, pydantic only if the caller has it.
+STRUCTURED = {
+    "atoma_funcs._parse",
+    "atoma_funcs._parse_stream",
+    "atoma_funcs._partial_json",
+    "atoma_funcs._schema",
+    "atoma_funcs._tools",
+    "atoma_core.models.parsed",
+    "atoma_core.models.tool_run",
+    "pydantic",
+}
 
 
 def test_chat_create_imports_no_stream_code_no_server() -> None:
@@ -26,6 +37,28 @@ def test_chat_create_imports_no_stream_code_no_server() -> None:
     assert "atoma_core._request" in modules and "atoma_core.models.chat" in modules
     assert not modules & (STREAM_ONLY | NEVER), modules & (STREAM_ONLY | NEVER)
     assert "backoff" not in modules  # loaded on the first retry only
+    assert not modules & STRUCTURED, modules & STRUCTURED
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["from atoma_funcs import chat_parse", "from atoma_funcs import tool, chat_run_tools"],
+)
+def test_structured_outputs_load_no_stream_code_and_no_pydantic(statement: str) -> None:
+    modules = imported_modules(statement)
+    assert not modules & (STREAM_ONLY | NEVER | {"pydantic", "atoma_funcs._parse_stream"})
+
+
+def test_a_parse_call_without_pydantic_types_imports_no_pydantic() -> None:
+    modules = imported_modules(
+        "import asyncio, msgspec\n"
+        "from atoma_core import AtomaCore\n"
+        "from atoma_funcs import chat_parse\n"
+        "class P(msgspec.Struct):\n    a: int\n"
+        "res = asyncio.run(chat_parse(AtomaCore('t', 'http://127.0.0.1:9'), {}, P))\n"
+        "assert type(res.error).__name__ == 'InvalidRequestError'"
+    )
+    assert "atoma_funcs._schema" in modules and "pydantic" not in modules
 
 
 def test_chat_create_stream_loads_the_stream_modules_on_its_first_call_only() -> None:

@@ -23,9 +23,10 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
+import msgspec
 import pytest
 
 from atoma_core import (
@@ -40,7 +41,7 @@ from atoma_core import (
     errors,
 )
 from atoma_core.models import ChatCompletionResponse
-from atoma_funcs import chat_create, chat_create_stream
+from atoma_funcs import chat_create, chat_create_stream, chat_parse, chat_parse_stream, chat_run_tools, tool
 
 from .conftest import stop_process
 
@@ -720,3 +721,46 @@ async def test_cancelled_stream_closes_connection(sdk: AtomaCore, control: Contr
     (record,) = await control.requests()
     assert record["completed"] is False
     assert record["stall_waited"] is not None and record["stall_waited"] < 2.0
+
+
+# ================================================== structured outputs and tools over llmock
+
+
+class _Weather(msgspec.Struct):
+    city: str
+    unit: Literal["c", "f"]
+
+
+async def test_parse_tool_mode_from_llmocks_tool_call(sdk: AtomaCore, control: Control) -> None:
+    parsed = (await chat_parse(sdk, chat("weather in Paris?"), _Weather, mode="tool")).unwrap()
+    assert parsed.choices[0].message.parsed == _Weather("mock-city", "c")
+    sent = (await control.requests())[-1]["body"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "_Weather"}}
+
+
+async def test_parse_stream_tool_mode_snapshots_llmocks_fragments(sdk: AtomaCore, control: Control) -> None:
+    opened = await chat_parse_stream(sdk, chat("weather?"), _Weather, mode="tool")
+    snapshots = []
+    async with opened.unwrap() as stream:
+        async for _ in stream:
+            snapshots.append(json.dumps(stream.snapshot))
+        parsed = (await stream.collect()).unwrap()
+    assert parsed.choices[0].message.parsed == _Weather("mock-city", "c")
+    assert json.loads(snapshots[-1]) == {"city": "mock-city", "unit": "c"}
+
+
+async def test_tool_loop_against_llmock(sdk: AtomaCore, control: Control) -> None:
+    @tool
+    def get_weather(city: str, unit: Literal["c", "f"]) -> dict[str, Any]:
+        """Get weather for a city."""
+        return {"city": city, "temp": 21, "unit": unit}
+
+    run = (await chat_run_tools(sdk, chat("What is the weather in Paris?"), [get_weather])).unwrap()
+    assert run.rounds == 2 and [c.arguments for c in run.calls] == [{"city": "mock-city", "unit": "c"}]
+    assert run.response is not None and run.response.choices[0].message.content
+    bodies = [r["body"] for r in await control.requests()]
+    assert bodies[1]["messages"][2] == {
+        "role": "tool",
+        "tool_call_id": run.calls[0].id,
+        "content": '{"city":"mock-city","temp":21,"unit":"c"}',
+    }

@@ -11,10 +11,13 @@ from typing import Any, Literal, TypedDict, Union
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atoma_core import AtomaCore, Err, errors
 from atoma_core.models import ChatCompletionRequest, ParsedChatCompletion
 from atoma_core.testing import Sandbox, faults
+from atoma_core.testing._instances import instance_of
 from atoma_funcs import chat_parse, confidential_chat_parse
 from atoma_funcs._schema import output_spec, strict_schema
 
@@ -111,6 +114,8 @@ async def test_pydantic_models(core: AtomaCore, sandbox: Sandbox) -> None:
     sandbox.script(faults.reply('{"name": "Rex", "legs": null, "tags": null}'))
     parsed = (await chat_parse(core, CHAT, Pet)).unwrap().choices[0].message.parsed
     assert parsed == Pet(name="Rex")  # nulls for optional fields: their defaults
+    plain = (await chat_parse(core, CHAT, Pet)).unwrap().to_dict()
+    assert plain["choices"][0]["message"]["parsed"] == {"name": "hello there", "legs": 0, "tags": ["hello there"]}
     sandbox.script(faults.reply('{"name": "Rex", "legs": "many", "tags": []}'))
     error = (await chat_parse(core, CHAT, list[Pet], mode="json_object")).error  # type: ignore[union-attr]
     assert isinstance(error, errors.OutputValidationError) and "list" in error.message
@@ -257,3 +262,44 @@ def test_parse_imports_no_pydantic() -> None:
         "class P(msgspec.Struct):\n    a: int\noutput_spec(P)\nassert 'pydantic' not in sys.modules, 'pydantic'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+FIELD_TYPES: list[Any] = [int, str, float, bool, list[str], int | None, Literal["a", "b"], Address, dict[str, int]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    picks=st.lists(st.tuples(st.sampled_from(range(len(FIELD_TYPES))), st.booleans()), min_size=1, max_size=6),
+    nulls=st.booleans(),
+)
+def test_strict_schema_and_decoder_agree(picks: list[tuple[int, bool]], nulls: bool) -> None:
+    """For any Struct, an instance of the strict schema (as a guided server makes one) decodes;
+    so does one with null for every optional field (the model's "not given")."""
+    fields: list[Any] = []
+    defaults = {int: 1, str: "s", float: 1.5, bool: True, int | None: None}
+    for i, (pick, optional) in enumerate(picks):
+        kind = FIELD_TYPES[pick]
+        fields.append((f"f{i}", kind, defaults[kind]) if optional and kind in defaults else (f"f{i}", kind))
+    type_ = msgspec.defstruct("Random", fields, kw_only=True)
+    spec = output_spec(type_)
+    assert all(p.get("additionalProperties") is False for p in _objects(spec.schema))
+    value = instance_of(spec.schema, "text")
+    if nulls:
+        optional_names = [f[0] for f in fields if len(f) == 3]
+        value = {k: (None if k in optional_names else v) for k, v in value.items()}
+    decoded = spec.decode(json.dumps(value))
+    assert isinstance(decoded, type_)
+
+
+def _objects(schema: Any) -> list[dict[str, Any]]:
+    """Every object schema with properties in `schema`."""
+    found = []
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            found.append(schema)
+        for sub in schema.values():
+            found.extend(_objects(sub))
+    elif isinstance(schema, list):
+        for sub in schema:
+            found.extend(_objects(sub))
+    return found

@@ -215,3 +215,37 @@ async def test_confidential_tool_loop(core: AtomaCore, sandbox: Sandbox) -> None
     run = (await confidential_chat_run_tools(core, CHAT, [add])).unwrap()
     assert run.calls[0].result == 0 and run.rounds == 2
     assert sum(r.path == "/v1/confidential/chat/completions" for r in sandbox.requests) == 2
+
+
+try:  # a pydantic model as a tool parameter (pydantic is in the dev extra)
+    import pydantic
+
+    class Order(pydantic.BaseModel):
+        item: str
+        quantity: int = 1
+
+    @tool
+    def place(order: Order, rush: bool = False) -> str:
+        """Place an order.
+
+        Args:
+            order: What to order.
+        """
+        return f"{order.quantity} x {order.item}{' (rush)' if rush else ''}"
+
+except ImportError:  # pragma: no cover
+    pydantic = None  # type: ignore[assignment]
+
+
+@pytest.mark.skipif(pydantic is None, reason="needs pydantic")
+async def test_a_pydantic_parameter_makes_pydantic_arguments(core: AtomaCore, sandbox: Sandbox) -> None:
+    parameters = place.definition["function"]["parameters"]
+    assert parameters["additionalProperties"] is False and parameters["required"] == ["order", "rush"]
+    order = parameters["properties"]["order"]
+    assert order["description"] == "What to order." and "$ref" not in order  # inlined, as strict mode wants
+    assert order["required"] == ["item", "quantity"] and "$defs" not in parameters
+    call = {"name": "place", "arguments": {"order": {"item": "tea", "quantity": 2}, "rush": None}}
+    sandbox.script(faults.reply(tool_calls=[call]))
+    run = (await chat_run_tools(core, CHAT, [place])).unwrap()
+    assert run.calls[0].result == "2 x tea"
+    assert run.calls[0].arguments == {"order": Order(item="tea", quantity=2), "rush": False}

@@ -3,7 +3,9 @@ content decoded into the caller's type `T`. Same wire fields as `ChatCompletionR
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Mapping, TypeVar
+
+import msgspec
 
 from .chat import ChatCompletionChoice, ChatCompletionResponse, ChatCompletionResponseMessage
 
@@ -25,9 +27,27 @@ class ParsedChoice(ChatCompletionChoice, Generic[T], gc=False):
 
 class ParsedChatCompletion(ChatCompletionResponse, Generic[T], dict=True):
     """A chat completion whose choices carry `message.parsed`. With validation retries, `usage`
-    counts every attempt."""
+    counts every attempt. `to_dict()` / `to_json()` include `parsed` as plain data (a pydantic
+    model's `model_dump`)."""
 
     choices: list[ParsedChoice[T]]  # type: ignore[assignment]  # a narrower list than the base's
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self, enc_hook=_plain)  # type: ignore[no-any-return]
+
+    def to_json(self, *, indent: int = 0) -> str:
+        encoded = msgspec.json.encode(self, enc_hook=_plain)
+        return (msgspec.json.format(encoded, indent=indent) if indent > 0 else encoded).decode()
+
+
+def _plain(value: Any) -> Any:
+    """What msgspec cannot encode in a parsed answer: a pydantic model, a read-only mapping."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
 def parsed_from(response: ChatCompletionResponse) -> ParsedChatCompletion[Any]:
