@@ -17,14 +17,16 @@ import msgspec
 from ._body import json_response
 from ._operation import Operation
 from ._request import call
+from .attest import KeyCommitment, refusal
 from .config import RequestOptions
-from .errors import NodeKeyVerificationError, ResponseValidationError
+from .errors import ResponseValidationError
 from .result import Err
 
 if TYPE_CHECKING:
     from .core import AtomaCore
+    from .errors import NodeKeyFailure
 
-__all__ = ["Budget", "Commitment", "Rotation", "latest_commitment", "read_rotation"]
+__all__ = ["Budget", "Rotation", "latest_commitment", "read_rotation"]
 
 EVENT = "db::NodePublicKeyCommittmentEvent"  # sic: the contract spells it with a double t
 U64_MAX = 2**64 - 1
@@ -116,17 +118,6 @@ class Rotation(msgspec.Struct, frozen=True):
     nonce: int
 
 
-class Commitment(msgspec.Struct, frozen=True):
-    """One `NodePublicKeyCommittmentEvent`, decoded and checked."""
-
-    node_small_id: int
-    public_key: bytes
-    epoch: int
-    key_rotation_counter: int
-    device_type: int
-    evidence_bytes: bytes
-
-
 class Budget:
     """The RPC calls of one check: the caller's timeouts and retry rules, one deadline for all."""
 
@@ -142,17 +133,15 @@ class Budget:
         self.deadline = loop_now + seconds
 
     def call_options(self) -> RequestOptions:
+        """Options for the next RPC call: the caller's timeouts and retries, what is left of the
+        check's deadline (a refusal, "unavailable", once nothing is)."""
         left = self.deadline - asyncio.get_running_loop().time()
         if left <= 0:
-            raise _failure(self.node, "unavailable", "the RPC did not answer in time")
+            raise refusal(self.node, "unavailable", "the RPC did not answer in time")
         timeouts = retries = None
         if self.options is not None:
             timeouts, retries = self.options.timeouts, self.options.retries
         return RequestOptions(timeouts=timeouts, retries=retries, timeout_ms=left * 1000.0)
-
-
-def _failure(node: int, reason: Any, what: str) -> NodeKeyVerificationError:
-    return NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason)
 
 
 async def _rpc(budget: Budget, op: Operation[_Request, Any], request: _Request) -> Any:
@@ -160,17 +149,26 @@ async def _rpc(budget: Budget, op: Operation[_Request, Any], request: _Request) 
     result = await call(budget.core, op, request, budget.call_options())
     if isinstance(result, Err):
         error = result.error
-        reason = "invalid_answer" if isinstance(error, ResponseValidationError) else "unavailable"
-        failure = _failure(budget.node, reason, f"the Sui RPC's {request.method} failed: {error}")
+        reason: NodeKeyFailure = "unavailable"
+        if isinstance(error, ResponseValidationError):
+            reason = "invalid_answer"
+        failure = refusal(budget.node, reason, f"the Sui RPC's {request.method} failed: {error}")
         failure.__cause__ = error
         raise failure
     answer = result.value
     if answer.error is not None:
-        code = answer.error.code
-        raise _failure(budget.node, "unavailable", f"the Sui RPC's {request.method} answered error {code}")
+        code = _shown(answer.error.code)
+        raise refusal(budget.node, "unavailable", f"the Sui RPC's {request.method} answered error {code}")
     if answer.result is None:
-        raise _failure(budget.node, "invalid_answer", f"the Sui RPC's {request.method} answered no result")
+        raise refusal(budget.node, "invalid_answer", f"the Sui RPC's {request.method} answered no result")
     return answer.result
+
+
+def _shown(code: Union[int, str]) -> str:
+    """An RPC error code for a message: the RPC chose it, so it is cut (an answer may be MBs)."""
+    if isinstance(code, int):
+        return str(code) if abs(code) < 10**20 else "(a number too long to show)"
+    return repr(code[:40]) + ("..." if len(code) > 40 else "")
 
 
 def _u64(value: Number, field: str) -> int:
@@ -189,29 +187,33 @@ async def read_rotation(budget: Budget, atoma_db: str) -> Rotation:
     request = _Request("sui_getObject", [atoma_db, {"showContent": True}])
     result: _ObjectResult = await _rpc(budget, _GET_OBJECT, request)
     if result.data is None:
-        raise _failure(budget.node, "invalid_answer", "the Sui RPC has no AtomaDb object at that id")
+        raise refusal(budget.node, "invalid_answer", "the Sui RPC has no AtomaDb object at that id")
     fields = result.data.content.fields
     try:
         return Rotation(
             _u64(fields.key_rotation_counter, "key_rotation_counter"), _u64(fields.nonce, "nonce")
         )
     except ValueError as exc:
-        raise _failure(budget.node, "invalid_answer", f"AtomaDb's {exc}") from None
+        raise refusal(budget.node, "invalid_answer", f"AtomaDb's {exc}") from None
 
 
-def _commitment(event: _CommitmentJson, node: int, counter: int) -> Commitment:
+def _commitment(event: _CommitmentJson, node: int, rotation: Rotation) -> KeyCommitment:
+    """The event's fields, checked, with the rotation's nonce (ValueError if malformed)."""
     key = bytes(event.new_public_key)  # ValueError for a number outside 0..255
     if len(key) != 32:
         raise ValueError("new_public_key is not 32 bytes")
     if not 0 <= event.device_type <= 0xFFFF:
         raise ValueError("device_type is not a u16")
     evidence = bytes(_bytes_list.decode(event.evidence_bytes))
-    return Commitment(node, key, _u64(event.epoch, "epoch"), counter, event.device_type, evidence)
+    epoch = _u64(event.epoch, "epoch")
+    return KeyCommitment(
+        node, key, epoch, rotation.key_rotation_counter, event.device_type, evidence, rotation.nonce
+    )
 
 
 async def latest_commitment(
     budget: Budget, package: str, rotation: Rotation, *, page_size: int, max_pages: int
-) -> Commitment:
+) -> KeyCommitment:
     """The node's newest commitment event at the current rotation counter. Events come newest
     first and counters never go down over time, so the first event at a lower counter ends the
     search: that node committed nothing at this rotation."""
@@ -230,14 +232,14 @@ async def latest_commitment(
                 if event_counter < counter:
                     break
                 if _u64(fields.node_id.inner, "node_id") == node:
-                    return _commitment(fields, node, counter)
+                    return _commitment(fields, node, rotation)
             except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise _failure(node, "invalid_answer", f"a commitment event's {exc}") from None
+                raise refusal(node, "invalid_answer", f"a commitment event's {exc}") from None
         else:
             if page.hasNextPage and page.nextCursor is not None:
                 cursor = page.nextCursor
                 continue
-        raise _failure(node, "no_commitment", f"no key commitment by this node at rotation {counter}")
-    raise _failure(
+        raise refusal(node, "no_commitment", f"no key commitment by this node at rotation {counter}")
+    raise refusal(
         node, "no_commitment", f"no key commitment at rotation {counter} in the newest {max_pages} pages"
     )

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from ._single_flight import SingleFlight
 from .config import check_server_url, number, whole_number
 from .errors import InvalidRequestError, MissingDependencyError, NodeKeyVerificationError
 from .result import Err, Ok, Result
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from .config import RequestOptions
     from .core import AtomaCore
+    from .errors import NodeKeyFailure
 
 __all__ = ["EvidenceCheck", "KeyCommitment", "NodeKeyVerifier", "PinnedKeys", "SuiKeyCommitments"]
 
@@ -110,8 +112,13 @@ def _fingerprint(key: bytes) -> str:
     return key[:4].hex() + "..."
 
 
-def _refused(node: int, reason: Any, what: str) -> Err[NodeKeyVerificationError]:
-    return Err(NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason))
+def refusal(node: int, reason: NodeKeyFailure, what: str) -> NodeKeyVerificationError:
+    """The error refusing `node`'s key: "node N: <what did not match>" (never a secret)."""
+    return NodeKeyVerificationError(f"node {node}: {what}", node_small_id=node, reason=reason)
+
+
+def _refused(node: int, reason: NodeKeyFailure, what: str) -> Err[NodeKeyVerificationError]:
+    return Err(refusal(node, reason, what))
 
 
 def _is_object_id(value: object) -> bool:
@@ -152,6 +159,7 @@ class PinnedKeys:
     async def verify_node_key(
         self, core: AtomaCore, node_small_id: int, public_key: bytes, options: RequestOptions | None = None
     ) -> Result[None, NodeKeyVerificationError]:
+        """Ok if `public_key` is the key pinned for the node; else "not_pinned" or "mismatch"."""
         pinned = self._keys.get(node_small_id)
         if pinned is None:
             return _refused(node_small_id, "not_pinned", "no key is pinned for this node")
@@ -170,7 +178,7 @@ class _VerifiedKeys:
         self.ttl = ttl
         self.max_entries = max_entries
         self._until: OrderedDict[Pair, float] = OrderedDict()
-        self._pending: dict[Pair, asyncio.Task[Result[None, NodeKeyVerificationError]]] = {}
+        self._in_flight: SingleFlight[Pair, Result[None, NodeKeyVerificationError]] = SingleFlight()
 
     def fresh(self, pair: Pair) -> bool:
         until = self._until.get(pair)
@@ -195,14 +203,8 @@ class _VerifiedKeys:
     ) -> Result[None, NodeKeyVerificationError]:
         """The outcome of the check in flight for `pair`, or of a new one; a waiter gives up
         after `wait` seconds (its own deadline), the check goes on for the others."""
-        loop = asyncio.get_running_loop()
-        task = self._pending.get(pair)
-        if task is None or task.done() or task.get_loop() is not loop:
-            task = loop.create_task(self._checked(pair, check))
-            self._pending[pair] = task
-            task.add_done_callback(lambda done: self._settled(pair, done))
         try:
-            return await asyncio.wait_for(asyncio.shield(task), wait)
+            return await self._in_flight.run(pair, lambda: self._checked(pair, check), wait)
         except asyncio.TimeoutError:
             return _refused(pair[0], "unavailable", "the key check did not end within the call's deadline")
 
@@ -213,12 +215,6 @@ class _VerifiedKeys:
         if result.ok:
             self.remember(pair)
         return result
-
-    def _settled(self, pair: Pair, task: asyncio.Task[Any]) -> None:
-        if self._pending.get(pair) is task:
-            del self._pending[pair]
-        if not task.cancelled():
-            task.exception()  # retrieved: a check whose callers all left must not log it
 
 
 class SuiKeyCommitments:
@@ -231,8 +227,10 @@ class SuiKeyCommitments:
     package: the id of the package that defines `db::NodePublicKeyCommittmentEvent`.
     check_evidence: your check of the commitment's GPU evidence (`KeyCommitment`), if any.
     ttl / max_entries: how long and how many verified (node, key) pairs are remembered, so a
-    key costs one check (two RPC round trips or more), not one per call.
-    timeout: seconds one check may take at most (less if the call's own deadline is nearer).
+    key costs one check (two RPC round trips or more), not one per call. A key verified before a
+    network key rotation stays trusted for the rest of its `ttl`: lower it to notice sooner.
+    timeout: seconds one check may take at most, its RPC calls and `check_evidence` together
+    (a call whose own deadline is nearer stops waiting for it then).
     page_size / max_pages: events read per `suix_queryEvents` page, and pages at most.
     max_response_size: bytes of one RPC answer at most (`evidence_bytes` make pages large).
 
@@ -283,11 +281,19 @@ class SuiKeyCommitments:
     async def verify_node_key(
         self, core: AtomaCore, node_small_id: int, public_key: bytes, options: RequestOptions | None = None
     ) -> Result[None, NodeKeyVerificationError]:
+        """Ok if the key is the node's committed one (cached), else `Err(NodeKeyVerificationError)`.
+        Concurrent calls for one key share one check; it runs within the verifier's `timeout`, not
+        within the deadline of the call that started it (`options.timeout_ms`), which bounds only
+        that call's wait: a hurried first call must not fail the check for the others."""
         pair = (node_small_id, bytes(public_key))
         if self._verified.fresh(pair):
             return Ok(None)
-        wait = options.timeout_ms / 1000.0 if options is not None and options.timeout_ms is not None else None
-        return await self._verified.once(pair, lambda: self._check(core, pair, options), wait)
+        wait = shared = None
+        if options is not None:
+            if options.timeout_ms is not None:
+                wait = options.timeout_ms / 1000.0
+            shared = msgspec.structs.replace(options, timeout_ms=None)
+        return await self._verified.once(pair, lambda: self._check(core, pair, shared), wait)
 
     async def commitment(
         self, core: AtomaCore, node_small_id: int, options: RequestOptions | None = None
@@ -303,12 +309,14 @@ class SuiKeyCommitments:
             )
         except NodeKeyVerificationError as refused:
             return Err(refused)
-        return Ok(KeyCommitment(**msgspec.structs.asdict(found), rotation_nonce=rotation.nonce))
+        return Ok(found)
 
     async def _check(
         self, core: AtomaCore, pair: Pair, options: RequestOptions | None
     ) -> Result[None, NodeKeyVerificationError]:
         node, key = pair
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.timeout  # the RPC calls and the evidence check, all of it
         found = await self.commitment(core, node, options)
         if isinstance(found, Err):
             return found
@@ -319,9 +327,15 @@ class SuiKeyCommitments:
                 f"rotation {commitment.key_rotation_counter} ({_fingerprint(commitment.public_key)})"
             )
             return _refused(node, "mismatch", what)
-        if self.check_evidence is not None:
-            return await _evidence_checked(self.check_evidence, commitment)
-        return Ok(None)
+        if self.check_evidence is None:
+            return Ok(None)
+        try:
+            return await asyncio.wait_for(
+                _evidence_checked(self.check_evidence, commitment), max(0.0, due - loop.time())
+            )
+        except asyncio.TimeoutError:
+            what = f"the evidence check did not end within the verifier's timeout ({self.timeout:g} s)"
+            return _refused(node, "unavailable", what)
 
     async def _rpc_core(self, core: AtomaCore) -> AtomaCore:
         """A core for the RPC URL on the calling core's session: its pool, none of its secrets."""

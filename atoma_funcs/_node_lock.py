@@ -11,7 +11,6 @@ cached, so the next call locks anew.
 from __future__ import annotations
 
 import asyncio
-import functools
 import weakref
 from binascii import a2b_base64
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from atoma_core._errormap import timeout_error
+from atoma_core._single_flight import SingleFlight
 from atoma_core.config import RequestOptions
 from atoma_core.errors import AtomaError, LockedError, NodeKeyVerificationError, TooEarlyError
 from atoma_core.result import Err, Ok
@@ -39,7 +39,7 @@ _locks: weakref.WeakKeyDictionary[AtomaCore, dict[Slot, NodesCreateLockResponse]
     weakref.WeakKeyDictionary()
 )
 # Lock requests in flight, by the same keys: concurrent first calls share one.
-_pending: weakref.WeakKeyDictionary[AtomaCore, dict[Slot, asyncio.Task[NodesCreateLockResponse]]] = (
+_in_flight: weakref.WeakKeyDictionary[AtomaCore, SingleFlight[Slot, NodesCreateLockResponse]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -63,7 +63,7 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
         return await _shared_lock(ctx, slot)
     if ctx.core.node_key_verifier is not None:
         try:
-            await _check_node_key(ctx, lock)
+            await _check_node_key(ctx, lock, ctx.deadline)
         except NodeKeyVerificationError:  # a deadline or a cancel says nothing against the lock
             _forget(ctx.core, slot, lock)
             raise
@@ -74,48 +74,35 @@ async def _shared_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
     """One lock request in flight per core, server and model: concurrent first calls share it
     (and its key check). A caller that is cancelled, or whose deadline comes first, leaves it
     running for the others."""
-    pending = _pending.setdefault(ctx.core, {})
-    loop = asyncio.get_running_loop()
-    task = pending.get(slot)
-    if task is None or task.done() or task.get_loop() is not loop:
-        task = loop.create_task(_new_lock(ctx, slot))
-        pending[slot] = task
-        task.add_done_callback(functools.partial(_settled, pending, slot))
-    if ctx.deadline is None:
-        return await asyncio.shield(task)
+    flights = _in_flight.get(ctx.core)
+    if flights is None:
+        flights = _in_flight[ctx.core] = SingleFlight()
+    timeout = None if ctx.deadline is None else ctx.deadline - asyncio.get_running_loop().time()
     try:
-        return await asyncio.wait_for(asyncio.shield(task), max(0.0, ctx.deadline - loop.time()))
+        return await flights.run(slot, lambda: _new_lock(ctx, slot), timeout)
     except asyncio.TimeoutError:
         raise timeout_error("total", ctx.timeouts.total) from None
 
 
-def _settled(
-    pending: dict[Slot, asyncio.Task[NodesCreateLockResponse]],
-    slot: Slot,
-    task: asyncio.Task[NodesCreateLockResponse],
-) -> None:
-    if pending.get(slot) is task:
-        del pending[slot]
-    if not task.cancelled():
-        task.exception()  # retrieved: a lock whose callers all left must not log it
-
-
 async def _new_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
-    """Lock a node, check its key, and only then cache the lock (a refused key is never reused)."""
+    """Lock a node, check its key, and only then cache the lock (a refused key is never reused).
+    Shared by the calls in flight, it runs on the core's bounds, not on the deadline of the call
+    that started it: each caller waits within its own (`_shared_lock`), and a hurried first
+    caller must not fail the lock for the others."""
     options = ctx.options
-    if options is not None and options.extra_body is not None:
-        options = msgspec.structs.replace(options, extra_body=None)  # meant for the sealed body
-    if slot[0] != (
-        ctx.core.server_url if options is None or options.server_url is None else options.server_url
-    ):
-        options = msgspec.structs.replace(options or RequestOptions(), server_url=slot[0])  # a fallback's
+    if options is not None and (options.extra_body is not None or options.timeout_ms is not None):
+        # extra_body is meant for the sealed body; timeout_ms is the first caller's alone
+        options = msgspec.structs.replace(options, extra_body=None, timeout_ms=None)
+    asked = ctx.core.server_url if options is None or options.server_url is None else options.server_url
+    if slot[0] != asked:  # a fallback's server: its lock comes from there
+        options = msgspec.structs.replace(options or RequestOptions(), server_url=slot[0])
     result = await nodes_create_lock(ctx.core, {"model": slot[1]}, options)
     if isinstance(result, Err):
         raise result.error
     lock = result.value
     _check_usable(lock)
     if ctx.core.node_key_verifier is not None:
-        await _check_node_key(ctx, lock)
+        await _check_node_key(ctx, lock, deadline=None)
     _locks.setdefault(ctx.core, {})[slot] = lock
     return lock
 
@@ -135,18 +122,20 @@ def _forget(core: AtomaCore, slot: Slot, lock: NodesCreateLockResponse) -> None:
         del cache[slot]
 
 
-async def _check_node_key(ctx: CallContext, lock: NodesCreateLockResponse) -> None:
+async def _check_node_key(ctx: CallContext, lock: NodesCreateLockResponse, deadline: float | None) -> None:
     """Ask the core's verifier whether the lock's key is the node's own; raise if not (typed).
-    Called on every attempt: no work beyond the verifier's own cache lookup when the call has
-    neither options nor a deadline (the verifier then uses the core's timeouts and retries)."""
+    `deadline`: the call's (a cached lock, checked for this call), or None (a new lock, checked
+    for every call sharing it). Called on every attempt: no work beyond the verifier's own cache
+    lookup when the call has neither options nor a deadline (the verifier then uses the core's
+    timeouts and retries)."""
     verifier = ctx.core.node_key_verifier
     assert verifier is not None
     node = lock.node_small_id
     options = None
-    if ctx.deadline is not None or ctx.options is not None:
+    if deadline is not None or ctx.options is not None:
         timeout_ms = None
-        if ctx.deadline is not None:
-            left = ctx.deadline - asyncio.get_running_loop().time()
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise timeout_error("total", ctx.timeouts.total)
             timeout_ms = left * 1000.0

@@ -354,6 +354,21 @@ async def test_per_call_options_reach_the_check(vcore: AtomaCore, sandbox: Sandb
     assert sealed_posts(sandbox) == 0
 
 
+async def test_per_call_retries_reach_the_check(vcore: AtomaCore, sandbox: Sandbox) -> None:
+    # The deadline test above passes whether or not the options reach the check (the call's own
+    # timer ends it anyway); the retry rules show it: one 503 from the RPC, no retries asked for.
+    sandbox.sui.script(faults.status(503))
+    no_retries = RequestOptions(retries=RetryConfig(max_retries=0, backoff=_fast_backoff()))
+    res = await confidential_chat_create(vcore, REQUEST, no_retries)
+    assert isinstance(res.error, errors.NodeKeyVerificationError) and res.error.reason == "unavailable"
+    assert isinstance(res.error.__cause__, errors.APIError) and res.error.__cause__.status_code == 503
+    assert len(sandbox.sui.requests) == 1
+    sandbox.sui.reset()
+    sandbox.sui.script(faults.status(503))
+    assert (await confidential_chat_create(vcore, REQUEST)).ok  # the core's rules: retried
+    assert len(sandbox.sui.requests) == 4
+
+
 def test_the_rpc_url_path_is_not_shown() -> None:
     verifier = SuiKeyCommitments(
         rpc_url="https://rpc.example/v1/secret-api-key", atoma_db=ATOMA_DB, package=PACKAGE
@@ -396,3 +411,57 @@ async def test_a_core_with_its_own_session_lends_it_to_the_rpc(sandbox: Sandbox)
         async with verified_core(sandbox, on_chain(sandbox), session=session) as core:
             (await confidential_chat_create(core, REQUEST)).unwrap()
         assert len(sandbox.sui.requests) == 3 and not session.closed
+
+
+async def test_a_short_deadline_first_caller_does_not_fail_the_shared_check_for_others(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.sui.script(faults.delay(0.4))  # the check outlives the first caller's deadline
+    assert sandbox.node is not None
+    verifier = on_chain(sandbox)
+    async with AtomaCore(TOKEN, sandbox.url) as core:
+        hurried = asyncio.ensure_future(
+            verifier.verify_node_key(core, 1, sandbox.node.key, RequestOptions(timeout_ms=150))
+        )
+        await asyncio.sleep(0.05)
+        patient = await verifier.verify_node_key(core, 1, sandbox.node.key)
+        refusal = await hurried
+    assert isinstance(refusal, Err) and refusal.error.reason == "unavailable"
+    assert patient == Ok(None) and len(sandbox.sui.requests) == 3  # one check, shared
+
+
+async def test_a_short_deadline_first_call_does_not_fail_the_check_for_the_calls_sharing_it(
+    vcore: AtomaCore, sandbox: Sandbox
+) -> None:
+    sandbox.sui.script(faults.delay(0.4))
+    first = asyncio.ensure_future(confidential_chat_create(vcore, REQUEST, RequestOptions(timeout_ms=250)))
+    await asyncio.sleep(0.05)
+    second = await confidential_chat_create(vcore, REQUEST)
+    assert isinstance((await first).error, (errors.RequestTimeoutError, errors.NodeKeyVerificationError))
+    assert second.ok and locks(sandbox) == 1 and sealed_posts(sandbox) == 1
+
+
+async def test_a_huge_rpc_error_code_is_not_copied_into_the_refusal(sandbox: Sandbox) -> None:
+    huge = '{"jsonrpc": "2.0", "id": 1, "error": {"code": "%s", "message": "m"}}' % ("x" * MiB)
+    sandbox.sui.script(faults.non_json(huge, content_type="application/json"))
+    async with verified_core(sandbox, on_chain(sandbox)) as core:
+        error = await refused(core, sandbox, "unavailable")
+    assert "answered error 'xxx" in error.message and len(error.message) < 300
+
+
+async def test_a_hung_evidence_check_fails_closed_within_the_verifiers_timeout(sandbox: Sandbox) -> None:
+    cancelled = asyncio.Event()
+
+    async def hangs(commitment: KeyCommitment) -> bool:
+        try:
+            await asyncio.sleep(3600)  # an attestation service that never answers
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return True
+
+    async with verified_core(sandbox, on_chain(sandbox, check_evidence=hangs, timeout=0.3)) as core:
+        started = time.monotonic()
+        error = await refused(core, sandbox, "unavailable")
+        elapsed = time.monotonic() - started
+    assert "evidence check" in error.message and elapsed < 3.0 and cancelled.is_set()

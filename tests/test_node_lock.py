@@ -55,3 +55,14 @@ async def test_a_waiter_on_the_shared_lock_keeps_its_own_deadline(core: AtomaCor
     assert isinstance(res.error, errors.RequestTimeoutError) and res.error.phase == "total"
     assert time.monotonic() - started < 1.0
     assert (await first).ok and locks(sandbox) == 1
+
+
+async def test_a_short_deadline_first_caller_does_not_fail_the_shared_lock_for_others(
+    core: AtomaCore, sandbox: Sandbox
+) -> None:
+    sandbox.script(faults.delay(0.4))  # the lock answers after the first caller's deadline
+    first = asyncio.ensure_future(confidential_chat_create(core, REQUEST, RequestOptions(timeout_ms=150)))
+    await asyncio.sleep(0.05)
+    second = await confidential_chat_create(core, REQUEST)  # no deadline of its own
+    assert isinstance((await first).error, errors.RequestTimeoutError)
+    assert second.ok and locks(sandbox) == 1

@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
-import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from aiohttp import web
 
-from ._faults import Fault
-from ._routes import ROUTES, Route, Served, check_body, padded_chunk
+from ._faults import Fault, FaultQueue
+from ._routes import ROUTES, Route, Served, check_body
 from ._sealed import open_sealed, seal_answer
 from ._sui import SuiChain
+from ._wire import complete, reset_connection, stream
 
 if TYPE_CHECKING:
     from .._crypto import ResponseKey
@@ -92,17 +90,6 @@ def _json_or_none(raw: bytes) -> Any:
         return None
 
 
-def _reset_connection(request: web.Request) -> None:
-    """Abort with SO_LINGER 0, so the peer sees a TCP reset rather than a clean close."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
 class Sandbox:
     """A local Atoma-like server. `async with Sandbox() as sb: AtomaCore(server_url=sb.url)`.
 
@@ -147,7 +134,7 @@ class Sandbox:
         self.intercepted: list[bytes] = []
         self._impostor: SandboxNode | None = None
         self.max_concurrent = 0  # the most requests handled at once since start (or reset)
-        self._faults: list[Fault] = []
+        self._faults = FaultQueue()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -204,32 +191,6 @@ class Sandbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _take_fault(self, raw: bytes = b"") -> Fault | None:
-        if not self._faults:
-            return None
-        at, fault = self._next_fault(raw)
-        if fault is None:
-            return None
-        if fault.times is not None:
-            if fault.times <= 1:
-                self._faults.pop(at)
-            else:
-                self._faults[at] = msgspec.structs.replace(fault, times=fault.times - 1)
-        return fault
-
-    def _next_fault(self, raw: bytes) -> tuple[int, Fault | None]:
-        """The first queued fault for this request: one made `only_for` another model is passed by."""
-        model: Any = None
-        for at, fault in enumerate(self._faults):
-            if fault.model is None:
-                return at, fault
-            if model is None:
-                body = _json_or_none(raw)
-                model = body.get("model", "") if isinstance(body, dict) else ""
-            if fault.model == model:
-                return at, fault
-        return 0, None
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
         assert task is not None
@@ -246,7 +207,7 @@ class Sandbox:
         raw = await request.read()
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method, peer))
-        fault = self._take_fault(raw)
+        fault = self._faults.take(raw)
         if fault is not None:
             early = await self._early_fault(request, fault)
             if early is not None:
@@ -277,10 +238,10 @@ class Sandbox:
         if key is not None and node is not None:
             answer = seal_answer(node, key, answer, fault)
         if isinstance(answer, list):
-            return await self._stream(request, answer, rid, fault)
+            return await stream(self, request, answer, rid, fault)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
-        return await self._complete(request, answer, rid, fault)
+        return await complete(request, answer, rid, fault)
 
     def _substitute(self, fault: Fault) -> SandboxNode | None:
         """The node a malicious proxy plays: its own key, or the `key` it was told to hand out."""
@@ -317,7 +278,7 @@ class Sandbox:
         if fault.kind == "hang":
             await asyncio.sleep(3600)
         if fault.kind == "reset" and fault.after_chunks is None:
-            _reset_connection(request)
+            reset_connection(request)
             return web.Response()
         if fault.kind == "status":
             if fault.seconds:
@@ -366,108 +327,3 @@ class Sandbox:
         if "messages" in body and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_completion_tokens"] = 8192
         return body
-
-    async def _complete(
-        self, request: web.Request, answer: dict[str, Any], rid: str, fault: Fault | None
-    ) -> web.StreamResponse:
-        kind = fault.kind if fault is not None else None
-        if kind == "oversized_event" and fault is not None:
-            answer["padding"] = "x" * fault.size
-        data = json.dumps(answer).encode()
-        if kind == "truncated_json":
-            data = data[: len(data) // 2]
-        if kind in ("reset", "stall", "trickle"):
-            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-            resp.content_length = len(data)
-            await resp.prepare(request)
-            if kind == "reset":
-                await resp.write(data[: len(data) // 2])
-                _reset_connection(request)
-            elif kind == "stall":
-                await asyncio.sleep(3600)
-            else:
-                assert fault is not None
-                await self._trickle(resp, data, fault)
-            return resp
-        request_id = str(answer.get("id", rid))  # the proxy's x-request-id is the completion id
-        return web.Response(body=data, content_type="application/json", headers={"x-request-id": request_id})
-
-    async def _trickle(self, resp: web.StreamResponse, data: bytes, fault: Fault) -> None:
-        for i in range(min(fault.size, len(data))):
-            await resp.write(data[i : i + 1])
-            await asyncio.sleep(fault.seconds)
-        await resp.write(data[fault.size :])
-
-    async def _pause(self, resp: web.StreamResponse, seconds: float) -> None:
-        """Wait, sending a keep-alive comment every interval of silence, like the proxy."""
-        interval = self.keepalive_interval
-        while seconds > 0:
-            step = min(interval, seconds)
-            await asyncio.sleep(step)
-            seconds -= step
-            if step >= interval:
-                await resp.write(b": keep-alive" + self.line_ending * 2)
-
-    def _frame(self, payload: bytes, event: bytes | None = None) -> bytes:
-        end = self.line_ending
-        head = b"event: " + event + end if event else b""
-        return head + b"data: " + payload + end + end
-
-    async def _stream(
-        self, request: web.Request, chunks: list[dict[str, Any]], rid: str, fault: Fault | None
-    ) -> web.StreamResponse:
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "x-request-id": str(chunks[0].get("id", rid)) if chunks else rid,
-            }
-        )
-        await resp.prepare(request)
-        kind = fault.kind if fault is not None else None
-        if kind == "oversized_event" and fault is not None:
-            chunks.insert(1, padded_chunk(chunks[0], fault.size))
-        frames = [self._frame(json.dumps(c, separators=(",", ":")).encode()) for c in chunks]
-        if self.send_done or kind == "done_then_linger":
-            frames.append(self._frame(b"[DONE]"))
-        if self.bom:
-            frames[0] = b"\xef\xbb\xbf" + frames[0]
-        if kind == "trickle" and fault is not None:
-            await self._trickle(resp, b"".join(frames), fault)
-            return resp
-        if kind == "delay" and fault is not None:
-            await self._pause(resp, fault.seconds)
-        cut = -1
-        if (
-            fault is not None
-            and fault.after_chunks is not None
-            and fault.kind not in ("tamper", "wrong_hash")
-        ):
-            cut = fault.after_chunks  # (tamper and wrong_hash spoil a sealed event instead: _sealed.py)
-        for i, frame in enumerate(frames):
-            if i == cut and fault is not None:
-                await self._stream_fault(request, resp, fault)
-                return resp
-            if i and self.chunk_delay:
-                await self._pause(resp, self.chunk_delay)
-            await resp.write(frame)
-        if kind == "done_then_linger" and fault is not None:
-            await asyncio.sleep(fault.seconds)
-        return resp
-
-    async def _stream_fault(self, request: web.Request, resp: web.StreamResponse, fault: Fault) -> None:
-        """A fault that strikes after `after_chunks` chunks of a stream."""
-        if fault.kind == "reset":
-            _reset_connection(request)
-        elif fault.kind == "stall":
-            await asyncio.sleep(3600)
-        elif fault.kind == "keepalive_forever":
-            while True:
-                await self._pause(resp, 3600)
-        elif fault.kind == "malformed_chunk":
-            await resp.write(self._frame((fault.body or "").encode()))
-        elif fault.kind == "error_event":
-            code = fault.headers.get("code", "INTERNAL_ERROR")
-            error = json.dumps({"error": {"code": code, "message": fault.body}}).encode()
-            await resp.write(self._frame(error, b"error" if fault.content_type == "event" else None))
-        # "truncate": nothing more; the body ends cleanly without a finish_reason

@@ -16,10 +16,9 @@ import json
 import zlib
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from ._faults import Fault
+from ._faults import Fault, FaultQueue
 
 __all__ = ["ATOMA_DB", "NVIDIA_GPU", "PACKAGE", "SuiChain"]
 
@@ -61,7 +60,7 @@ class SuiChain:
         self.entries: dict[int, dict[str, Any]] = {}
         self.requests: list[Any] = []
         self.headers: list[dict[str, str]] = []  # each request's headers, in the same order
-        self._faults: list[Fault] = []
+        self._faults = FaultQueue()
 
     @classmethod
     def history(cls, node_small_id: int, public_key: bytes) -> SuiChain:
@@ -87,10 +86,12 @@ class SuiChain:
 
     @property
     def stale_key(self) -> bytes:
+        """The key `history`'s node committed first at rotation 3: its `NodeEntry` still holds it."""
         return fake_key("stale")
 
     @property
     def old_keys(self) -> list[bytes]:
+        """The keys `history`'s node committed at rotations 1 and 2."""
         return [fake_key("old-1"), fake_key("old-2")]
 
     def other_key(self, node_small_id: int) -> bytes:
@@ -143,17 +144,6 @@ class SuiChain:
         self.requests.clear()
         self.headers.clear()
 
-    def _take_fault(self) -> Fault | None:
-        if not self._faults:
-            return None
-        fault = self._faults[0]
-        if fault.times is not None:
-            if fault.times <= 1:
-                self._faults.pop(0)
-            else:
-                self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
-        return fault
-
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
@@ -162,7 +152,7 @@ class SuiChain:
             body = None
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        fault = self._take_fault()
+        fault = self._faults.take()
         if fault is not None:
             early = await self._fault(request, fault)
             if early is not None:
