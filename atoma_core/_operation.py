@@ -25,6 +25,7 @@ log = logging.getLogger("atoma")
 
 Req = TypeVar("Req", bound=msgspec.Struct)
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class CallContext:
@@ -179,6 +180,22 @@ class Operation(Generic[Req, T]):
         self.idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
         # Its value is an open event stream, read on after `handle` returns.
         self.streams = accept == "text/event-stream"
+
+    def answered_by(self, handle: Handle[U]) -> Operation[Req, U]:
+        """The same operation (path, request, body builder, retries) with its answer read by
+        `handle`: how a layer above decodes the one answer into its own type, not a copy."""
+        return Operation(
+            self.operation_id,
+            self.method,
+            self.path,
+            handle,
+            request_type=self.request_type,
+            prepare=self.prepare,
+            build_body=self.build_body,
+            accept=self.accept,
+            auth=self.auth,
+            retry_statuses=self.retry_statuses,
+        )
 
 
 class RetryableError(Exception):

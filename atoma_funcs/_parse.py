@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar
 import msgspec
 
 from atoma_core._body import json_response
-from atoma_core._operation import Operation
 from atoma_core._request import call
 from atoma_core.errors import (
     ContentFilterFinishReasonError,
     InvalidRequestError,
     LengthFinishReasonError,
     OutputValidationError,
+    ResponseValidationError,
     StructuredOutputError,
 )
 from atoma_core.models.parsed import ParsedChatCompletion, parsed_from
@@ -34,6 +34,7 @@ from atoma_core.result import Err, Ok
 from ._schema import DecodeFailure, OutputSpec, output_spec
 
 if TYPE_CHECKING:
+    from atoma_core._operation import Operation
     from atoma_core.config import RequestOptions
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
@@ -92,14 +93,17 @@ def parse_request(body: dict[str, Any], spec: OutputSpec, mode: str) -> dict[str
 
 
 def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
-    """Token counts of two calls added up (None only if both are None)."""
-    if total is None or more is None:
-        return total if more is None else more
-    return Usage(
-        prompt_tokens=total.prompt_tokens + more.prompt_tokens,
-        completion_tokens=total.completion_tokens + more.completion_tokens,
-        total_tokens=total.total_tokens + more.total_tokens,
-    )
+    """Token counts of two calls added up, their breakdowns (cached, reasoning tokens) too; a
+    count one side lacks is the other's (None only if both are None)."""
+    return _added(total, more)  # type: ignore[no-any-return]
+
+
+def _added(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return a if b is None else b
+    if isinstance(a, msgspec.Struct):
+        return type(a)(**{name: _added(getattr(a, name), getattr(b, name)) for name in a.__struct_fields__})
+    return a + b
 
 
 @functools.cache
@@ -115,18 +119,7 @@ def _operation(confidential: bool) -> Operation[Any, ParsedChatCompletion[Any]]:
         from ._chat import _CREATE as base
 
         handle = json_response(ParsedChatCompletion)
-    return Operation(
-        base.operation_id,
-        base.method,
-        base.path,
-        handle,
-        request_type=base.request_type,
-        prepare=base.prepare,
-        build_body=base.build_body,
-        accept=base.accept,
-        auth=base.auth,
-        retry_statuses=base.retry_statuses,
-    )
+    return base.answered_by(handle)
 
 
 def _tool_arguments(message: Any, name: str) -> str | None:
@@ -136,13 +129,21 @@ def _tool_arguments(message: Any, name: str) -> str | None:
     return None
 
 
+def _answer_text(message: Any, spec: OutputSpec, mode: str) -> str:
+    """The text of a message that is decoded into `T` (what `OutputValidationError.raw` holds)."""
+    text = _tool_arguments(message, spec.name) if mode == "tool" else None
+    return text if text is not None else message.content or ""
+
+
 def parse_response(
     response: ChatCompletionResponse, spec: OutputSpec, mode: str, usage: Usage | None
-) -> Result[ParsedChatCompletion[Any], StructuredOutputError]:
+) -> Result[ParsedChatCompletion[Any], StructuredOutputError | ResponseValidationError]:
     """Decode every choice into `T`: Ok with `parsed` set (None on a refusal), or the typed error
-    of the first choice that failed."""
+    of the first choice that failed (`ResponseValidationError` if there is no choice at all)."""
     parsed = response if isinstance(response, ParsedChatCompletion) else parsed_from(response)
     parsed.usage = usage
+    if not parsed.choices:  # not the model's misfit (asking again would not help): the server's
+        return Err(ResponseValidationError("the chat response has no choices"))
     for choice in parsed.choices:
         message = choice.message
         text = _tool_arguments(message, spec.name) if mode == "tool" else message.content
@@ -177,9 +178,13 @@ def parse_response(
     return Ok(parsed)
 
 
-def retry_messages(response: ChatCompletionResponse, error: OutputValidationError, mode: str) -> list[Any]:
-    """What to append to ask again: the model's answer, then the validation complaint."""
-    message = response.choices[0].message
+def retry_messages(
+    response: ChatCompletionResponse, error: OutputValidationError, spec: OutputSpec, mode: str
+) -> list[Any]:
+    """What to append to ask again: the model's answer that did not fit (with several choices,
+    the one the complaint is about), then the validation complaint."""
+    misfits = [c.message for c in response.choices if _answer_text(c.message, spec, mode) == error.raw]
+    message = misfits[0] if misfits else response.choices[0].message
     complaint = RETRY_PROMPT.format(error=error.message)
     calls = message.tool_calls or []
     if mode == "tool" and calls:
@@ -217,7 +222,7 @@ async def run_parse(
         error = parsed.error
         if not isinstance(error, OutputValidationError) or attempt == max_validation_retries:
             return Err(error)
-        body = {**body, "messages": [*body["messages"], *retry_messages(response, error, mode)]}
+        body = {**body, "messages": [*body["messages"], *retry_messages(response, error, spec, mode)]}
     raise AssertionError("unreachable")  # pragma: no cover
 
 

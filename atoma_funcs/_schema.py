@@ -146,7 +146,7 @@ def _prune_defs(root: dict[str, Any]) -> None:
     used: set[str] = set()
     pending = [{k: v for k, v in root.items() if k != "$defs"}]
     while pending:
-        for ref in re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(pending.pop())):
+        for ref in _refs_in(pending.pop()):
             if ref not in used and ref in defs:
                 used.add(ref)
                 pending.append(defs[ref])
@@ -185,11 +185,41 @@ def _strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     node.pop("default", None)
     node.pop("discriminator", None)  # OpenAPI's, not JSON Schema's; the tags' enums say the same
     if "$ref" in node and len(node) > 1:  # a $ref with siblings: inline what it points to
-        target = _resolve({"$ref": node.pop("$ref")}, root)
-        merged = {**copy.deepcopy(target), **node}
+        ref = node["$ref"]
+        if node is not root and isinstance(ref, str) and _recursive(ref, root):
+            # Inlining a type that contains itself never ends (and inlining it once would cut the
+            # recursion off): keep the bare $ref; its siblings are annotations (a description).
+            node.clear()
+            node["$ref"] = ref
+            return node
+        del node["$ref"]
+        merged = {**copy.deepcopy(_resolve({"$ref": ref}, root)), **node}
         node.clear()
         node.update(_strict(merged, root))
     return node
+
+
+def _refs_in(node: Any) -> list[str]:
+    """The `$defs` names `node` refers to directly (anywhere inside it)."""
+    return re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(node))
+
+
+def _recursive(ref: str, root: dict[str, Any]) -> bool:
+    """Whether the definition `ref` points to refers back to itself, directly or through others."""
+    defs = root.get("$defs")
+    name = ref.removeprefix("#/$defs/")
+    if not isinstance(defs, dict) or name == ref or name not in defs:
+        return False
+    seen: set[str] = set()
+    pending = _refs_in(defs[name])
+    while pending:
+        found = pending.pop()
+        if found == name:
+            return True
+        if found not in seen and found in defs:
+            seen.add(found)
+            pending.extend(_refs_in(defs[found]))
+    return False
 
 
 def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:

@@ -14,11 +14,11 @@ import re
 import sys
 import time
 import typing
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable, Literal, Mapping
 
 import msgspec
 
-from atoma_core.errors import InvalidRequestError, ToolExecutionError, ToolLoopError
+from atoma_core.errors import InvalidRequestError, ResponseValidationError, ToolExecutionError, ToolLoopError
 from atoma_core.models.tool_run import ToolRun, ToolRunCall
 from atoma_core.result import Err, Ok
 
@@ -193,6 +193,22 @@ async def _run_call(call: ToolCall, tools: Mapping[str, FunctionTool], record: T
     return _as_text(record.result)
 
 
+async def _run_concurrently(calls: list[Coroutine[Any, Any, str]]) -> list[str]:
+    """Run the calls as tasks and return their texts in order. Whatever ends the wait (our
+    caller's cancel, or a tool raising CancelledError itself) cancels and awaits the tasks still
+    running, so no tool outlives the loop. (A sync tool's thread cannot be stopped: it finishes
+    on its own, its result dropped.)"""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        running = [t for t in tasks if not t.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+
+
 def _forced(choice: Any) -> bool:
     return isinstance(choice, dict) or choice == "required"
 
@@ -207,9 +223,14 @@ async def run_tools(
     on_tool_error: str,
 ) -> Result[ToolRun, AtomaError]:
     try:
-        by_name = {t.name: t for t in (t if isinstance(t, FunctionTool) else tool(t) for t in tools)}
+        made = [t if isinstance(t, FunctionTool) else tool(t) for t in tools]
     except (TypeError, NameError) as exc:  # *args, or annotations that cannot be resolved
         return Err(InvalidRequestError(f"cannot make a tool: {exc}"))
+    by_name = {t.name: t for t in made}
+    if len(by_name) < len(made):  # the model could only ever reach one of them
+        names = [t.name for t in made]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        return Err(InvalidRequestError(f"two tools share a name: {', '.join(twice)}"))
     if max_rounds < 1 or on_tool_error not in ("return", "raise"):
         return Err(InvalidRequestError("max_rounds must be >= 1 and on_tool_error 'return' or 'raise'"))
     body = as_dict(request)
@@ -223,19 +244,18 @@ async def run_tools(
         run.response = response = result.value
         run.rounds += 1
         run.usage = add_usage(run.usage, response.usage)
-        message = response.choices[0].message if response.choices else None
-        if message is None or not message.tool_calls:
-            if message is not None:
-                run.messages.append(dict(message.to_param()))
-            return Ok(run)
+        if not response.choices:  # no answer and no calls: the server's fault, not the end of the run
+            return Err(ResponseValidationError("the chat response has no choices"))
+        message = response.choices[0].message
         run.messages.append(dict(message.to_param()))
+        if not message.tool_calls:
+            return Ok(run)
         if run.rounds >= max_rounds:
             return Err(ToolLoopError(f"the model still called tools after {max_rounds} rounds", run=run))
         records = [ToolRunCall(id=c.id, name=c.function.name, round=run.rounds) for c in message.tool_calls]
         run.calls.extend(records)
-        # Concurrently; gather cancels the others if one is cancelled, and so does our caller's cancel.
-        texts = await asyncio.gather(
-            *(_run_call(c, by_name, r) for c, r in zip(message.tool_calls, records, strict=True))
+        texts = await _run_concurrently(
+            [_run_call(c, by_name, r) for c, r in zip(message.tool_calls, records, strict=True)]
         )
         run.messages.extend(_tool_message(r.id, text) for r, text in zip(records, texts, strict=True))
         failed = next((r for r in records if r.error is not None), None)

@@ -110,7 +110,7 @@ async def test_with_structured_output_defaults_to_json_schema(core: AtomaCore, s
 
 
 async def test_structured_output_modes_streams_and_misfits(core: AtomaCore, sandbox: Sandbox) -> None:
-    from atoma_core.errors import OutputValidationError
+    from atoma_core.errors import LengthFinishReasonError, OutputValidationError
 
     json_mode = chat(core).with_structured_output(Weather, method="json_mode")
     assert await json_mode.ainvoke("Oslo 3") == Weather(city="Oslo 3", degrees=3)
@@ -123,6 +123,11 @@ async def test_structured_output_modes_streams_and_misfits(core: AtomaCore, sand
     sandbox.script(faults.reply('{"city": "Oslo"}'))
     with pytest.raises(OutputValidationError):
         await chat(core).with_structured_output(Weather).ainvoke("Oslo")
+    # Cut off by max_tokens: the same typed error streamed as invoked (not a misfit).
+    for how in ("ainvoke", "astream"):
+        cut = chat(core, max_tokens=3).with_structured_output(Weather)
+        with pytest.raises(LengthFinishReasonError):
+            await cut.ainvoke("Oslo 12") if how == "ainvoke" else [x async for x in cut.astream("Oslo 12")]
 
 
 async def test_confidential_chat_is_sealed_and_opened(core: AtomaCore, sandbox: Sandbox) -> None:
@@ -227,3 +232,13 @@ async def test_streaming_true_streams_invoke_and_confidential_embeddings(core: A
     assert sandbox.requests[-1].path == "/v1/confidential/embeddings"
     plain = await AtomaEmbeddings("e", core=core, dimensions=4).aembed_documents(["a", "b"])
     assert vectors == plain  # the same vectors, decrypted
+
+
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    from atoma_core.errors import ResponseValidationError
+
+    from .no_choices_server import core_of_a_server_without_choices
+
+    async with core_of_a_server_without_choices() as empty:
+        with pytest.raises(ResponseValidationError):
+            await chat(empty).ainvoke("hi")

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import subprocess
 import sys
-from typing import Any, Literal, TypedDict, Union
+from typing import Annotated, Any, Literal, TypedDict, Union
 
 import msgspec
 import pytest
@@ -15,13 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atoma_core import AtomaCore, Err, errors
-from atoma_core.models import ChatCompletionRequest, ParsedChatCompletion
+from atoma_core.config import CallInfo, Hooks
+from atoma_core.models import ChatCompletionRequest, ChatCompletionResponse, ParsedChatCompletion
+from atoma_core.models.usage import CompletionTokensDetails, PromptTokensDetails, Usage
 from atoma_core.testing import Sandbox, faults
 from atoma_core.testing._instances import instance_of
 from atoma_funcs import chat_parse, confidential_chat_parse
+from atoma_funcs._parse import add_usage, parse_response, retry_messages
 from atoma_funcs._schema import output_spec, strict_schema
 
-from .conftest import CHAT
+from .conftest import CHAT, TOKEN
+from .no_choices_server import core_of_a_server_without_choices
 
 
 class Address(msgspec.Struct):
@@ -166,6 +170,22 @@ async def test_retries_send_the_complaint_back_and_count_usage(core: AtomaCore, 
     assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
 
 
+async def test_retries_usage_is_the_sum_of_every_attempts(sandbox: Sandbox) -> None:
+    """Each attempt's usage as the server reported it (seen by a hook), summed exactly."""
+    seen: list[tuple[int, int, int]] = []
+
+    def on_call_end(info: CallInfo) -> None:
+        usage = info.value.usage
+        seen.append((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
+
+    sandbox.script(faults.reply('{"title": "A"}'), faults.reply('{"title": 1, "priority": 1}'))
+    async with AtomaCore(TOKEN, sandbox.url, hooks=Hooks(on_call_end=on_call_end)) as hooked:
+        usage = (await chat_parse(hooked, CHAT, Ticket, max_validation_retries=2)).unwrap().usage
+    assert len(seen) == 3 and len(set(seen)) == 3  # three attempts, three different counts
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == tuple(map(sum, zip(*seen)))
+
+
 async def test_retries_run_out(core: AtomaCore, sandbox: Sandbox) -> None:
     sandbox.script(faults.reply('{"title": 1}', times=2))
     error = (await chat_parse(core, CHAT, Ticket, max_validation_retries=1)).error  # type: ignore[union-attr]
@@ -229,6 +249,12 @@ async def test_confidential_parse(core: AtomaCore, sandbox: Sandbox) -> None:
     assert len(sealed) == 1 and b"Ticket" not in sealed[0].raw  # the schema travelled encrypted
 
 
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    async with core_of_a_server_without_choices() as empty:
+        result = await chat_parse(empty, CHAT, Ticket, max_validation_retries=2)
+    assert isinstance(result, Err) and isinstance(result.error, errors.ResponseValidationError)
+
+
 def test_compiled_specs_are_cached() -> None:
     assert output_spec(Person) is output_spec(Person)
     assert output_spec(list[Person]).wrapped and not output_spec(Person).wrapped
@@ -255,6 +281,63 @@ def test_strict_schema_rules() -> None:
     inlined = strict["properties"]["y"]["anyOf"][0]
     assert inlined["description"] == "d" and inlined["properties"] == {"z": {"type": ["string", "null"]}}
     assert schema["$defs"]["A"]["required"] == []  # the input is left alone
+
+
+class Branch(msgspec.Struct):
+    name: str
+    kids: list[Annotated[Branch, msgspec.Meta(description="a sub-branch")]]
+
+
+async def test_a_recursive_type_keeps_its_recursion(core: AtomaCore, sandbox: Sandbox) -> None:
+    """A described `$ref` to a type that contains itself stays a `$ref` (inlining it once would
+    leave the grandchildren untyped)."""
+    parsed = (await chat_parse(core, CHAT, Branch)).unwrap().choices[0].message.parsed
+    assert isinstance(parsed, Branch) and isinstance(parsed.kids[0], Branch)
+    schema = sandbox.requests[-1].json["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
+    assert schema["$defs"]["Branch"]["properties"]["kids"]["items"] == {"$ref": "#/$defs/Branch"}
+    assert schema["$defs"]["Branch"]["additionalProperties"] is False
+
+
+def test_a_retry_sends_back_the_choice_that_did_not_fit() -> None:
+    """With n > 1, the assistant turn sent back is the misfit the complaint is about, not choice 0."""
+    good = '{"title": "A", "priority": 1}'
+    bad = '{"title": "B"}'
+    answer = {"role": "assistant"}
+    response = msgspec.convert(
+        {
+            "id": "c",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {"index": i, "finish_reason": "stop", "message": {**answer, "content": text}}
+                for i, text in enumerate([good, bad])
+            ],
+        },
+        ChatCompletionResponse,
+    )
+    spec = output_spec(Ticket)
+    error = parse_response(response, spec, "json_schema", None).error  # type: ignore[union-attr]
+    assert isinstance(error, errors.OutputValidationError) and error.raw == bad
+    sent, complaint = retry_messages(response, error, spec, "json_schema")
+    assert sent == {"role": "assistant", "content": bad} and "priority" in complaint["content"]
+
+
+def test_usage_of_attempts_adds_up_with_its_breakdowns() -> None:
+    first = Usage(
+        prompt_tokens=10,
+        completion_tokens=5,
+        total_tokens=15,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=4),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=2),
+    )
+    second = Usage(prompt_tokens=7, completion_tokens=3, total_tokens=10)
+    second.prompt_tokens_details = PromptTokensDetails(cached_tokens=1, audio_tokens=2)
+    total = add_usage(first, second)
+    assert total is not None and (total.prompt_tokens, total.completion_tokens, total.total_tokens) == (17, 8, 25)
+    assert total.prompt_tokens_details == PromptTokensDetails(cached_tokens=5, audio_tokens=2)
+    assert total.completion_tokens_details == CompletionTokensDetails(reasoning_tokens=2)
+    assert add_usage(None, second) is second and add_usage(None, None) is None
 
 
 def test_parse_imports_no_pydantic() -> None:

@@ -53,7 +53,10 @@ async def test_partial_is_a_parsed_completion_before_the_end(core: AtomaCore) ->
     async with (await chat_parse_stream(core, CHAT, Person)).unwrap() as stream:
         async for _ in stream:
             break
-        assert isinstance(stream.partial, ParsedChatCompletion) and stream.partial.choices[0].message.parsed is None
+        assert (
+            isinstance(stream.partial, ParsedChatCompletion)
+            and stream.partial.choices[0].message.parsed is None
+        )
 
 
 async def test_typed_failures_at_collect(core: AtomaCore, sandbox: Sandbox) -> None:
@@ -115,7 +118,9 @@ JSON = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=JSON, cuts=st.lists(st.integers(1, 9), min_size=1, max_size=40), indent=st.sampled_from([None, 1]))
+@given(
+    value=JSON, cuts=st.lists(st.integers(1, 9), min_size=1, max_size=40), indent=st.sampled_from([None, 1])
+)
 def test_any_chunking_ends_in_the_value(value: Any, cuts: list[int], indent: int | None) -> None:
     text = json.dumps(value, indent=indent, ensure_ascii=indent is None)
     parser = PartialJSON()
@@ -160,3 +165,94 @@ def test_value_is_live_and_reads_only_what_changed() -> None:
     first = parser.value()
     parser.feed('y", "z"]}')
     assert first is parser.value() and first == {"a": ["xy", "z"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=JSON, cuts=st.lists(st.integers(1, 9), min_size=1, max_size=40), indent=st.sampled_from([None, 1])
+)
+def test_each_chunk_shows_what_the_text_so_far_shows(value: Any, cuts: list[int], indent: int | None) -> None:
+    """The snapshot does not depend on where the chunks were cut: after each chunk it is what
+    the whole text so far gives in one piece (escapes, numbers, keys cut anywhere)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=indent is None)
+    parser, fed = PartialJSON(), PartialJSON()
+    at = 0
+    for cut in cuts * (len(text) // max(sum(cuts), 1) + 1):
+        piece = text[at : at + cut]
+        at += cut
+        shown = copy.deepcopy(parser.take(piece))
+        fed.feed(piece)
+        assert shown == PartialJSON().take(text[:at]) == fed.value()
+        if at >= len(text):
+            break
+
+
+# Escapes (short, unicode, a surrogate pair, in keys too), numbers of each form, literals,
+# nesting: every cut into two pieces, and from each a few cuts into three.
+EDGES = r'{"q\"\\k\u00e9": ["a\"b\\c\nd\u00e9\ud83d\ude00\u2028\/", -12.5e+3, 0, 1.25, -7, 1E-9, true, false, null, {}, []]}'
+
+
+@pytest.mark.parametrize("first", range(1, len(EDGES)))
+def test_escapes_and_numbers_cut_anywhere(first: int) -> None:
+    expected = json.loads(EDGES)
+    for second in sorted({first, (first + 3) % len(EDGES), (first * 7) % len(EDGES), len(EDGES)}):
+        if second < first:
+            continue
+        parser = PartialJSON()
+        for at, end in ((0, first), (first, second), (second, len(EDGES))):
+            assert parser.take(EDGES[at:end]) == PartialJSON().take(EDGES[:end])
+        assert parser.value() == expected
+
+
+@pytest.mark.parametrize(
+    ("pieces", "shown"),
+    [
+        (['{"a": "x\\', 'n y"}'], [{"a": "x"}, {"a": "x\n y"}]),  # an escape cut after its backslash
+        (['["\\u', "00", "e9", 'z"]'], [[""], [""], ["é"], ["éz"]]),  # a unicode escape cut twice
+        (
+            ['{"k\\"', 'ey": 1, "n": -1', "2.5e", "+1}"],
+            [{}, {'k"ey': 1}, {'k"ey': 1}, {'k"ey': 1, "n": -125.0}],
+        ),
+        (['{"a": tr', "ue, ", '"b": nu', "ll}"], [{}, {"a": True}, {"a": True}, {"a": True, "b": None}]),
+        (
+            ['{"a": "he', "ll", 'o", "b', '": "', "w"],
+            [
+                {"a": "he"},
+                {"a": "hell"},
+                {"a": "hello"},
+                {"a": "hello", "b": ""},
+                {"a": "hello", "b": "w"},
+            ],
+        ),
+    ],
+)
+def test_open_strings_and_tokens_cut_by_chunks(pieces: list[str], shown: list[Any]) -> None:
+    parser = PartialJSON()
+    assert [copy.deepcopy(parser.take(piece)) for piece in pieces] == shown
+
+
+def test_a_surrogate_pair_cut_between_its_halves() -> None:
+    parser = PartialJSON()
+    parser.take('["\\ud83d')  # what the high half alone shows is left open here
+    assert parser.take('\\ude00"]') == ["\U0001f600"]
+
+
+def test_deep_nesting_is_not_recursive() -> None:
+    depth = 2000
+    text = '{"a": [' * depth + "1" + "]}" * depth
+    parser = PartialJSON()
+    for at in range(0, len(text), 3):
+        parser.take(text[at : at + 3])
+    value = parser.value()
+    for _ in range(depth):
+        value = value["a"][0]
+    assert value == 1
+
+
+def test_feed_shows_the_open_string_when_read() -> None:
+    parser = PartialJSON()
+    parser.feed('{"a": ["x')
+    parser.feed("yz")
+    assert parser.value() == {"a": ["xyz"]}
+    parser.feed('\\"w')
+    assert parser.value() == {"a": ['xyz"w']}

@@ -41,7 +41,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestParameters
 
 from atoma_core import AtomaCore
-from atoma_core.errors import BadRequestError
+from atoma_core.errors import BadRequestError, RequestTimeoutError
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs.integrations.pydantic_ai import AtomaModel
 
@@ -219,6 +219,25 @@ async def test_errors_are_typed_and_streams_released(core: AtomaCore, sandbox: S
         async for _ in result.stream_text(delta=True, debounce_by=None):
             break
     assert acquired_connections(core) == 0
+
+
+async def test_timeout_and_extra_headers_settings_apply_to_the_call(core: AtomaCore, sandbox: Sandbox) -> None:
+    agent = Agent(AtomaModel("sandbox-model", core))
+    await agent.run("hi", model_settings={"extra_headers": {"X-Trace": "t-1"}})
+    assert sandbox.requests[-1].headers["X-Trace"] == "t-1"
+    sandbox.script(faults.delay(1, times=None))  # every attempt (the SDK retries a timeout)
+    with pytest.raises(RequestTimeoutError):
+        await agent.run("hi", model_settings={"timeout": 0.1})
+
+
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    from atoma_core.errors import ResponseValidationError
+
+    from .no_choices_server import core_of_a_server_without_choices
+
+    async with core_of_a_server_without_choices() as empty:
+        with pytest.raises(ResponseValidationError):
+            await Agent(AtomaModel("sandbox-model", empty)).run("hi")
 
 
 def test_run_sync_and_run_stream_sync() -> None:

@@ -18,6 +18,7 @@ from atoma_core.testing import Sandbox, faults
 from atoma_funcs import FunctionTool, chat_run_tools, confidential_chat_run_tools, tool
 
 from .conftest import CHAT
+from .no_choices_server import core_of_a_server_without_choices
 
 
 class Place(msgspec.Struct):
@@ -199,6 +200,45 @@ async def test_cancellation_cancels_running_tools(core: AtomaCore, sandbox: Sand
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cancelled.is_set()
+
+
+async def test_a_tool_cancelling_itself_cancels_the_others(core: AtomaCore, sandbox: Sandbox) -> None:
+    """A CancelledError out of one tool propagates, and the tools still running are cancelled
+    and awaited, not left running after the loop returned."""
+    outcome: list[str] = []
+
+    @tool
+    async def quitter(name: str) -> str:
+        await asyncio.sleep(0.05)  # the other one is running by now
+        raise asyncio.CancelledError
+
+    @tool
+    async def slow(name: str) -> str:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return name
+
+    calls = [{"name": "quitter", "arguments": {"name": "a"}}, {"name": "slow", "arguments": {"name": "b"}}]
+    sandbox.script(faults.reply(tool_calls=calls))
+    with pytest.raises(asyncio.CancelledError):
+        await chat_run_tools(core, CHAT, [quitter, slow])
+    assert outcome == ["cancelled"]  # already, when chat_run_tools returned
+
+
+async def test_two_tools_with_one_name_are_refused(core: AtomaCore, sandbox: Sandbox) -> None:
+    other = tool(name="add")(lambda a: a)  # type: ignore[arg-type,return-value]
+    result = await chat_run_tools(core, CHAT, [add, other])
+    assert isinstance(result, Err) and isinstance(result.error, errors.InvalidRequestError)
+    assert "add" in result.error.message and sandbox.requests == []
+
+
+async def test_a_response_without_choices_is_a_typed_error() -> None:
+    async with core_of_a_server_without_choices() as empty:
+        result = await chat_run_tools(empty, CHAT, [add])
+    assert isinstance(result, Err) and isinstance(result.error, errors.ResponseValidationError)
 
 
 async def test_errors_of_a_round_and_bad_arguments(core: AtomaCore, sandbox: Sandbox) -> None:

@@ -22,6 +22,8 @@ class ParsedChatCompletionMessage(ChatCompletionResponseMessage, Generic[T], gc=
 
 
 class ParsedChoice(ChatCompletionChoice, Generic[T], gc=False):
+    """A choice of a `ParsedChatCompletion`: its message carries `parsed`."""
+
     message: ParsedChatCompletionMessage[T]
 
 

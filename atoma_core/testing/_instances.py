@@ -76,7 +76,9 @@ class _Builder:
 
     def _array(self, schema: dict[str, Any], depth: int) -> list[Any]:
         prefix = [self.build(sub, depth + 1) for sub in schema.get("prefixItems", ())]
-        count = max(schema.get("minItems", 1 if "items" in schema else 0) - len(prefix), 0)
+        # One item shows the shape; deep down only what minItems asks, so a recursive type ends.
+        usual = 1 if "items" in schema and depth < 12 else 0
+        count = max(schema.get("minItems", usual) - len(prefix), 0)
         items = schema.get("items")
         if items is False or not isinstance(items, dict):
             return prefix

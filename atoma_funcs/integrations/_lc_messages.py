@@ -20,7 +20,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from msgspec import UNSET
 
-from atoma_core.errors import InvalidRequestError
+from atoma_core.errors import InvalidRequestError, ResponseValidationError
 from atoma_core.models import chat as m
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ def _parsed_calls(calls: list[m.ToolCall] | None) -> tuple[list[Any], list[Any]]
 def to_ai_message(response: m.ChatCompletionResponse, parsed: Any = None) -> AIMessage:
     """The first choice of a response as an `AIMessage`: text, tool calls (unparsable arguments
     as `invalid_tool_calls`), usage, and finish_reason / model / `response_hash` as metadata."""
+    if not response.choices:
+        raise ResponseValidationError("the chat response has no choices")
     choice = response.choices[0]
     message = choice.message
     calls, bad = _parsed_calls(message.tool_calls)
@@ -192,14 +194,14 @@ def to_ai_message(response: m.ChatCompletionResponse, parsed: Any = None) -> AIM
     )
 
 
-def to_message_chunk(chunk: m.ChatCompletionChunk) -> tuple[AIMessageChunk, str | None]:
-    """One stream chunk as an `AIMessageChunk` and the text it adds (for `on_llm_new_token`).
+def to_message_chunk(chunk: m.ChatCompletionChunk) -> AIMessageChunk:
+    """One stream chunk as an `AIMessageChunk`.
 
     Metadata LangChain merges by concatenation (`model_name`, `response_hash`) is set once, on
     the chunk with the finish_reason; usage once, on the final usage chunk."""
     if not chunk.choices:
         usage = None if chunk.usage is None else usage_metadata(chunk.usage)
-        return AIMessageChunk(content="", usage_metadata=usage, id=chunk.id or None), None
+        return AIMessageChunk(content="", usage_metadata=usage, id=chunk.id or None)
     choice = chunk.choices[0]
     delta = choice.delta
     text = delta.content or ""
@@ -232,4 +234,4 @@ def to_message_chunk(chunk: m.ChatCompletionChunk) -> tuple[AIMessageChunk, str 
     )
     if chunk.usage is not None:  # a server that sends usage on the finish chunk itself
         message.usage_metadata = usage_metadata(chunk.usage)
-    return message, text or None
+    return message

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 from langchain_core.runnables import RunnableLambda
 from langchain_core.utils.function_calling import convert_to_json_schema
 
-from atoma_core.errors import InvalidRequestError, OutputValidationError
+from atoma_core.errors import (
+    ContentFilterFinishReasonError,
+    InvalidRequestError,
+    LengthFinishReasonError,
+    OutputValidationError,
+    StructuredOutputError,
+)
 
 from .._parse import parse_request, parse_response
 from .._schema import DecodeFailure, OutputSpec, output_spec
@@ -77,6 +83,13 @@ def _pydantic_v1(schema: Any) -> bool:
     return isinstance(schema, type) and issubclass(schema, BaseModel)
 
 
+# A streamed answer's finish_reason -> chat_parse's error for it.
+_CUT_OFF: dict[str, type[StructuredOutputError]] = {
+    "length": LengthFinishReasonError,
+    "content_filter": ContentFilterFinishReasonError,
+}
+
+
 def _parsed(ask: StructuredAsk, message: AIMessage) -> Any:
     """The answer as the schema's type: `parsed` from `chat_parse`, or a streamed answer decoded."""
     if "parsed" in message.additional_kwargs:
@@ -86,6 +99,9 @@ def _parsed(ask: StructuredAsk, message: AIMessage) -> Any:
         raw = json.dumps(calls[0]["args"]) if calls else ""
     else:
         raw = str(message.text)
+    finish = message.response_metadata.get("finish_reason")
+    if finish in _CUT_OFF:  # as chat_parse says it: a cut-off answer is not a misfit
+        raise _CUT_OFF[finish](f"the answer was stopped (finish_reason {finish!r})", content=raw)
     try:
         return ask.spec.decode_arguments(raw) if ask.mode == "tool" else ask.spec.decode(raw)
     except DecodeFailure as exc:

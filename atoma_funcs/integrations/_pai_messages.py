@@ -28,6 +28,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.usage import RequestUsage
 
+from atoma_core.errors import ResponseValidationError
 from atoma_core.models import chat as m
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ _FINISH: dict[str, FinishReason] = {
 
 
 def finish_reason(reason: str | None) -> FinishReason | None:
+    """Atoma's finish_reason in pydantic-ai's words (None for one it has no word for)."""
     return None if reason is None else _FINISH.get(reason)
 
 
@@ -135,6 +137,7 @@ def map_messages(
 
 
 def map_tools(definitions: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
+    """pydantic-ai's tool definitions (function and output tools) as the request's `tools`."""
     tools = []
     for tool in definitions:
         function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters_json_schema}
@@ -162,6 +165,7 @@ def response_format(params: ModelRequestParameters) -> dict[str, Any] | None:
 
 
 def usage(counts: Usage | None) -> RequestUsage:
+    """Atoma's token counts as pydantic-ai's (cached prompt tokens as cache reads)."""
     if counts is None:
         return RequestUsage()
     details = counts.prompt_tokens_details
@@ -172,6 +176,10 @@ def usage(counts: Usage | None) -> RequestUsage:
 
 
 def to_model_response(response: m.ChatCompletionResponse) -> ModelResponse:
+    """The first choice of a response as pydantic-ai's parts (reasoning, text, tool calls), with
+    usage, model, finish reason and Atoma's `response_hash` in `provider_details`."""
+    if not response.choices:
+        raise ResponseValidationError("the chat response has no choices")
     choice = response.choices[0]
     message = choice.message
     parts: list[ModelResponsePart] = []

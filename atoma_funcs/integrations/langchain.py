@@ -274,6 +274,6 @@ def _tool_choice(choice: _ToolChoice, tools: list[dict[str, Any]]) -> Any:
 
 
 def _generation_chunk(chunk: Any) -> ChatGenerationChunk:
-    message, _ = to_message_chunk(chunk)
+    message = to_message_chunk(chunk)
     finish = message.response_metadata.get("finish_reason")
     return ChatGenerationChunk(message=message, generation_info={"finish_reason": finish} if finish else None)

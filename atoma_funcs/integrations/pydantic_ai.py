@@ -28,6 +28,9 @@ except ImportError as exc:  # pragma: no cover - tests/test_imports.py makes the
         'atoma_funcs.integrations.pydantic_ai needs pydantic-ai: pip install "atoma-async[pydantic-ai]"'
     ) from exc
 
+from msgspec.structs import replace
+
+from atoma_core.config import RequestOptions
 from atoma_core.core import AtomaCore
 from atoma_core.result import Err
 
@@ -48,7 +51,6 @@ if TYPE_CHECKING:
     from pydantic_ai.tools import RunContext
 
     from atoma_core._stream import ChatCompletionStream
-    from atoma_core.config import RequestOptions
     from atoma_core.models.chat import ChatCompletionChunk, ChatCompletionRequest
 
 __all__ = ["ATOMA_PROFILE", "AtomaModel"]
@@ -88,13 +90,28 @@ def _tool_choice(resolved: Any, tools: list[dict[str, Any]]) -> Any:
     return mode
 
 
+def _call_options(options: RequestOptions | None, settings: dict[str, Any]) -> RequestOptions | None:
+    """pydantic-ai's `timeout` (seconds, as openai-python's: per connect and per read) and
+    `extra_headers` settings as this call's `RequestOptions`."""
+    timeout, headers = settings.get("timeout"), settings.get("extra_headers")
+    if not isinstance(timeout, (int, float)) and not headers:
+        return options
+    changes: dict[str, Any] = {}
+    if isinstance(timeout, (int, float)):
+        changes["timeouts"] = timeout
+    if headers:
+        changes["headers"] = dict(headers)
+    return replace(options or RequestOptions(), **changes)
+
+
 class AtomaModel(Model):
     """A pydantic-ai model on Atoma's chat completions.
 
     `model_name`: the model. `core`: the `AtomaCore` to call with (default: one from the
     environment, ATOMASDK_BEARER_AUTH and ATOMASDK_SERVER_URL). `confidential=True` sends every
     request through confidential chat (the `confidential` extra). `settings`/`profile` as for
-    any pydantic-ai model; `extra_body` in settings adds request fields beyond the schema.
+    any pydantic-ai model; `extra_body` in settings adds request fields beyond the schema,
+    `extra_headers` headers, `timeout` (seconds) limits each connect and read of the call.
     """
 
     def __init__(
@@ -148,7 +165,8 @@ class AtomaModel(Model):
         if fmt is not None:
             fields["response_format"] = fmt
         instructions = [part.content for part in self._get_instruction_parts(messages, params) or ()]
-        return chat_request(self._model_name, map_messages(messages, instructions), fields)
+        request, options = chat_request(self._model_name, map_messages(messages, instructions), fields)
+        return request, _call_options(options, given)
 
     def _functions(self) -> tuple[Any, Any]:
         if self.confidential:
