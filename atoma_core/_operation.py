@@ -195,6 +195,7 @@ class Operation(Generic[Req, T]):
             accept=self.accept,
             auth=self.auth,
             retry_statuses=self.retry_statuses,
+            idempotent=self.idempotent,
         )
 
 

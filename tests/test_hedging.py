@@ -251,3 +251,12 @@ async def test_a_hedged_copy_takes_its_own_place_in_the_rate_limit(sandbox: Sand
         res = await chat_create(core, CHAT)
         assert res.ok and res.value.meta is not None and res.value.meta.hedged
         assert len(limiter._window) == len(sandbox.requests) == 2
+
+
+def test_an_operation_answered_by_another_handle_keeps_its_idempotence() -> None:
+    from atoma_funcs._chat import _CREATE
+
+    async def handle(response: Any, ctx: Any) -> None:
+        return None
+
+    assert _CREATE.idempotent and _CREATE.answered_by(handle).idempotent
