@@ -93,17 +93,15 @@ def _lost() -> APIConnectionError:
 
 
 def json_response(
-    response_type: type[T], unwrap: Callable[[bytes, CallContext], bytes] | None = None
+    response_type: type[T], decode: Callable[[bytes, CallContext], T] | None = None
 ) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
-    """A `handle` step that reads the whole body and decodes it as `response_type`; `unwrap`, if
-    given, first turns the body into the JSON to decode (confidential compute decrypts there)."""
+    """A `handle` step that reads the whole body and decodes it as `response_type`; or, given
+    `decode`, with that (confidential compute decrypts there, and maps its own failures)."""
     decoder = msgspec.json.Decoder(response_type)
 
     async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
         raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
-        if unwrap is not None:
-            raw = unwrap(raw, ctx)
-        value = decode_json_body(raw, decoder, response.status)
+        value = decode_json_body(raw, decoder, response.status) if decode is None else decode(raw, ctx)
         elapsed = asyncio.get_running_loop().time() - ctx.started
         stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)
         return value

@@ -12,6 +12,8 @@ Decision, per kind:
   image requests; omitted when `size` is absent or unreadable, so the proxy's default applies.
   (The Python SDK looks for `width`/`height` fields that its image request does not have, so it
   never sends one; reserving 1024 x 1024 for a larger or multi-image request would under-book.)
+- completions (legacy): as chat, `max_tokens` when set (the TS SDK, which has the operation,
+  leaves the field to its caller).
 - embeddings: omitted, as both SDKs do.
 """
 
@@ -21,12 +23,12 @@ from typing import Any, Literal, Mapping
 
 __all__ = ["ConfidentialKind", "num_compute_units"]
 
-ConfidentialKind = Literal["chat", "embeddings", "images"]
+ConfidentialKind = Literal["chat", "completions", "embeddings", "images"]
 
 
 def num_compute_units(kind: ConfidentialKind, request: Mapping[str, Any]) -> int | None:
     """The units to announce for `request` (its plain JSON object), or None to omit the field."""
-    if kind == "chat":
+    if kind == "chat" or kind == "completions":
         return _positive(request.get("max_completion_tokens")) or _positive(request.get("max_tokens"))
     if kind == "images":
         return _pixels(request.get("size"), request.get("n"))

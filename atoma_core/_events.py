@@ -133,6 +133,7 @@ class EventStream(Generic[E, R]):
         "_max_stream_size",
         "_read",
         "_ready",
+        "_release",
         "_response",
         "_room",
         "_served",
@@ -156,6 +157,9 @@ class EventStream(Generic[E, R]):
         self._response = response
         self._content = response.content
         self._decode = decode
+        # What a decoder holds for a read's events and can rebuild (a confidential stream's cipher
+        # context, ~1.3 KB): let go once a read's events are decoded, so an idle stream keeps none.
+        self._release: Callable[[], None] | None = getattr(decode, "release", None)
         self._decoder = SSEDecoder(ctx.core.max_event_size, message_ids=False)  # ids are unused
         self._accumulator = accumulator
         self._ready: list[E] = []  # decoded, not handed out yet: the next one last
@@ -297,6 +301,8 @@ class EventStream(Generic[E, R]):
                 if end is not None:
                     self._end = end
                     break
+        if self._release is not None:
+            self._release()
         if items:
             self._chunks += len(items)
             if self._first_token_at is None:

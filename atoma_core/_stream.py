@@ -28,13 +28,14 @@ __all__ = [
     "CompletionStream",
     "StreamMetrics",
     "chat_chunk_decoder",
+    "completion_chunk_decoder",
     "open_chat_stream",
     "open_completion_stream",
 ]
 
 S = TypeVar("S", bound="EventStream[Any, Any]")
 chat_chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
-_completion_chunk_decoder = msgspec.json.Decoder(CompletionChunk)
+completion_chunk_decoder = msgspec.json.Decoder(CompletionChunk)
 
 
 class ChatCompletionStream(EventStream[ChatCompletionChunk, ChatCompletionResponse]):
@@ -66,11 +67,14 @@ def open_chat_stream(
     return open_event_stream(make)
 
 
-def open_completion_stream() -> Handle[CompletionStream]:
-    """The `handle` step of a legacy completions stream."""
+def open_completion_stream(
+    decoder: Callable[[CallContext], Callable[[bytes], CompletionChunk]] | None = None,
+) -> Handle[CompletionStream]:
+    """The `handle` step of a legacy completions stream; `decoder` as for `open_chat_stream`."""
 
     def make(response: aiohttp.ClientResponse, ctx: CallContext) -> CompletionStream:
-        return CompletionStream(response, ctx, _completion_chunk_decoder.decode, CompletionAccumulator())
+        decode = completion_chunk_decoder.decode if decoder is None else decoder(ctx)
+        return CompletionStream(response, ctx, decode, CompletionAccumulator())
 
     return open_event_stream(make)
 

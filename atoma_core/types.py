@@ -45,6 +45,9 @@ __all__ = [
     "JsonSchemaParam",
     "NodesCreateLockKeywords",
     "NodesCreateLockRequestParam",
+    "NodesCreateKeywords",
+    "NodesCreateRequestParam",
+    "NodePublicAddressAssignmentParam",
     "ResponseFormatParam",
     "StreamOptionsParam",
     "SystemMessageParam",
@@ -372,3 +375,23 @@ class NodesCreateLockKeywords(_NodesCreateLockOptions, total=False):
     """The keywords of `sdk.nodes.create_lock(...)`."""
 
     model: str
+
+
+class NodePublicAddressAssignmentParam(TypedDict):
+    """What a node operator signs for `POST /v1/nodes`."""
+
+    node_small_id: int
+    public_address: str
+    country: str
+
+
+class NodesCreateRequestParam(TypedDict):
+    """The body of `POST /v1/nodes`: the assignment and its signature (base64)."""
+
+    data: NodePublicAddressAssignmentParam
+    signature: str
+
+
+class NodesCreateKeywords(TypedDict, total=False):
+    data: NodePublicAddressAssignmentParam
+    signature: str

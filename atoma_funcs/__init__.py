@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ._confidential import (
         confidential_chat_create,
         confidential_chat_create_stream,
+        confidential_completions_create,
+        confidential_completions_create_stream,
         confidential_embeddings_create,
         confidential_images_generate,
     )
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from ._health import health
     from ._images import images_generate
     from ._models import models_list, open_router_models_list
-    from ._nodes import nodes_create_lock
+    from ._nodes import nodes_create, nodes_create_lock
     from ._parse import chat_parse, confidential_chat_parse
     from ._parse_stream import ChatParseStream, chat_parse_stream, confidential_chat_parse_stream
     from ._sync import AtomaSyncSDK, SyncStream
@@ -47,6 +49,8 @@ _LAZY = {
     "completions_create_stream": "._completions",
     "confidential_chat_create": "._confidential",
     "confidential_chat_create_stream": "._confidential",
+    "confidential_completions_create": "._confidential",
+    "confidential_completions_create_stream": "._confidential",
     "confidential_embeddings_create": "._confidential",
     "confidential_images_generate": "._confidential",
     "embeddings_create": "._embeddings",
@@ -54,6 +58,7 @@ _LAZY = {
     "models_list": "._models",
     "open_router_models_list": "._models",
     "health": "._health",
+    "nodes_create": "._nodes",
     "nodes_create_lock": "._nodes",
     "chat_parse": "._parse",
     "confidential_chat_parse": "._parse",
@@ -92,12 +97,15 @@ __all__ = [
     "confidential_chat_parse",
     "confidential_chat_parse_stream",
     "confidential_chat_run_tools",
+    "confidential_completions_create",
+    "confidential_completions_create_stream",
     "confidential_embeddings_create",
     "confidential_images_generate",
     "embeddings_create",
     "health",
     "images_generate",
     "models_list",
+    "nodes_create",
     "nodes_create_lock",
     "open_router_models_list",
     "read_batch_output",

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, NamedTuple
 
 from ._chat import CHAT_COMPLETIONS_PATH, chat_create
 from ._completions import COMPLETIONS_PATH, completions_create
+from ._confidential import COMPLETIONS_PATH as CONFIDENTIAL_COMPLETIONS_PATH
+from ._confidential import confidential_completions_create
 from ._embeddings import EMBEDDINGS_PATH, embeddings_create
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ def _embedding_tokens(body: Mapping[str, Any]) -> int:
 OPERATIONS: Mapping[str, BatchOperation] = {
     CHAT_COMPLETIONS_PATH: BatchOperation(chat_create, _chat_tokens),
     COMPLETIONS_PATH: BatchOperation(completions_create, _completion_tokens),
+    CONFIDENTIAL_COMPLETIONS_PATH: BatchOperation(confidential_completions_create, _completion_tokens),
     EMBEDDINGS_PATH: BatchOperation(embeddings_create, _embedding_tokens),
 }
 

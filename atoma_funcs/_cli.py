@@ -190,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         "run a JSONL file of requests, rate-limited and resumable",
         "Run the OpenAI batch-input lines of IN ({custom_id, method, url, body}; url one of"
-        " /v1/chat/completions, /v1/completions, /v1/embeddings) and append one batch-output line"
-        " per request to OUT as it finishes. Rerun the same command to resume: custom_ids already"
-        " in OUT are skipped. Bad lines are reported as 'line N: why' and skipped. --timeout"
-        " applies to each request.",
+        " /v1/chat/completions, /v1/completions, /v1/confidential/completions, /v1/embeddings) and"
+        " append one batch-output line per request to OUT as it finishes. Rerun the same command"
+        " to resume: custom_ids already in OUT are skipped. Bad lines are reported as 'line N: why'"
+        " and skipped. --timeout applies to each request.",
     )
     batch.add_argument("input", metavar="IN.jsonl", help="batch-input lines, one JSON object per line")
     batch.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="batch-output lines")

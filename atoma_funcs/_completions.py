@@ -23,18 +23,20 @@ if TYPE_CHECKING:
     from atoma_core.result import Result
     from atoma_core.types import CompletionRequestParam
 
-__all__ = ["completions_create", "completions_create_stream"]
+__all__ = ["completions_create", "completions_create_stream", "prepare_create", "prepare_stream"]
 
 COMPLETIONS_PATH = "/v1/completions"
 
 
-def _prepare_create(request: CompletionRequest) -> CompletionRequest:
+def prepare_create(request: CompletionRequest) -> CompletionRequest:
+    """A non-streaming request: `stream` is sent as false (True is refused, not ignored)."""
     if request.stream is True:
         raise InvalidRequestError("stream=True: use completions_create_stream to stream")
     return replace(request, stream=False)
 
 
-def _prepare_stream(request: CompletionRequest) -> CompletionRequest:
+def prepare_stream(request: CompletionRequest) -> CompletionRequest:
+    """A streaming request: `stream: true`, with the usage chunk asked for."""
     return replace(request, stream=True, stream_options=stream_options(request.stream_options))
 
 
@@ -45,7 +47,7 @@ _CREATE = Operation(
     json_response(CompletionResponse),
     request_type=CompletionRequest,
     idempotent=True,  # inference: a copy changes nothing (hedging may send one)
-    prepare=_prepare_create,
+    prepare=prepare_create,
 )
 
 
@@ -60,7 +62,7 @@ def _stream_operation() -> Operation[CompletionRequest, CompletionStream]:
         open_completion_stream(),
         request_type=CompletionRequest,
         idempotent=True,  # inference: a copy changes nothing (hedging may send one)
-        prepare=_prepare_stream,
+        prepare=prepare_stream,
         accept="text/event-stream",
     )
 

@@ -1,14 +1,16 @@
-"""Confidential compute: chat (plain and streamed), embeddings and images, encrypted to a node in a
-TEE (`POST /v1/confidential/...`). The same request path as every operation, with two plug-ins:
+"""Confidential compute: chat and legacy completions (plain and streamed), embeddings and images,
+encrypted to a node in a TEE (`POST /v1/confidential/...`). The same request path as every
+operation, with two plug-ins:
 
 - a body builder, run before EVERY attempt: lock a node for the model (`_node_lock`: cached per
   core, server and model, re-locked after a 423 LOCKED / 425 UNAVAILABLE_STACK, its key checked
   by the core's node-key verifier, if any), then seal the ordinary
-  request JSON with a fresh X25519 key pair, salt and nonce (`_crypto.seal_request`), so a retry
+  request JSON with a fresh X25519 key pair, salt and nonce (`_crypto.seal_body`), so a retry
   is a new ciphertext and none is ever resent to another node; the key that opens the answer is
   left in `ctx.state`;
-- an unwrap step for the answer, or a decoder for each stream event, that opens it with that key
-  (hash checked in constant time) and decodes exactly what the plain operation returns.
+- a decode step for the answer, or a decoder for each stream event, that opens it with that key
+  (hash checked in constant time, a stream's nonces never twice) and decodes exactly what the
+  plain operation returns; nothing of the plaintext reaches an error.
 
 `cryptography` (the `confidential` extra) is imported on the first call, never at import.
 """
@@ -20,15 +22,15 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import msgspec
 
-from atoma_core._body import decode_json_body, json_response
+from atoma_core._body import json_response
 from atoma_core._operation import Operation
 from atoma_core._request import call
-from atoma_core.errors import StreamInterruptedError
 from atoma_core.models.chat import ChatCompletionRequest, ChatCompletionResponse
-from atoma_core.models.confidential import ConfidentialComputeResponse
+from atoma_core.models.completions import CompletionRequest, CompletionResponse
 from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
 from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
 
+from . import _completions
 from ._chat import prepare_create, prepare_stream
 from ._node_lock import lock_node
 
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from atoma_core._compute_units import ConfidentialKind
     from atoma_core._crypto import ResponseKey
     from atoma_core._operation import BodyBuilder, CallContext
-    from atoma_core._stream import ChatCompletionStream
+    from atoma_core._stream import ChatCompletionStream, CompletionStream
     from atoma_core.config import RequestOptions
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from atoma_core.result import Result
     from atoma_core.types import (
         ChatCompletionRequestParam,
+        CompletionRequestParam,
         EmbeddingRequestParam,
         ImageGenerationRequestParam,
     )
@@ -52,17 +55,17 @@ if TYPE_CHECKING:
 __all__ = [
     "confidential_chat_create",
     "confidential_chat_create_stream",
+    "confidential_completions_create",
+    "confidential_completions_create_stream",
     "confidential_embeddings_create",
     "confidential_images_generate",
 ]
 
 T = TypeVar("T")
 CHAT_PATH = "/v1/confidential/chat/completions"
+COMPLETIONS_PATH = "/v1/confidential/completions"
 # The proxy answers these on confidential routes so that "Atoma's native SDKs" re-lock and resend.
 RELOCK_STATUSES = frozenset({423, 425})
-
-_encoder = msgspec.json.Encoder()
-_envelope = msgspec.json.Decoder(ConfidentialComputeResponse)
 
 
 class _Sealed:
@@ -78,61 +81,86 @@ class _Sealed:
         return "_Sealed(<redacted>)"
 
 
+class _Shape(msgspec.Struct, gc=False):
+    """What sealing needs of the request JSON (the model, `stream`, what `num_compute_units`
+    reads): decoded without building the rest of it. Typed loosely: the request Struct checked
+    them, and `extra_body` may have changed them since."""
+
+    model: Any
+    stream: Any = None
+    max_tokens: Any = None
+    max_completion_tokens: Any = None
+    size: Any = None
+    n: Any = None
+
+
+_read_shape = msgspec.json.Decoder(_Shape).decode
+
+
+@functools.cache
+def _sealing() -> tuple[
+    Callable[[], None], Callable[..., tuple[bytes, ResponseKey]], Callable[..., int | None]
+]:
+    """What sealing uses, imported on the first call (two imports per call cost ~1.4 us)."""
+    from atoma_core._compute_units import num_compute_units
+    from atoma_core._crypto import require_cryptography, seal_body
+
+    return require_cryptography, seal_body, num_compute_units
+
+
 def _sealer(kind: ConfidentialKind) -> BodyBuilder:
     """The per-attempt body builder: lock (or reuse the lock), then seal the request JSON."""
 
     async def seal(plaintext: bytes, ctx: CallContext) -> bytes:
-        from atoma_core._compute_units import num_compute_units
-        from atoma_core._crypto import require_cryptography, seal_request
-
+        require_cryptography, seal_body, num_compute_units = _sealing()
         require_cryptography()  # MissingDependencyError, naming the extra, before any request
-        request: dict[str, Any] = msgspec.json.decode(plaintext)
-        model = request["model"]
-        lock = await lock_node(ctx, model)
-        sealed, key = seal_request(
+        shape = _read_shape(plaintext)
+        lock = await lock_node(ctx, shape.model)
+        fields = {"max_tokens": shape.max_tokens, "max_completion_tokens": shape.max_completion_tokens}
+        if kind == "images":
+            fields = {"size": shape.size, "n": shape.n}
+        body, key = seal_body(
             lock.public_key,
             plaintext,
-            model=model,
+            model=shape.model,
             stack_small_id=lock.stack_small_id,
-            num_compute_units=num_compute_units(kind, request),
-            stream=request.get("stream"),
+            num_compute_units=num_compute_units(kind, fields),
+            stream=shape.stream,
         )
         ctx.state = _Sealed(key, lock)
-        return _encoder.encode(sealed)
+        return body
 
     return seal
 
 
-def _open(raw: bytes, ctx: CallContext) -> bytes:
-    """A sealed answer's plaintext JSON (`ConfidentialComputeError` if it cannot be opened)."""
-    envelope = decode_json_body(raw, _envelope, 200)
-    sealed: _Sealed = ctx.state
-    return sealed.key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
+def _opened(response_type: type[T]) -> Callable[[bytes, CallContext], T]:
+    """Decode a sealed answer: open it with this attempt's key, then decode the plaintext.
+    Nothing of the plaintext reaches an error (`ResponseKey.open_answer`)."""
+    decode = msgspec.json.Decoder(response_type).decode
+
+    def open_answer(raw: bytes, ctx: CallContext) -> T:
+        sealed: _Sealed = ctx.state
+        return sealed.key.open_answer(raw, decode)
+
+    return open_answer
 
 
-def _event_decoder(ctx: CallContext) -> Callable[[bytes], ChatCompletionChunk]:
-    """The decoder of one confidential stream: open each event with this call's key, then decode
-    the chunk. An event that cannot be opened ends the stream: as `ConfidentialComputeError`
-    (a bad response) when it is the first, as `StreamInterruptedError` (with `.partial`) after."""
+def _event_decoder(decode_chunk: Callable[[bytes], T]) -> Callable[[CallContext], Callable[[bytes], T]]:
+    """The decoder of one confidential stream: each event opened with this call's key (a fresh
+    nonce each, hash checked), then decoded with `decode_chunk` (`ResponseKey.stream_decoder`)."""
+
+    def for_call(ctx: CallContext) -> Callable[[bytes], T]:
+        sealed: _Sealed = ctx.state
+        return sealed.key.stream_decoder(decode_chunk)
+
+    return for_call
+
+
+def _chat_event_decoder(ctx: CallContext) -> Callable[[bytes], ChatCompletionChunk]:
+    """The decoder of one confidential chat stream (`_parse_stream` plugs it in too)."""
     from atoma_core._stream import chat_chunk_decoder
 
-    key = ctx.state.key
-    decode_chunk = chat_chunk_decoder.decode
-    opened = 0
-
-    def decode(data: bytes) -> ChatCompletionChunk:
-        nonlocal opened
-        envelope = _envelope.decode(data)
-        try:
-            plaintext = key.open(envelope.ciphertext, envelope.nonce, envelope.response_hash)
-        except Exception as exc:
-            if opened == 0:
-                raise
-            raise StreamInterruptedError(f"stream event could not be opened: {exc}") from None
-        opened += 1
-        return decode_chunk(plaintext)
-
-    return decode
+    return _event_decoder(chat_chunk_decoder.decode)(ctx)
 
 
 def _operation(
@@ -147,7 +175,7 @@ def _operation(
         operation_id,
         "POST",
         path,
-        json_response(response_type, unwrap=_open),
+        json_response(response_type, decode=_opened(response_type)),
         request_type=request_type,
         build_body=_sealer(kind),
         retry_statuses=RELOCK_STATUSES,
@@ -181,21 +209,58 @@ _IMAGES = _operation(
 )
 
 
+_COMPLETIONS = _operation(
+    "confidential_completions_create",
+    COMPLETIONS_PATH,
+    "completions",
+    CompletionRequest,
+    CompletionResponse,
+    prepare=_completions.prepare_create,
+    idempotent=True,
+)
+
+
+def _stream_operation(
+    operation_id: str, path: str, kind: ConfidentialKind, handle: Any, **extra: Any
+) -> Operation[Any, Any]:
+    return Operation(
+        operation_id,
+        "POST",
+        path,
+        handle,
+        build_body=_sealer(kind),
+        accept="text/event-stream",
+        retry_statuses=RELOCK_STATUSES,
+        idempotent=True,  # streamed inference: a hedged copy is sealed afresh
+        **extra,
+    )
+
+
 @functools.cache
 def _chat_stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream]:
     from atoma_core._stream import open_chat_stream
 
-    return Operation(
+    return _stream_operation(
         "confidential_chat_completions_create_stream",
-        "POST",
         CHAT_PATH,
-        open_chat_stream(_event_decoder),
+        "chat",
+        open_chat_stream(_chat_event_decoder),
         request_type=ChatCompletionRequest,
         prepare=prepare_stream,
-        build_body=_sealer("chat"),
-        accept="text/event-stream",
-        retry_statuses=RELOCK_STATUSES,
-        idempotent=True,
+    )
+
+
+@functools.cache
+def _completions_stream_operation() -> Operation[CompletionRequest, CompletionStream]:
+    from atoma_core._stream import completion_chunk_decoder, open_completion_stream
+
+    return _stream_operation(
+        "confidential_completions_create_stream",
+        COMPLETIONS_PATH,
+        "completions",
+        open_completion_stream(_event_decoder(completion_chunk_decoder.decode)),
+        request_type=CompletionRequest,
+        prepare=_completions.prepare_stream,
     )
 
 
@@ -217,6 +282,25 @@ async def confidential_chat_create_stream(
     """`chat_create_stream`, encrypted: every event is decrypted; usage, `collect()`, deadlines and
     `.partial` work as for a plain stream."""
     return await call(core, _chat_stream_operation(), request, options)
+
+
+async def confidential_completions_create(
+    core: AtomaCore,
+    request: CompletionRequest | CompletionRequestParam,
+    options: RequestOptions | None = None,
+) -> Result[CompletionResponse, AtomaError]:
+    """`completions_create` (legacy text completions), encrypted to a node in a TEE: the same
+    `CompletionResponse`, decrypted."""
+    return await call(core, _COMPLETIONS, request, options)
+
+
+async def confidential_completions_create_stream(
+    core: AtomaCore,
+    request: CompletionRequest | CompletionRequestParam,
+    options: RequestOptions | None = None,
+) -> Result[CompletionStream, AtomaError]:
+    """`completions_create_stream`, encrypted: every event is decrypted, as for confidential chat."""
+    return await call(core, _completions_stream_operation(), request, options)
 
 
 async def confidential_embeddings_create(

@@ -112,9 +112,9 @@ def _operation(confidential: bool) -> Operation[Any, ParsedChatCompletion[Any]]:
     `ParsedChatCompletion` (no copy of the response per call)."""
     if confidential:
         from ._confidential import _CHAT as base
-        from ._confidential import _open
+        from ._confidential import _opened
 
-        handle = json_response(ParsedChatCompletion, unwrap=_open)
+        handle = json_response(ParsedChatCompletion, decode=_opened(ParsedChatCompletion))
     else:
         from ._chat import _CREATE as base
 

@@ -164,9 +164,9 @@ async def _open(
     if isinstance(spec, InvalidRequestError):
         return Err(spec)
     if confidential:
-        from ._confidential import _chat_stream_operation, _event_decoder
+        from ._confidential import _chat_event_decoder, _chat_stream_operation
 
-        operation = _operation(_chat_stream_operation(), _event_decoder, spec, mode)
+        operation = _operation(_chat_stream_operation(), _chat_event_decoder, spec, mode)
     else:
         from ._chat import _stream_operation
 

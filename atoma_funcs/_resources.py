@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from atoma_core.models.embeddings import EmbeddingRequest, EmbeddingResponse
     from atoma_core.models.images import ImageGenerationRequest, ImageGenerationResponse
     from atoma_core.models.models import HealthResponse, ModelList
-    from atoma_core.models.nodes import NodesCreateLockRequest, NodesCreateLockResponse
+    from atoma_core.models.nodes import (
+        NodesCreateLockRequest,
+        NodesCreateLockResponse,
+        NodesCreateRequest,
+        NodesCreateResponse,
+    )
     from atoma_core.models.parsed import ParsedChatCompletion
     from atoma_core.models.tool_run import ToolRun
     from atoma_core.result import Result
@@ -34,8 +39,10 @@ if TYPE_CHECKING:
         EmbeddingRequestParam,
         ImageGenerationKeywords,
         ImageGenerationRequestParam,
+        NodesCreateKeywords,
         NodesCreateLockKeywords,
         NodesCreateLockRequestParam,
+        NodesCreateRequestParam,
     )
 
     from ._parse import ParseMode
@@ -46,6 +53,7 @@ __all__ = [
     "Chat",
     "Completions",
     "ConfidentialChat",
+    "ConfidentialCompletions",
     "ConfidentialEmbeddings",
     "ConfidentialImages",
     "Embeddings",
@@ -313,7 +321,22 @@ class Health(_Resource[Face]):
 
 
 class Nodes(_Resource[Face]):
-    """`sdk.nodes`: confidential node locks (`POST /v1/nodes/lock`)."""
+    """`sdk.nodes`: confidential node locks (`POST /v1/nodes/lock`) and node registration
+    (`POST /v1/nodes`)."""
+
+    @api
+    async def create(
+        self,
+        /,
+        request: NodesCreateRequest | NodesCreateRequestParam | None = None,
+        options: RequestOptions | None = None,
+        **params: Unpack[NodesCreateKeywords],
+    ) -> NodesCreateResponse:
+        """Register a node's public address: `data` (`node_small_id`, `public_address`, `country`)
+        and `signature`, the node's base64 signature of it. Sends no bearer token."""
+        from ._nodes import nodes_create
+
+        return await self._run(nodes_create, request, options, params, openai_keywords=False)
 
     @api
     async def create_lock(
@@ -431,6 +454,38 @@ class ConfidentialChat(_Resource[Face]):
             )
 
         return await self._run(run, request, options, params)
+
+
+class ConfidentialCompletions(_Resource[Face]):
+    """`sdk.confidential_completions`: legacy text completions encrypted to a node in a TEE."""
+
+    __slots__ = ()
+
+    @api
+    async def create(
+        self,
+        /,
+        request: CompletionRequest | CompletionRequestParam | None = None,
+        options: RequestOptions | None = None,
+        **params: Unpack[CompletionKeywords],
+    ) -> CompletionResponse:
+        """Like `sdk.completions.create`, encrypted; the decrypted `CompletionResponse`."""
+        from ._confidential import confidential_completions_create
+
+        return await self._run(confidential_completions_create, request, options, params)
+
+    @api_stream
+    async def create_stream(
+        self,
+        /,
+        request: CompletionRequest | CompletionRequestParam | None = None,
+        options: RequestOptions | None = None,
+        **params: Unpack[CompletionKeywords],
+    ) -> CompletionStream:
+        """Like `sdk.completions.create_stream`, encrypted: every event decrypted."""
+        from ._confidential import confidential_completions_create_stream
+
+        return await self._run(confidential_completions_create_stream, request, options, params)
 
 
 class ConfidentialEmbeddings(_Resource[Face]):

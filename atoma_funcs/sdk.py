@@ -23,6 +23,7 @@ from ._resources import (
     Chat,
     Completions,
     ConfidentialChat,
+    ConfidentialCompletions,
     ConfidentialEmbeddings,
     ConfidentialImages,
     Embeddings,
@@ -47,6 +48,7 @@ __all__ = [
     "Chat",
     "Completions",
     "ConfidentialChat",
+    "ConfidentialCompletions",
     "ConfidentialEmbeddings",
     "ConfidentialImages",
     "Embeddings",
@@ -67,6 +69,7 @@ class _Client(Generic[Face]):
         "chat",
         "completions",
         "confidential_chat",
+        "confidential_completions",
         "confidential_embeddings",
         "confidential_images",
         "core",
@@ -92,9 +95,11 @@ class _Client(Generic[Face]):
     health: Health[Face]
     """Service health: `check`."""
     nodes: Nodes[Face]
-    """Node locks for confidential compute: `create_lock`."""
+    """Nodes: `create_lock` (confidential compute) and `create` (a node registering its address)."""
     confidential_chat: ConfidentialChat[Face]
     """Confidential chat: `create` and `create_stream`, encrypted end to end."""
+    confidential_completions: ConfidentialCompletions[Face]
+    """Confidential legacy completions: `create` and `create_stream`, encrypted end to end."""
     confidential_embeddings: ConfidentialEmbeddings[Face]
     """Confidential embeddings: `create`."""
     confidential_images: ConfidentialImages[Face]
@@ -130,6 +135,7 @@ class _Client(Generic[Face]):
         self.health = Health(core, runner, defaults)
         self.nodes = Nodes(core, runner, defaults)
         self.confidential_chat = ConfidentialChat(core, runner, defaults)
+        self.confidential_completions = ConfidentialCompletions(core, runner, defaults)
         self.confidential_embeddings = ConfidentialEmbeddings(core, runner, defaults)
         self.confidential_images = ConfidentialImages(core, runner, defaults)
 

@@ -70,41 +70,45 @@ class BenchServer:
             spec, answer = self._answer(found.group(1) if found else b"")
         except ValueError as exc:
             return web.json_response({"error": {"code": "REQUEST_ERROR", "message": str(exc)}}, status=400)
-        if key is not None:
-            answer = self._seal(key, answer)
         if isinstance(answer, bytes):
+            if key is not None:
+                answer = json.dumps(self._node().seal(key, answer)).encode()
             return web.Response(body=answer, headers=_JSON)
         response = web.StreamResponse(headers=_SSE)
         await response.prepare(request)
+        sent = 0
+        if key is not None and answer:
+            # The first write is sealed and sent at once, as a node sends its first event (time to
+            # first token); the rest are sealed together and then go out back to back, as the
+            # plain answer's writes do, so a client reads them as it reads a plain stream.
+            node = self._node()
+            await response.write(_seal_write(node, key, answer[0]))
+            answer = answer[:1] + [_seal_write(node, key, data) for data in answer[1:]]
+            sent = 1
         if spec.kind == "hold":
             before = hold_writes(spec)
-            for data in answer[:before]:
+            for data in answer[sent:before]:
                 await response.write(data)
             await self._released.setdefault(spec.group, asyncio.Event()).wait()
-            answer = answer[before:]
-        for data in answer:
+            answer, sent = answer[max(before, sent) :], 0
+        for data in answer[sent:]:
             await response.write(data)
         await response.write_eof()
         return response
 
-    def _seal(self, key: Any, answer: bytes | list[bytes]) -> bytes | list[bytes]:
-        """The same answer sealed for one request: the JSON body, or each `data:` event of each write
-        (comments kept), so writes and events line up with the plain answer."""
-        node = self._node()
-        if isinstance(answer, bytes):
-            return json.dumps(node.seal(key, answer)).encode()
-        sealed = []
-        for write in answer:
-            blocks = [
-                b"data: " + json.dumps(node.seal(key, block[6:])).encode() if block.startswith(b"data: ") else block
-                for block in write.split(b"\n\n")
-            ]
-            sealed.append(b"\n\n".join(blocks))
-        return sealed
-
     async def release(self, request: web.Request) -> web.Response:
         self._released.setdefault(request.match_info["group"], asyncio.Event()).set()
         return web.Response(text="released")
+
+
+def _seal_write(node: Any, key: Any, write: bytes) -> bytes:
+    """One write of a stream sealed for one request: each `data:` event sealed by the node
+    (`response_hash`, `signature`), comments kept, so writes and events line up with the plain answer."""
+    blocks = [
+        b"data: " + json.dumps(node.seal(key, block[6:])).encode() if block.startswith(b"data: ") else block
+        for block in write.split(b"\n\n")
+    ]
+    return b"\n\n".join(blocks)
 
 
 async def serve(port: int) -> None:

@@ -61,7 +61,7 @@ def test_bad_lines_are_reported_and_skipped(tmp_path: Path) -> None:
         "line 2: not JSON (JSON is malformed: object keys must be strings (byte 1))",
         "line 4: no custom_id (a non-empty string)",
         "line 5: duplicate custom_id 'id-1' (first on line 1)",
-        "line 6: unknown url '/v1/images/generations' (batch runs /v1/chat/completions, /v1/completions, /v1/embeddings)",
+        "line 6: unknown url '/v1/images/generations' (batch runs /v1/chat/completions, /v1/completions, /v1/confidential/completions, /v1/embeddings)",
         "line 8: not a JSON object but list",
     ]
     assert sorted(row["custom_id"] for row in output(out)) == ["emb", "id-1"]

@@ -12,14 +12,22 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from atoma_core import AtomaCore, ChatCompletionStream, RequestOptions, errors
-from atoma_core.models import ChatCompletionResponse, EmbeddingResponse, ImageGenerationResponse
+from atoma_core import AtomaCore, ChatCompletionStream, CompletionStream, RequestOptions, RetryConfig, errors
+from atoma_core.models import (
+    ChatCompletionResponse,
+    CompletionResponse,
+    EmbeddingResponse,
+    ImageGenerationResponse,
+)
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import (
     AtomaSDK,
     chat_create,
+    completions_create,
     confidential_chat_create,
     confidential_chat_create_stream,
+    confidential_completions_create,
+    confidential_completions_create_stream,
     confidential_embeddings_create,
     confidential_images_generate,
 )
@@ -74,7 +82,9 @@ async def test_a_lock_is_reused_but_every_request_gets_fresh_keys(core: AtomaCor
 async def test_embeddings_and_images(core: AtomaCore, sandbox: Sandbox) -> None:
     emb = (await confidential_embeddings_create(core, {"model": "e", "input": ["a b", "c"]})).unwrap()
     assert isinstance(emb, EmbeddingResponse) and len(emb.data) == 2 and len(emb.data[0].embedding) == 8
-    img = (await confidential_images_generate(core, {"model": "i", "prompt": "a cat", "size": "64x32", "n": 2})).unwrap()
+    img = (
+        await confidential_images_generate(core, {"model": "i", "prompt": "a cat", "size": "64x32", "n": 2})
+    ).unwrap()
     assert isinstance(img, ImageGenerationResponse) and len(img.data) == 2
     sent = confidential_posts(sandbox)
     assert [s["model_name"] for s in sent] == ["e", "i"]
@@ -98,6 +108,45 @@ async def test_stream_decrypts_every_event_and_keeps_usage(core: AtomaCore, sand
     done = (await (await confidential_chat_create_stream(core, STREAM_CHAT)).unwrap().collect()).unwrap()
     assert done.choices[0].message.content == whole.choices[0].message.content and done.usage is not None
     assert acquired_connections(core) == 0
+
+
+async def test_completions_plain_and_streamed_are_encrypted(core: AtomaCore, sandbox: Sandbox) -> None:
+    request = {"model": "sandbox-model", "prompt": SECRET, "max_tokens": 64}
+    plain = (await completions_create(core, request)).unwrap()
+    resp = (await confidential_completions_create(core, request)).unwrap()
+    assert isinstance(resp, CompletionResponse) and resp.choices[0].text == plain.choices[0].text
+    assert SECRET in resp.choices[0].text and resp.meta is not None and resp.meta.attempts == 1
+    stream = (await confidential_completions_create_stream(core, request)).unwrap()
+    assert isinstance(stream, CompletionStream)
+    pieces = []
+    async with stream:
+        async for chunk in stream:
+            if chunk.choices:
+                pieces.append(chunk.choices[0].text)
+    assert "".join(pieces) == plain.choices[0].text
+    assert stream.usage is not None and stream.usage.total_tokens == plain.usage.total_tokens  # type: ignore[union-attr]
+    sealed = [r for r in sandbox.requests if r.path == "/v1/confidential/completions"]
+    assert len(sealed) == 2 and locks(sandbox) == 1
+    for sent in sealed:
+        assert SECRET.encode() not in sent.raw and b"prompt" not in sent.raw
+        assert sent.json["model_name"] == "sandbox-model" and sent.json["num_compute_units"] == 64
+    assert [s.json["stream"] for s in sealed] == [False, True]
+    assert acquired_connections(core) == 0
+
+
+async def test_a_tampered_completion_event_keeps_what_was_decrypted(
+    locked: AtomaCore, sandbox: Sandbox
+) -> None:
+    sandbox.script(faults.tamper(after_chunks=2))
+    stream = (
+        await confidential_completions_create_stream(locked, {"model": "sandbox-model", "prompt": "a b c"})
+    ).unwrap()
+    with pytest.raises(errors.StreamInterruptedError) as caught:
+        async with stream:
+            async for _ in stream:
+                pass
+    assert caught.value.partial.choices[0].text
+    assert acquired_connections(locked) == 0
 
 
 @pytest.mark.parametrize(("status", "code"), [(423, "LOCKED"), (425, "UNAVAILABLE_STACK")])
@@ -151,7 +200,9 @@ async def test_a_spoiled_answer_is_a_typed_error(
     assert SECRET not in str(res.error) and res.error.attempts == 1
 
 
-async def test_a_tampered_event_mid_stream_keeps_what_was_decrypted(locked: AtomaCore, sandbox: Sandbox) -> None:
+async def test_a_tampered_event_mid_stream_keeps_what_was_decrypted(
+    locked: AtomaCore, sandbox: Sandbox
+) -> None:
     core = locked
     sandbox.script(faults.tamper(after_chunks=3))
     stream = (await confidential_chat_create_stream(core, STREAM_CHAT)).unwrap()
@@ -182,7 +233,10 @@ async def test_no_node_for_the_model_fails_before_sealing(core: AtomaCore, sandb
 async def test_the_lock_follows_per_call_server_url(sandbox: Sandbox) -> None:
     async with Sandbox(token=TOKEN) as other, AtomaCore(TOKEN, sandbox.url) as core:
         resp = await confidential_chat_create(core, REQUEST, RequestOptions(server_url=other.url))
-        assert resp.ok and [r.path for r in other.requests] == ["/v1/nodes/lock", "/v1/confidential/chat/completions"]
+        assert resp.ok and [r.path for r in other.requests] == [
+            "/v1/nodes/lock",
+            "/v1/confidential/chat/completions",
+        ]
         assert sandbox.requests == []
 
 
@@ -218,7 +272,9 @@ def test_without_cryptography_the_error_names_the_extra() -> None:
 
 
 def test_importing_the_confidential_functions_loads_no_cryptography() -> None:
-    code = "import sys, atoma_funcs; atoma_funcs.confidential_chat_create; print('cryptography' in sys.modules)"
+    code = (
+        "import sys, atoma_funcs; atoma_funcs.confidential_chat_create; print('cryptography' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
 
@@ -234,9 +290,118 @@ async def test_class_style(sdk: AtomaSDK, sandbox: Sandbox) -> None:
     assert resp.choices[0].message.content == "You said: hi"
     async with await sdk.confidential_chat.create_stream(REQUEST) as stream:
         assert (await stream.collect()).unwrap().choices[0].message.content == f"You said: {SECRET}"
+    assert "hi" in (await sdk.confidential_completions.create(model="m", prompt="hi")).choices[0].text
+    async with await sdk.confidential_completions.create_stream(model="m", prompt="hi") as completion:
+        assert "hi" in (await completion.collect()).unwrap().choices[0].text
     assert (await sdk.confidential_embeddings.create(model="e", input="x")).data
     assert (await sdk.confidential_images.generate(model="i", prompt="p")).data[0].url
     sandbox.script(faults.tamper())  # the lock is cached: this spoils the answer
     with pytest.raises(errors.ConfidentialComputeError):
         await sdk.confidential_chat.create(REQUEST)
     assert json.dumps(confidential_posts(sandbox)[0])  # plain JSON on the wire
+
+
+async def test_a_batch_job_runs_confidential_completions(core: AtomaCore, sandbox: Sandbox) -> None:
+    from atoma_funcs import batch_run
+
+    items = [
+        {
+            "custom_id": str(i),
+            "url": "/v1/confidential/completions",
+            "body": {"model": "m", "prompt": f"p{i}"},
+        }
+        for i in range(3)
+    ]
+    done = {r.custom_id: r.result.unwrap() async for r in batch_run(core, items, concurrency=2)}
+    assert {k: v.choices[0].text for k, v in done.items()} == {str(i): f"You said: p{i}" for i in range(3)}
+    assert len(confidential_posts(sandbox)) == 3
+
+
+# ---------------------------------------------------------------- issue 26, items 11 and 12
+
+
+async def test_a_replayed_event_ends_the_stream_and_keeps_what_came_before(
+    locked: AtomaCore, sandbox: Sandbox
+) -> None:
+    """A proxy resending an event (the same nonce, under the same key) must not get it in twice."""
+    sandbox.script(faults.replay(after_chunks=2))  # events: role, "You", " said:", " said:" again
+    stream = (await confidential_chat_create_stream(locked, STREAM_CHAT)).unwrap()
+    with pytest.raises(errors.StreamInterruptedError) as caught:
+        async with stream:
+            async for _ in stream:
+                pass
+    assert "replayed" in caught.value.message
+    assert caught.value.partial.choices[0].message.content == "You said:"  # once, not twice
+    assert acquired_connections(locked) == 0
+
+
+async def test_a_replayed_completion_event_ends_the_stream(locked: AtomaCore, sandbox: Sandbox) -> None:
+    sandbox.script(faults.replay(after_chunks=1))
+    request = {"model": "sandbox-model", "prompt": "a b c"}
+    stream = (await confidential_completions_create_stream(locked, request)).unwrap()
+    with pytest.raises(errors.StreamInterruptedError):
+        async with stream:
+            async for _ in stream:
+                pass
+    assert caught_text(stream) == "You said:"  # " said:" once, not twice
+
+
+def caught_text(stream: CompletionStream) -> str:
+    return stream.partial.choices[0].text
+
+
+PLAINTEXT = "the decrypted secret plaintext, not JSON"
+
+
+def assert_no_plaintext(error: BaseException, secret: str = PLAINTEXT) -> None:
+    """Neither the error, its message, its attributes nor anything it was raised from holds it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error) + repr(error) + repr(vars(error))
+        assert secret not in text and secret.encode() not in getattr(error, "raw", b"")
+        partial = getattr(error, "partial", None)
+        assert partial is None or secret not in repr(partial)
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+
+
+DEEP = '{"x": ' + "[" * 200_000 + "]" * 200_000 + ', "choices": []}'  # msgspec: RecursionError
+
+
+@pytest.mark.parametrize(
+    "text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', '["' + PLAINTEXT + '"]', DEEP], ids=str.__len__
+)
+async def test_a_decrypted_answer_that_does_not_decode_reaches_no_error(
+    locked: AtomaCore, sandbox: Sandbox, text: str
+) -> None:
+    sandbox.script(faults.sealed_text(text))
+    res = await confidential_chat_create(locked, REQUEST)
+    assert isinstance(res.error, errors.ResponseValidationError)
+    assert not isinstance(res.error, errors.ConfidentialComputeError)  # it opened fine
+    assert_no_plaintext(res.error)
+    assert res.error.raw == b"" or b"ciphertext" in res.error.raw  # the sealed envelope at most
+    assert "decrypted response" in res.error.message
+
+
+@pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', DEEP], ids=str.__len__)
+@pytest.mark.parametrize("at", [0, 2])
+async def test_a_decrypted_event_that_does_not_decode_reaches_no_error(
+    locked: AtomaCore, sandbox: Sandbox, text: str, at: int
+) -> None:
+    sandbox.script(faults.sealed_text(text, after_chunks=at))
+    res = await confidential_chat_create_stream(
+        locked, STREAM_CHAT, RequestOptions(retries=RetryConfig(strategy="none"))
+    )
+    if res.ok:
+        with pytest.raises(errors.AtomaError) as caught:
+            async with res.value:
+                async for _ in res.value:
+                    pass
+        error: BaseException = caught.value
+    else:
+        error = res.error
+    assert isinstance(
+        error, (errors.ResponseValidationError, errors.StreamInterruptedError, errors.APIConnectionError)
+    )
+    assert_no_plaintext(error)
+    assert acquired_connections(locked) == 0

@@ -15,8 +15,14 @@ import pytest
 
 from atoma_core._compute_units import num_compute_units
 from atoma_core._crypto import Ephemeral, ResponseKey, b64, private_key, public_key_b64, seal_request
-from atoma_core.errors import ConfidentialComputeError, MissingDependencyError, ResponseValidationError
+from atoma_core.errors import (
+    ConfidentialComputeError,
+    MissingDependencyError,
+    ResponseValidationError,
+    StreamInterruptedError,
+)
 from atoma_core.models import (
+    ChatCompletionChunk,
     ConfidentialComputeRequest,
     ConfidentialComputeResponse,
     NodesCreateLockRequest,
@@ -205,6 +211,54 @@ def test_malformed_fields_are_typed_failures(change: dict[str, str], reason: str
     with pytest.raises(ConfidentialComputeError) as caught:
         key.open(sealed["ciphertext"], sealed["nonce"], sealed["response_hash"])
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"nonce": b64(b"short")}, "encoding"),
+        ({"nonce": "not base64!"}, "encoding"),
+        ({"ciphertext": "A"}, "encoding"),
+        ({"response_hash": "é"}, "encoding"),
+        ({"ciphertext": b64(b"x" * 40)}, "tag"),
+        ({"response_hash": b64(bytes(32))}, "hash"),
+    ],
+)
+def test_the_stream_decoder_types_each_failure_first_and_later(change: dict[str, str], reason: str) -> None:
+    """The same failures through a stream's decoder (the envelope's base64 decoded by msgspec):
+    `ConfidentialComputeError` on the first event, `StreamInterruptedError` once one opened."""
+    node = SandboxNode()
+    _, key, node_key = sealed_pair(node)
+    decode = msgspec.json.Decoder(ChatCompletionChunk).decode
+    bad = msgspec.json.encode({**node.seal(node_key, CHUNK), **change})
+    with pytest.raises(ConfidentialComputeError) as first:
+        key.stream_decoder(decode)(bad)
+    assert first.value.reason == reason
+    later = key.stream_decoder(decode)
+    assert later(msgspec.json.encode(node.seal(node_key, CHUNK))).choices
+    with pytest.raises(StreamInterruptedError) as caught:
+        later(bad)
+    assert "could not be opened" in caught.value.message and "secret answer" not in str(caught.value)
+    assert_no_secret_leaks(first.value, b"secret answer")
+    with pytest.raises(msgspec.ValidationError):  # not a sealed message: the stream reads the error in it
+        later(b'{"error": {"code": "X", "message": "m"}}')
+    with pytest.raises(msgspec.DecodeError):  # [DONE] and the like: left to the stream
+        later(b"[DONE]")
+
+
+def test_the_stream_decoder_lets_go_of_its_cipher_between_reads_and_still_opens() -> None:
+    """`release()` (the event stream calls it after each read) drops the AES-GCM context; the next
+    event rebuilds it, and a replay across the release is still caught."""
+    node = SandboxNode()
+    _, key, node_key = sealed_pair(node)
+    decode = key.stream_decoder(msgspec.json.Decoder(ChatCompletionChunk).decode)
+    first = msgspec.json.encode(node.seal(node_key, CHUNK))
+    assert decode(first).choices[0].delta.content == "secret answer"
+    decode.release()  # type: ignore[attr-defined]
+    assert decode(msgspec.json.encode(node.seal(node_key, CHUNK))).choices
+    decode.release()  # type: ignore[attr-defined]
+    with pytest.raises(StreamInterruptedError, match="replayed"):
+        decode(first)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from atoma_core.models import (
     ImageGenerationResponse,
     ModelList,
     NodesCreateLockResponse,
+    NodesCreateResponse,
 )
 from atoma_core.testing import Sandbox, faults
 from atoma_funcs import (
@@ -29,6 +30,7 @@ from atoma_funcs import (
     health,
     images_generate,
     models_list,
+    nodes_create,
     nodes_create_lock,
     open_router_models_list,
 )
@@ -103,6 +105,23 @@ async def test_nodes_create_lock(core: AtomaCore, sandbox: Sandbox) -> None:
     assert sandbox.requests[-1].json == {"model": "m", "max_num_tokens": 100}
 
 
+NODE = {
+    "data": {"node_small_id": 7, "public_address": "https://node.example:3000", "country": "DE"},
+    "signature": "c2lnbmF0dXJl",
+}
+
+
+async def test_nodes_create_sends_the_signed_data_without_a_token(core: AtomaCore, sandbox: Sandbox) -> None:
+    created = (await nodes_create(core, NODE)).unwrap()
+    assert isinstance(created, NodesCreateResponse) and created.message == "Success"
+    assert created.meta is not None and created.meta.attempts == 1
+    sent = sandbox.requests[-1]
+    assert (sent.method, sent.path, sent.json) == ("POST", "/v1/nodes", NODE)
+    assert "Authorization" not in sent.headers  # a node is authenticated by its signature
+    async with AtomaCore(server_url=sandbox.url) as anonymous:  # no token configured at all: fine
+        assert (await nodes_create(anonymous, NODE)).ok
+
+
 async def test_completions_create(core: AtomaCore, sandbox: Sandbox) -> None:
     resp = (await completions_create(core, {"model": "c", "prompt": "one two three", "max_tokens": 3})).unwrap()
     assert isinstance(resp, CompletionResponse)
@@ -147,6 +166,7 @@ async def test_completions_stream_truncated_keeps_partial(core: AtomaCore, sandb
         (images_generate, {"model": "i", "prompt": "x"}),
         (completions_create, {"model": "c", "prompt": "x"}),
         (nodes_create_lock, {"model": "m"}),
+        (nodes_create, NODE),
         (models_list, None),
         (health, None),
     ],
@@ -178,6 +198,8 @@ async def test_every_operation_retries_and_maps_errors(
         (images_generate, {"model": "i", "prompt": 3}, "prompt"),
         (completions_create, {"prompt": "x"}, "model"),
         (nodes_create_lock, {"model": "m", "nope": 1}, "nope"),
+        (nodes_create, {"data": NODE["data"]}, "signature"),
+        (nodes_create, {**NODE, "data": {"node_small_id": 1, "public_address": "a"}}, "country"),
     ],
 )
 async def test_bad_requests_are_refused_before_sending(
@@ -248,6 +270,8 @@ async def test_class_style_every_operation(sdk: AtomaSDK) -> None:
     assert (await sdk.models.list_open_router())["data"]
     assert (await sdk.health.check()).message == "ok"
     assert (await sdk.nodes.create_lock(model="m")).public_key
+    assert (await sdk.nodes.create(NODE)).message == "Success"
+    assert (await sdk.nodes.create(data=NODE["data"], signature="c2ln")).message == "Success"
     assert (await sdk.completions.create(model="c", prompt="hi")).choices[0].text == "You said: hi"
     async with await sdk.completions.create_stream(model="c", prompt="hi") as stream:
         text = "".join([c.choices[0].text async for c in stream if c.choices])

@@ -438,3 +438,20 @@ def test_reading_metrics_and_usage_while_iterating_keeps_the_answer_exact() -> N
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+def test_the_last_three_operations_on_the_sync_face(sdk: AtomaSyncSDK, sandbox: Sandbox) -> None:
+    """`confidential_completions.create` / `.create_stream` and `nodes.create` block like the rest."""
+    done = sdk.confidential_completions.create(model="m", prompt="a b")
+    assert done.choices[0].text == "You said: a b"
+    with sdk.confidential_completions.create_stream(model="m", prompt="a b") as stream:
+        text = "".join(chunk.choices[0].text for chunk in stream if chunk.choices)
+    assert text == "You said: a b" and stream.usage is not None
+    node = {"data": {"node_small_id": 1, "public_address": "https://n.example", "country": "FR"}, "signature": "c2ln"}
+    assert sdk.nodes.create(node).message == "Success"
+    assert [r.path for r in sandbox.requests if r.path != "/v1/nodes/lock"] == [
+        "/v1/confidential/completions",
+        "/v1/confidential/completions",
+        "/v1/nodes",
+    ]
+    assert pool_in_use(sdk) == 0

@@ -22,8 +22,10 @@ __all__ = [
     "non_json",
     "only_for",
     "oversized_event",
+    "replay",
     "reply",
     "reset",
+    "sealed_text",
     "stall",
     "status",
     "substitute_key",
@@ -51,9 +53,15 @@ FaultKind = Literal[
     "done_then_linger",
     "tamper",
     "wrong_hash",
+    "replay",
+    "sealed_text",
     "substitute_key",
     "reply",
 ]
+
+
+# Faults a confidential route applies while sealing (`_sealed.py`), not by cutting the stream.
+SEALING_FAULTS = frozenset({"tamper", "wrong_hash", "replay", "sealed_text"})
 
 
 class Fault(msgspec.Struct, frozen=True, kw_only=True):
@@ -240,6 +248,17 @@ def tamper(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
 def wrong_hash(after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
     """Confidential routes: a `response_hash` that does not match the answer (None) or event N."""
     return Fault(kind="wrong_hash", after_chunks=after_chunks, times=times)
+
+
+def replay(after_chunks: int = 1, *, times: int | None = 1) -> Fault:
+    """Confidential streams: send sealed event N again right after it (a proxy replaying it)."""
+    return Fault(kind="replay", after_chunks=after_chunks, times=times)
+
+
+def sealed_text(body: str, after_chunks: int | None = None, *, times: int | None = 1) -> Fault:
+    """Confidential routes: the node seals `body` (properly, hash and all) instead of the JSON
+    answer (None) or of event N: a decrypted answer that is not what the route promises."""
+    return Fault(kind="sealed_text", body=body, after_chunks=after_chunks, times=times)
 
 
 def substitute_key(key: str | None = None, *, node_small_id: int = 0, times: int | None = 1) -> Fault:

@@ -124,6 +124,20 @@ def _lock(body: dict[str, Any], rid: str, served: Served) -> Answer:
     return {"node_small_id": 1, "public_key": key, "stack_small_id": int(rid), "stack_entry_digest": None}
 
 
+def _node_created(body: dict[str, Any], rid: str, served: Served) -> Answer:
+    return {"message": "Success"}
+
+
+def _is_assignment(value: Any) -> bool:
+    """A `NodePublicAddressAssignment`: what the proxy parses before checking the signature."""
+    return (
+        isinstance(value, dict)
+        and type(value.get("node_small_id")) is int
+        and isinstance(value.get("public_address"), str)
+        and isinstance(value.get("country"), str)
+    )
+
+
 _MODEL = (("model", _is_str),)
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -134,6 +148,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/embeddings"): Route(True, (*_MODEL, ("input", _is_str_or_list)), _embeddings),
     ("POST", "/v1/images/generations"): Route(True, (*_MODEL, ("prompt", _is_str)), _images),
     ("POST", "/v1/nodes/lock"): Route(True, _MODEL, _lock),
+    # Authenticated by the node's signature, not a token (the sandbox does not verify it).
+    ("POST", "/v1/nodes"): Route(False, (("data", _is_assignment), ("signature", _is_str)), _node_created),
     ("GET", "/v1/models"): Route(True, (), _models),
     ("GET", "/v1/open_router/models"): Route(False, (), _open_router),
     ("GET", "/health"): Route(False, (), _health),
@@ -149,7 +165,7 @@ _SEALED_FIELDS = tuple(
         "plaintext_body_hash",
     )
 )
-for _plain in ("/v1/chat/completions", "/v1/embeddings", "/v1/images/generations"):
+for _plain in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/images/generations"):
     ROUTES[("POST", "/v1/confidential" + _plain[3:])] = Route(
         True, _SEALED_FIELDS, ROUTES[("POST", _plain)].answer, sealed=("POST", _plain)
     )

@@ -34,7 +34,13 @@ def open_sealed(node: SandboxNode, raw: bytes) -> tuple[dict[str, Any], Response
 
 def seal_answer(node: SandboxNode, key: ResponseKey, answer: Answer, fault: Fault | None) -> Answer:
     """Seal a JSON answer or each chunk of a stream; a `tamper` / `wrong_hash` fault spoils the
-    answer (after_chunks None) or the event at index `after_chunks`."""
+    answer (after_chunks None) or the event at index `after_chunks`, `sealed_text` seals other
+    bytes in its place, `replay` sends that event twice."""
+    if fault is not None and fault.kind == "sealed_text":
+        text = node.seal(key, (fault.body or "").encode())
+        if isinstance(answer, dict) or fault.after_chunks is None:
+            return text
+        return [text if i == fault.after_chunks else node.seal(key, c) for i, c in enumerate(answer)]
     spoil = None
     if fault is not None and fault.kind in ("tamper", "wrong_hash"):
         spoil = tamper_ciphertext if fault.kind == "tamper" else wrong_response_hash
@@ -46,6 +52,8 @@ def seal_answer(node: SandboxNode, key: ResponseKey, answer: Answer, fault: Faul
             else sealed
         )
     events = [node.seal(key, chunk) for chunk in answer]
+    if fault is not None and fault.kind == "replay" and fault.after_chunks is not None:
+        events.insert(fault.after_chunks + 1, events[fault.after_chunks])
     if spoil is not None and fault is not None and fault.after_chunks is not None:
         events[fault.after_chunks] = spoil(events[fault.after_chunks])
     return events

@@ -316,7 +316,7 @@ class Sandbox:
             return _error(401)
         if not route.fields:
             return body
-        if self.models is not None and body["model"] not in self.models:
+        if self.models is not None and "model" in body and body["model"] not in self.models:
             return _error(400, "Request error: Model not supported")
         for message in body.get("messages", ()):
             content = message.get("content") if isinstance(message, dict) else None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ._faults import SEALING_FAULTS
 from ._routes import padded_chunk
 
 if TYPE_CHECKING:
@@ -110,8 +111,8 @@ async def stream(
     if kind == "delay" and fault is not None:
         await pause(sb, resp, fault.seconds)
     cut = -1
-    if fault is not None and fault.after_chunks is not None and fault.kind not in ("tamper", "wrong_hash"):
-        cut = fault.after_chunks  # (tamper and wrong_hash spoil a sealed event instead: _sealed.py)
+    if fault is not None and fault.after_chunks is not None and fault.kind not in SEALING_FAULTS:
+        cut = fault.after_chunks  # (sealing faults spoil or replay a sealed event instead: _sealed.py)
     for i, frame in enumerate(frames):
         if i == cut and fault is not None:
             await _stream_fault(sb, request, resp, fault)
