@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 PRISM_DIR := .prism
 PRISM_STAMP := $(PRISM_DIR)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# Debian's redis-server, for tests/test_shared_limiter.py (which skips, saying why, without it).
+REDIS_STAMP := $(VENV)/.installed-redis
 
 .PHONY: demo test lint typecheck pytest docs docs-build docs-serve bench bench-quick bench-batch bench-frameworks e2e batch-ray clean
 
@@ -28,6 +30,18 @@ $(PRISM_STAMP): tests/data/prism/package.json tests/data/prism/package-lock.json
 		echo "note: npm not found, so Prism is not installed and tests/test_prism.py will be skipped"; \
 	fi
 
+# Without apt-get (or root) this prints a note: tests/test_shared_limiter.py then skips.
+$(REDIS_STAMP): $(STAMP)
+	@if command -v redis-server >/dev/null 2>&1; then \
+		touch $@; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1)) && \
+		touch $@ || echo "note: redis-server could not be installed, so tests/test_shared_limiter.py will skip its Redis tests"; \
+	else \
+		echo "note: no redis-server and no apt-get as root, so tests/test_shared_limiter.py will skip its Redis tests"; \
+	fi
+
 # With ATOMASDK_BEARER_AUTH set, the demo talks to the real API instead of the bundled sandbox.
 # Its last line says what to do next.
 DEMO_NEXT_SANDBOX := 'Next: export ATOMASDK_BEARER_AUTH=<your Atoma key> and run "make demo" again for a real answer, or try the README quick start against the sandbox.'
@@ -45,7 +59,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(PRISM_STAMP)
+pytest: $(STAMP) $(PRISM_STAMP) $(REDIS_STAMP)
 	PYTHONDEVMODE=1 $(BIN)/python -m pytest -q
 
 # The documentation site (mkdocs.yml): built strictly into site/, so a broken link, a page missing

@@ -136,6 +136,7 @@ class EventStream(Generic[E, R]):
         "_release",
         "_response",
         "_room",
+        "_served",
         "_started",
         "_timeouts",
         "_token_at",
@@ -183,6 +184,7 @@ class EventStream(Generic[E, R]):
         self.request_id = ctx.request_id
         self.attempts = ctx.attempts
         self._call: CallContext | None = None  # set once handed out, if call-level hooks watch
+        self._served: Any = None  # what answered (a route's target), for `collect()`'s meta
         timeouts = ctx.timeouts
         # Timers hold the stream weakly: an abandoned stream must still be collected (and warn).
         me = weakref.ref(self)
@@ -557,6 +559,8 @@ class EventStream(Generic[E, R]):
         response = self._folded().snapshot()
         elapsed = (self._ended_at or self._loop.time()) - self._started
         stamp_meta(response, self.attempts, self.request_id, self.headers, elapsed)
+        if self._served is not None:
+            self._served.apply(getattr(response, "meta", None))
         return Ok(response)
 
     async def aclose(self) -> None:

@@ -45,6 +45,7 @@ class CallContext:
         "core",
         "deadline",
         "end_taken",
+        "hedged",
         "hooks",
         "last_error",
         "operation_id",
@@ -52,8 +53,10 @@ class CallContext:
         "ready_by",
         "request_id",
         "retry",
+        "route",
         "started",
         "state",
+        "target",
         "timeouts",
     )
 
@@ -83,6 +86,9 @@ class CallContext:
         self.hooks: tuple[Hooks, ...] = core.hooks
         self.call: CallInfo | None = None
         self.end_taken = False
+        self.route: Any = None  # `_route.Route` when fallbacks, hedging, breakers or a limiter apply
+        self.target: Any = None  # the route's target being tried
+        self.hedged = False  # a hedged copy answered
 
     def take_end(self) -> CallContext | None:
         """For a value that outlives the call (a stream): its own end will `end()` the call, so the
@@ -126,6 +132,8 @@ class Operation(Generic[Req, T]):
     build_body: an async step run before every attempt on the encoded JSON (encryption).
     auth: False for routes that take no bearer token (`/health`, `/v1/open_router/models`).
     retry_statuses: statuses this operation retries on top of the configured ones.
+    idempotent: sending it twice changes nothing more than sending it once (inference, reads):
+        only such operations are hedged, unless `Hedge(non_idempotent=True)`. Default: GET only.
     An operation that accepts `text/event-stream` `streams`: its value outlives `handle`.
     """
 
@@ -134,6 +142,7 @@ class Operation(Generic[Req, T]):
         "auth",
         "build_body",
         "handle",
+        "idempotent",
         "method",
         "operation_id",
         "path",
@@ -156,6 +165,7 @@ class Operation(Generic[Req, T]):
         accept: str = "application/json",
         auth: bool = True,
         retry_statuses: frozenset[int] = frozenset(),
+        idempotent: bool | None = None,
     ) -> None:
         self.operation_id = operation_id
         self.method = method
@@ -167,6 +177,7 @@ class Operation(Generic[Req, T]):
         self.accept = accept
         self.auth = auth
         self.retry_statuses = retry_statuses
+        self.idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
         # Its value is an open event stream, read on after `handle` returns.
         self.streams = accept == "text/event-stream"
 
@@ -184,6 +195,7 @@ class Operation(Generic[Req, T]):
             accept=self.accept,
             auth=self.auth,
             retry_statuses=self.retry_statuses,
+            idempotent=self.idempotent,
         )
 
 

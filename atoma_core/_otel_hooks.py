@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
-    from .config import CallInfo, HookContext
+    from .config import CallInfo, CircuitChange, HookContext
 
 __all__ = ["Telemetry"]
 
@@ -85,10 +85,16 @@ class Telemetry:
             description="Time to receive the first chunk in a streaming operation.",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
+        self.circuit_changes = meter.create_counter(
+            "atoma.circuit.changes",
+            unit="{change}",
+            description="Circuit breaker state changes, by server, model and new state.",
+        )
         self.capture_content = capture_content
         self.failed = False  # an error of the instrumentation was logged already
         after_attempt = self._contained(self.after_attempt)
         self.hooks = Hooks(
+            on_circuit_change=self._contained(self.on_circuit_change),
             on_call_start=self._contained(self.on_call_start),
             before_request=self._contained(self.before_request),
             after_success=after_attempt,
@@ -118,6 +124,20 @@ class Telemetry:
                 )
 
         return contained
+
+    # ------------------------------------------------------------------ breakers
+
+    def on_circuit_change(self, change: CircuitChange) -> None:
+        """A breaker changed state: count it, and note it on the span current then (if any)."""
+        attributes = {
+            "server.address": change.server_url,
+            "gen_ai.request.model": change.model or "",
+            "atoma.circuit.state": change.new,
+        }
+        self.circuit_changes.add(1, attributes)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event("atoma.circuit", {**attributes, "atoma.circuit.previous_state": change.old})
 
     # ------------------------------------------------------------------ call-level
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 import aiohttp
 import msgspec
@@ -18,6 +18,7 @@ from ._attempt_hooks import edited_headers, hook_context, run_hooks
 from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
+from ._route import guarded_attempt, plan, run_targets
 from ._watchdog import AttemptTimer
 from .config import (
     CallInfo,
@@ -139,9 +140,33 @@ async def call(
     if deadline is None and timeouts.response is not None:
         ready_by = started + timeouts.response
     ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options, ready_by)
+    if core.routes or (options is not None and options.resilient):  # else: no cost at all
+        try:
+            ctx.route = plan(core, op, req, body, url, server_url, options, _with_model(op, extra_body))
+        except AtomaError as invalid:  # a fallback's body that cannot be encoded
+            return Err(invalid)
     if ctx.hooks and any(h.on_call_start or h.on_call_end for h in ctx.hooks):
         return await _observed(op, ctx, req, url, headers, body)
-    return await _attempts(op, ctx, url, headers, body)
+    return await _run(op, ctx, url, headers, body)
+
+
+def _run(
+    op: Operation[Req, T], ctx: CallContext, url: Any, headers: dict[str, str], body: bytes | None
+) -> Awaitable[Result[T, AtomaError]]:
+    """The retry loop, or the route's targets in turn, each with the retry loop."""
+    if ctx.route is None:
+        return _attempts(op, ctx, url, headers, body)
+    return run_targets(op, ctx, headers, _attempts)
+
+
+def _with_model(op: Operation[Req, Any], extra_body: Mapping[str, Any] | None) -> Callable[[Any, str], bytes]:
+    """How a fallback's body is made: the validated request with `model` replaced, encoded."""
+
+    def encode(request: Any, model: str) -> bytes:
+        replaced = msgspec.structs.replace(request, model=model)
+        return encode_request(op, replaced, extra_body)[1] or b""
+
+    return encode
 
 
 async def _attempts(
@@ -155,7 +180,9 @@ async def _attempts(
     while True:
         ctx.attempts += 1
         try:
-            return Ok(await _attempt(core, op, ctx, url, headers, body))
+            if ctx.route is None:
+                return Ok(await _attempt(core, op, ctx, url, headers, body))
+            return Ok(await guarded_attempt(core, op, ctx, url, headers, body, _attempt, _AttemptFailed))
         except _AttemptFailed as failed:
             failure = failed.error
             failure.attempts = ctx.attempts
@@ -209,7 +236,7 @@ async def _observed(
         result = Err(error)
     else:
         try:
-            result = await _attempts(op, ctx, url, headers, body)
+            result = await _run(op, ctx, url, headers, body)
         except BaseException as exc:  # cancelled: the call ends here too
             ctx.end(asyncio.get_running_loop().time(), error=exc)
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Sequence, Union
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackoffStrategy",
+    "Breaker",
     "CallInfo",
+    "CircuitChange",
+    "Fallback",
+    "Hedge",
     "HookContext",
     "Hooks",
     "RequestOptions",
@@ -292,12 +296,124 @@ def as_timeouts(value: object, name: str) -> Timeouts:
     return Timeouts(connect=seconds, read=seconds, response=max(seconds, 600.0))
 
 
+class Fallback(msgspec.Struct, frozen=True, kw_only=True):
+    """A fallback target: another model, another server (a base URL, like `server_url`), or both.
+    What is left None is the call's own. In a `fallbacks` list a plain str means `Fallback(model=...)`."""
+
+    model: str | None = None
+    server_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.model is None and self.server_url is None:
+            raise InvalidRequestError("Fallback needs a model, a server_url, or both")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise _not("Fallback.model", "a non-empty str", self.model)
+        if self.server_url is not None:
+            force_setattr(self, "server_url", check_server_url(self.server_url, "Fallback.server_url"))
+
+
+def as_fallbacks(value: object, name: str) -> tuple[Fallback, ...]:
+    """A list of model names and `Fallback`s as a tuple of `Fallback`s."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise _not(name, "a list of model names and Fallback(...) entries", value)
+    out = []
+    for entry in value:
+        if isinstance(entry, Fallback):
+            out.append(entry)
+        elif isinstance(entry, str) and entry:
+            out.append(Fallback(model=entry))
+        else:
+            raise _not(f"an entry of {name}", "a model name or a Fallback", entry)
+    return tuple(out)
+
+
+class Hedge(msgspec.Struct, frozen=True, kw_only=True):
+    """Send the same request again when its first byte (a stream: its first event) is late, and
+    take whichever answers first; the other is cancelled and its connection closed.
+
+    delay: seconds to wait before the copy; None learns it: the `quantile` of the recent times to
+    first byte of this server and model (kept by the core), `initial_delay` until `min_samples`
+    are known. budget: the extra requests allowed, as a share of the calls made with this hedge
+    (0.05: at most 5% more). non_idempotent: also hedge operations that change server state (a
+    node lock, an image): off unless you opt in. A confidential copy is always encrypted afresh.
+    to: where the copy goes: "same" target, or "fallback": the call's next fallback target (if
+    it has one and its breaker is closed), so a slow region races the next one.
+    """
+
+    delay: float | None = None
+    quantile: float = 0.95
+    min_samples: int = 20
+    initial_delay: float = 1.0
+    budget: float = 0.05
+    non_idempotent: bool = False
+    to: Literal["same", "fallback"] = "same"
+
+    def __post_init__(self) -> None:
+        if self.to not in ("same", "fallback"):
+            raise InvalidRequestError(f"Hedge.to must be 'same' or 'fallback', not {self.to!r}")
+        if self.delay is not None:
+            number("Hedge.delay", self.delay, "a number of seconds >= 0, or None to learn it")
+        if not (isinstance(self.quantile, (int, float)) and 0 < self.quantile < 1):
+            raise _not("Hedge.quantile", "a number between 0 and 1", self.quantile)
+        whole_number("Hedge.min_samples", self.min_samples, "a whole number >= 1", minimum=1)
+        number("Hedge.initial_delay", self.initial_delay, "a number of seconds >= 0")
+        number("Hedge.budget", self.budget, "a share >= 0 (0.05: 5% more requests)")
+        if not isinstance(self.non_idempotent, bool):
+            raise _not("Hedge.non_idempotent", "True or False", self.non_idempotent)
+
+
+class Breaker(msgspec.Struct, frozen=True, kw_only=True):
+    """A circuit breaker per (server, model), kept by the core.
+
+    It opens after `failures` consecutive retryable failures (429, 5xx, connection errors,
+    timeouts), or when `failure_rate` (if set) of the last `window` attempts failed (at least
+    `window` seen). Open, it sends nothing for `cooldown` seconds: calls go to their fallback, or
+    fail at once with `CircuitOpenError` (`on_open="fail"`), or wait until it half-opens
+    (`on_open="wait"`). Half-open, one trial call decides: success closes it, failure re-opens it.
+    """
+
+    failures: int = 5
+    failure_rate: float | None = None
+    window: int = 20
+    cooldown: float = 30.0
+    on_open: Literal["fail", "wait"] = "fail"
+
+    def __post_init__(self) -> None:
+        whole_number("Breaker.failures", self.failures, "a whole number >= 1", minimum=1)
+        if self.failure_rate is not None and not (
+            isinstance(self.failure_rate, (int, float)) and 0 < self.failure_rate <= 1
+        ):
+            raise _not("Breaker.failure_rate", "a share in (0, 1], or None", self.failure_rate)
+        whole_number("Breaker.window", self.window, "a whole number >= 1", minimum=1)
+        number("Breaker.cooldown", self.cooldown, "a positive number of seconds", positive=True)
+        if self.on_open not in ("fail", "wait"):
+            raise InvalidRequestError(f"Breaker.on_open must be 'fail' or 'wait', not {self.on_open!r}")
+
+
+class CircuitChange(msgspec.Struct, kw_only=True):
+    """What `Hooks.on_circuit_change` sees: a breaker of (server_url, model) went from `old` to
+    `new` ("closed", "open", "half_open"); `until` is when an open one half-opens (`time.time()`)."""
+
+    server_url: str
+    model: str | None
+    old: str
+    new: str
+    until: float | None = None
+    failures: int = 0
+
+
 class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Per-call overrides. `timeout_ms` sets the total deadline; `timeouts` replaces them all.
 
     `retries=3` means `RetryConfig(max_retries=3)` and `timeouts=30.0` means
     `Timeouts(connect=30.0, read=30.0)`. `extra_body` is merged into the JSON body, for fields a
     server supports beyond the schema. A function given a dict instead takes it as these fields.
+
+    Resilience (docs/guides/resilience.md; each also settable on `AtomaCore` for every call):
+    `fallbacks` are tried in order when a call fails in a way another target can help (model
+    names or `Fallback`s); `hedge` sends a copy when the first byte is late; `on_circuit_open`
+    overrides the core's `Breaker.on_open`; `limiter` paces every attempt (an
+    `atoma_core.limiter` limiter, shared across processes with the Redis one).
     """
 
     retries: RetryConfig | None = None
@@ -306,8 +422,16 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     server_url: str | None = None
     timeouts: Timeouts | None = None
     extra_body: Mapping[str, Any] | None = None
+    fallbacks: Sequence[Union[str, Fallback]] | None = None  # kept as a tuple of `Fallback`s
+    hedge: Hedge | None = None
+    on_circuit_open: Literal["fail", "wait"] | None = None
+    limiter: Any = None
 
     def __post_init__(self) -> None:
+        if self.fallbacks is not None or self.hedge is not None or self.limiter is not None:
+            self._check_resilience()
+        if self.on_circuit_open not in (None, "fail", "wait"):
+            raise _not("RequestOptions.on_circuit_open", "'fail', 'wait' or None", self.on_circuit_open)
         if self.retries is not None and type(self.retries) is not RetryConfig:
             force_setattr(self, "retries", as_retry_config(self.retries, "RequestOptions.retries"))
         if self.timeouts is not None and type(self.timeouts) is not Timeouts:
@@ -321,6 +445,31 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
             check_server_url(self.server_url, "RequestOptions.server_url")
         if self.extra_body is not None and not isinstance(self.extra_body, Mapping):
             raise _not("RequestOptions.extra_body", "a mapping of JSON fields", self.extra_body)
+
+    def _check_resilience(self) -> None:
+        if self.fallbacks is not None:
+            force_setattr(self, "fallbacks", as_fallbacks(self.fallbacks, "RequestOptions.fallbacks"))
+        if self.hedge is not None and not isinstance(self.hedge, Hedge):
+            raise _not("RequestOptions.hedge", "a Hedge or None", self.hedge)
+        if self.limiter is not None:
+            check_limiter(self.limiter, "RequestOptions.limiter")
+
+    @property
+    def resilient(self) -> bool:
+        """Whether this call asks for any of fallbacks, hedging, a breaker override or a limiter."""
+        return (
+            self.fallbacks is not None
+            or self.hedge is not None
+            or self.limiter is not None
+            or self.on_circuit_open is not None
+        )
+
+
+def check_limiter(limiter: object, name: str) -> Any:
+    """`limiter` if it has the limiter methods (`atoma_core.limiter.Limiter`)."""
+    if not all(callable(getattr(limiter, m, None)) for m in ("acquire", "rate_limited")):
+        raise _not(name, "a limiter (LocalLimiter, RedisLimiter, or one with acquire/rate_limited)", limiter)
+    return limiter
 
 
 _OPTION_NAMES = RequestOptions.__struct_fields__
@@ -401,6 +550,9 @@ class Hooks(msgspec.Struct, frozen=True, kw_only=True):
     `aclose`, cancellation, garbage collection). It runs for every call on_call_start saw. An
     on_call_start that raises fails the call (`UnexpectedClientError`); an on_call_end that
     raises is logged on the "atoma" logger, since the outcome is already decided.
+
+    on_circuit_change: a plain function, called with a `CircuitChange` when a breaker of the
+    core (`AtomaCore(breaker=...)`) changes state; one that raises is logged.
     """
 
     before_request: Hook | None = None
@@ -408,13 +560,14 @@ class Hooks(msgspec.Struct, frozen=True, kw_only=True):
     after_error: Hook | None = None
     on_call_start: CallHook | None = None
     on_call_end: CallHook | None = None
+    on_circuit_change: Callable[[CircuitChange], None] | None = None
 
     def __post_init__(self) -> None:
         for field in self.__struct_fields__:
             hook = getattr(self, field)
             if hook is not None and not callable(hook):
                 raise _not(f"Hooks.{field}", "a function (sync or async) or None", hook)
-        for field in ("on_call_start", "on_call_end"):  # their result is never awaited
+        for field in ("on_call_start", "on_call_end", "on_circuit_change"):  # their result is never awaited
             if _is_coroutine_function(getattr(self, field)):
                 raise InvalidRequestError(f"Hooks.{field} must be a plain function, not async")
 

@@ -13,14 +13,20 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence, Union
 
+from ._resilience import HedgeBudget, Resilience
 from ._version import __version__
 from .config import (
+    Breaker,
+    Fallback,
+    Hedge,
     Hooks,
     RetryConfig,
     Timeouts,
+    as_fallbacks,
     as_retry_config,
     as_timeouts,
     check_headers,
+    check_limiter,
     check_server_url,
     normalise_server_url,
     token_problem,
@@ -140,6 +146,9 @@ class AtomaCore:
         stream event, and of all the body one stream may bring in (its events are kept for
         `partial` and `collect()`); past one, `ResponseTooLargeError`. At least 1 each.
     connection_limit: 0 means no limit.
+    fallbacks / hedge / limiter: the default of `RequestOptions` fields of the same name for every
+        call. breaker: a `Breaker`: keep a circuit breaker per (server, model). `health()` shows
+        their state (docs/guides/resilience.md).
     node_key_verifier: checks the node key of every confidential lock before a byte is encrypted to
         it (`atoma_core.attest.SuiKeyCommitments` against the chain, `PinnedKeys`, or your own);
         None: the key from `/v1/nodes/lock` is trusted as it comes (docs/guides/node-key-verification.md).
@@ -161,6 +170,10 @@ class AtomaCore:
         max_event_size: int = 64 * MiB,
         max_stream_size: int = 64 * MiB,
         connection_limit: int = 100,
+        fallbacks: Sequence[str | Fallback] | None = None,
+        hedge: Hedge | None = None,
+        breaker: Breaker | None = None,
+        limiter: Any = None,
         node_key_verifier: NodeKeyVerifier | None = None,
     ) -> None:
         self._bearer_auth = _bearer_auth(bearer_auth)
@@ -193,6 +206,35 @@ class AtomaCore:
             tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None
         ) = None
         self._urls: dict[str, Any] = {}  # path -> yarl.URL, parsed once
+        self._set_resilience(fallbacks, hedge, breaker, limiter)
+
+    def _set_resilience(self, fallbacks: Any, hedge: Any, breaker: Any, limiter: Any) -> None:
+        self.fallbacks: tuple[Fallback, ...] = as_fallbacks(fallbacks, "fallbacks") if fallbacks else ()
+        if hedge is not None and not isinstance(hedge, Hedge):
+            raise InvalidRequestError(f"hedge must be a Hedge or None, not {type(hedge).__name__}")
+        if breaker is not None and not isinstance(breaker, Breaker):
+            raise InvalidRequestError(f"breaker must be a Breaker or None, not {type(breaker).__name__}")
+        self.hedge: Hedge | None = hedge
+        self.limiter: Any = check_limiter(limiter, "limiter") if limiter is not None else None
+        self.resilience: Resilience | None = None
+        # Whether every call goes through target choice (fallbacks, breakers, hedge, limiter):
+        # False keeps plain calls on the path they took before any of it existed.
+        self.routes = bool(self.fallbacks) or hedge is not None or breaker is not None or limiter is not None
+        if self.routes:
+            self.resilience = Resilience(breaker, lambda: self.hooks)
+
+    def resilience_state(self) -> Resilience:
+        """The per-core state of breakers, latencies and the hedge budget (made on first need)."""
+        if self.resilience is None:
+            self.resilience = Resilience(None, lambda: self.hooks)
+        return self.resilience
+
+    def health(self) -> dict[str, Any]:
+        """Breakers (state, failure counts, until when open), learned times to first byte per
+        (server, model), and the hedge budget's counts, as plain data (dicts, lists, numbers)."""
+        if self.resilience is None:
+            return {"breakers": [], "latencies": [], "hedge": HedgeBudget().snapshot()}
+        return self.resilience.snapshot()
 
     def __repr__(self) -> str:
         auth = "set" if self._bearer_auth is not None else "none"

@@ -23,6 +23,8 @@ Every failure a function can return (as `Err`) or a stream can raise is an `Atom
     ├── StreamError                   a stream ended badly after it started
     │   ├── StreamInterruptedError    the connection dropped or a frame was malformed
     │   └── StreamTruncatedError      clean end of body, but no finish_reason
+    ├── CircuitOpenError              a breaker is open for that server and model (`.until`)
+    ├── LimiterUnavailableError       the shared rate limiter (Redis) cannot be reached
     ├── NodeKeyVerificationError      a node's key is not the one it committed on chain (`.reason`)
     ├── StructuredOutputError         a typed answer could not be had (`chat_parse`)
     │   ├── LengthFinishReasonError   cut off by max tokens (`finish_reason` "length")
@@ -46,6 +48,7 @@ __all__ = [
     "AtomaError",
     "AuthenticationError",
     "BadRequestError",
+    "CircuitOpenError",
     "ConfidentialComputeError",
     "ContentFilterFinishReasonError",
     "CryptoFailure",
@@ -53,6 +56,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "LengthFinishReasonError",
+    "LimiterUnavailableError",
     "LockedError",
     "MissingDependencyError",
     "NodeKeyFailure",
@@ -94,12 +98,14 @@ class AtomaError(Exception):
     `attempts` counts the HTTP attempts made (retries + 1). `partial` is what a stream had
     accumulated when this error ended it, typed as the stream's whole answer (a
     `ChatCompletionResponse` for chat streams, a `CompletionResponse` for legacy completions);
-    None outside streams.
+    None outside streams. `attempted` holds the failures of the fallback targets tried before
+    this one (`FallbackFailure`s: model, server_url, error), in order; empty without fallbacks.
     """
 
     message: str
     attempts: int = 1
     partial: Any = None
+    attempted: tuple[Any, ...] = ()
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -251,6 +257,24 @@ class StreamInterruptedError(StreamError):
 
 class StreamTruncatedError(StreamError):
     """The body ended cleanly but a choice never got a `finish_reason` (a failed generation)."""
+
+
+class CircuitOpenError(AtomaError):
+    """The circuit breaker of this server and model is open: nothing was sent. `until` is when it
+    half-opens (`time.time()` seconds), `retry_after` the seconds left then."""
+
+    def __init__(
+        self, message: str, *, server_url: str, model: str | None, until: float, retry_after: float
+    ) -> None:
+        super().__init__(message)
+        self.server_url = server_url
+        self.model = model
+        self.until = until
+        self.retry_after = retry_after
+
+
+class LimiterUnavailableError(AtomaError):
+    """The shared rate limiter could not be asked (Redis down) and it is configured to fail."""
 
 
 class NodeKeyVerificationError(AtomaError):

@@ -6,6 +6,11 @@ Retries: each call is made with the SDK's retries off, and the job retries by th
 rate limits hold for retries too. A 429 is the job's business rather than one call's: it pauses
 every worker for the `Retry-After` and slows the whole job down (`_throttle.py`); the item's
 retry of it counts against the same policy (`max_retries`, `max_elapsed_time`) as any other.
+
+Shared limits: with a `limiter` (`atoma_core.limiter`: a `RedisLimiter` shares one window and
+its 429 pauses with every process using the same Redis key), each HTTP attempt also waits for it,
+with its token estimate, and a 429 pauses everyone sharing it; the job's own throttle then keeps
+only the bound on requests in flight (and its slow-down).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable, M
 import msgspec
 
 from atoma_core._retries import RetrySchedule, server_retry_after, status_is_retryable
-from atoma_core.config import RequestOptions, RetryConfig
+from atoma_core.config import RequestOptions, RetryConfig, check_limiter
 from atoma_core.errors import (
     APIConnectionError,
     APIError,
@@ -24,6 +29,7 @@ from atoma_core.errors import (
     InvalidRequestError,
     RequestTimeoutError,
 )
+from atoma_core.limiter import UNLIMITED
 from atoma_core.result import Err, Result
 
 from ._batch_ops import OPERATIONS, BatchOperation, used_tokens
@@ -125,11 +131,17 @@ class _Runner:
         throttle: Throttle,
         options: RequestOptions | None,
         operations: Mapping[str, BatchOperation],
+        limiter: Any = None,
     ) -> None:
         self.core = core
         self.throttle = throttle
+        self.limiter = limiter
         self.policy = (options.retries if options is not None else None) or core.retry_config
-        self.call_options = msgspec.structs.replace(options or RequestOptions(), retries=RetryConfig.none())
+        call_options = msgspec.structs.replace(options or RequestOptions(), retries=RetryConfig.none())
+        if limiter is not None and (call_options.limiter is not None or core.limiter is not None):
+            # the job acquires for each attempt itself (with its token estimate): not twice
+            call_options = msgspec.structs.replace(call_options, limiter=UNLIMITED)
+        self.call_options = call_options
         self.operations = operations
 
     async def work(self, todo: asyncio.Queue[Any], done: asyncio.Queue[BatchResult | None]) -> None:
@@ -167,7 +179,11 @@ class _Runner:
             sent_at = await throttle.acquire(estimate)
             attempts += 1
             try:
+                if self.limiter is not None:
+                    await self.limiter.acquire(estimate)
                 result = await operation.call(self.core, request.body, self.call_options)
+            except AtomaError as unavailable:  # the shared limiter, configured to fail
+                result = Err(unavailable)
             finally:
                 throttle.release()
             if result.ok:
@@ -183,6 +199,9 @@ class _Runner:
             if isinstance(error, APIError) and error.status_code == 429:
                 schedule = schedule or RetrySchedule(self.policy, loop.time())
                 wait = self._rate_limited(error, sent_at, schedule, loop.time())
+                if self.limiter is not None:  # everyone sharing the limiter waits too
+                    pause = server_retry_after(error.headers)
+                    await self.limiter.rate_limited(DEFAULT_PAUSE if pause is None else pause)
             elif self.policy.enabled and _retryable(error, self.policy):
                 schedule = schedule or RetrySchedule(self.policy, loop.time())
                 server_wait = server_retry_after(error.headers) if isinstance(error, APIError) else None
@@ -250,16 +269,21 @@ async def batch_run(
     tokens_per_minute: float | None = None,
     options: RequestOptions | None = None,
     operations: Mapping[str, BatchOperation] = OPERATIONS,
+    limiter: Any = None,
 ) -> AsyncIterator[BatchResult]:
     """Run batch-input lines (`{"custom_id", "url", "body"}` dicts or `BatchRequest`s), at most
     `concurrency` in flight and within the rate limits; yield a `BatchResult` per item as each
     finishes. Items are taken lazily, a few ahead; a bad item is an `Err(InvalidRequestError)`
     result. `options` apply to every call (its `retries` are the job's policy, see the module
     doc). `operations` maps each `url` to what runs it. To leave the loop early, wrap the call
-    in `contextlib.aclosing`, so the requests still in flight are cancelled at once."""
+    in `contextlib.aclosing`, so the requests still in flight are cancelled at once.
+    `limiter` (a `LocalLimiter`, a `RedisLimiter` shared across processes, ...) paces every
+    attempt too; the rates above then apply on top of it in this process."""
     _check_limits(concurrency, requests_per_minute, tokens_per_minute)
+    if limiter is not None:
+        check_limiter(limiter, "limiter")
     throttle = Throttle(concurrency, requests_per_minute, tokens_per_minute)
-    runner = _Runner(core, throttle, options, operations)
+    runner = _Runner(core, throttle, options, operations, limiter)
     todo: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency)
     done: asyncio.Queue[BatchResult | None] = asyncio.Queue(maxsize=concurrency)
     feeder = asyncio.ensure_future(_feed_then_end(items, todo, concurrency))

@@ -79,6 +79,7 @@ _CREATE = Operation(
     CHAT_COMPLETIONS_PATH,
     json_response(ChatCompletionResponse),
     request_type=ChatCompletionRequest,
+    idempotent=True,  # inference: a copy changes nothing (hedging may send one)
     prepare=prepare_create,
 )
 
@@ -93,6 +94,7 @@ def _stream_operation() -> Operation[ChatCompletionRequest, ChatCompletionStream
         CHAT_COMPLETIONS_PATH,
         open_chat_stream(),
         request_type=ChatCompletionRequest,
+        idempotent=True,  # inference: a copy changes nothing (hedging may send one)
         prepare=prepare_stream,
         accept="text/event-stream",
     )

@@ -204,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--tpm", type=_positive_float, metavar="N", help="at most N tokens a minute (estimated)"
     )
+    batch.add_argument(
+        "--limiter",
+        metavar="URL",
+        help="share --rpm/--tpm with every process using this Redis (redis://host:6379/0; extra 'redis')",
+    )
+    batch.add_argument(
+        "--limiter-unavailable",
+        choices=("local", "fail"),
+        default="local",
+        help="if Redis cannot be reached: limit this process alone with a warning (default), or fail",
+    )
     return parser
 
 

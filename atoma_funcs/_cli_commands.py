@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._cli import EXIT_OK, EXIT_USAGE, Output, exit_code_for, exit_code_of
 
@@ -234,13 +234,21 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
 
     lines = InputLines(args.input, done.ids, report)
     finished = False
+    limiter = None
+    rpm, tpm = args.rpm, args.tpm
+    if getattr(args, "limiter", None):
+        limiter = _shared_limiter(args, ui)
+        if limiter is None:
+            return EXIT_USAGE
+        rpm = tpm = None  # the shared limiter holds them
     try:
         results = batch_run(
             core,
             lines,
             concurrency=args.concurrency,
-            requests_per_minute=args.rpm,
-            tokens_per_minute=args.tpm,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
+            limiter=limiter,
         )
         async for result in results:
             out.write(batch_output_line(result))
@@ -259,8 +267,25 @@ async def batch(core: AtomaCore, args: argparse.Namespace, ui: Output) -> int:
             progress.note(f"atoma: error: {exc.filename}: {exc.strerror or exc}")
             codes.add(EXIT_USAGE)
         progress.close()
+        if limiter is not None:
+            await limiter.aclose()
         totals.bad, totals.skipped = lines.bad, lines.skipped
         ui.note(totals.summary(interrupted=not finished))
     if lines.bad:
         codes.add(EXIT_USAGE)
     return min(codes, default=EXIT_OK)
+
+
+def _shared_limiter(args: argparse.Namespace, ui: Output) -> Any:
+    """`--limiter URL` as a limiter of `--rpm` / `--tpm`, or None after saying what is wrong."""
+    from atoma_core.errors import AtomaError
+    from atoma_core.limiter import limiter_from_url
+
+    if args.rpm is None and args.tpm is None:
+        ui.note("atoma: error: --limiter needs --rpm, --tpm or both (the limits to share)")
+        return None
+    try:
+        return limiter_from_url(args.limiter, args.rpm, args.tpm, on_unavailable=args.limiter_unavailable)
+    except AtomaError as exc:
+        ui.note(f"atoma: error: --limiter: {exc}")
+        return None

@@ -46,6 +46,7 @@ _CREATE = Operation(
     COMPLETIONS_PATH,
     json_response(CompletionResponse),
     request_type=CompletionRequest,
+    idempotent=True,  # inference: a copy changes nothing (hedging may send one)
     prepare=prepare_create,
 )
 
@@ -60,6 +61,7 @@ def _stream_operation() -> Operation[CompletionRequest, CompletionStream]:
         COMPLETIONS_PATH,
         open_completion_stream(),
         request_type=CompletionRequest,
+        idempotent=True,  # inference: a copy changes nothing (hedging may send one)
         prepare=prepare_stream,
         accept="text/event-stream",
     )

@@ -190,6 +190,7 @@ _CHAT = _operation(
     ChatCompletionRequest,
     ChatCompletionResponse,
     prepare=prepare_create,
+    idempotent=True,  # a hedged copy is sealed afresh: its own key, its own ciphertext
 )
 _EMBEDDINGS = _operation(
     "confidential_embeddings_create",
@@ -197,6 +198,7 @@ _EMBEDDINGS = _operation(
     "embeddings",
     EmbeddingRequest,
     EmbeddingResponse,
+    idempotent=True,
 )
 _IMAGES = _operation(
     "confidential_image_generations_create",
@@ -214,6 +216,7 @@ _COMPLETIONS = _operation(
     CompletionRequest,
     CompletionResponse,
     prepare=_completions.prepare_create,
+    idempotent=True,
 )
 
 
@@ -228,6 +231,7 @@ def _stream_operation(
         build_body=_sealer(kind),
         accept="text/event-stream",
         retry_statuses=RELOCK_STATUSES,
+        idempotent=True,  # streamed inference: a hedged copy is sealed afresh
         **extra,
     )
 

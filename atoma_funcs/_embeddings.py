@@ -26,6 +26,7 @@ _CREATE = Operation(
     EMBEDDINGS_PATH,
     json_response(EmbeddingResponse),
     request_type=EmbeddingRequest,
+    idempotent=True,  # inference: a copy changes nothing (hedging may send one)
 )
 
 

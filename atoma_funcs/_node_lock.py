@@ -50,6 +50,8 @@ async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     this server and model, or a new one."""
     options = ctx.options
     server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
+    if ctx.target is not None:  # a route's target (a fallback server, maybe): lock a node there
+        server = ctx.target.server_url
     slot = (server, model)
     cache = _locks.setdefault(ctx.core, {})
     sealed_for = getattr(ctx.state, "lock", None)  # the lock the last attempt was sealed for
@@ -91,6 +93,9 @@ async def _new_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
     if options is not None and (options.extra_body is not None or options.timeout_ms is not None):
         # extra_body is meant for the sealed body; timeout_ms is the first caller's alone
         options = msgspec.structs.replace(options, extra_body=None, timeout_ms=None)
+    asked = ctx.core.server_url if options is None or options.server_url is None else options.server_url
+    if slot[0] != asked:  # a fallback's server: its lock comes from there
+        options = msgspec.structs.replace(options or RequestOptions(), server_url=slot[0])
     result = await nodes_create_lock(ctx.core, {"model": slot[1]}, options)
     if isinstance(result, Err):
         raise result.error

@@ -95,6 +95,17 @@ def parse_request(body: dict[str, Any], spec: OutputSpec, mode: str) -> dict[str
     return body
 
 
+def ask_for(
+    request: ChatCompletionRequest | Mapping[str, Any], response_format: Any, mode: str
+) -> tuple[OutputSpec, dict[str, Any]] | InvalidRequestError:
+    """The spec of `response_format` and the request body that asks for it in `mode` (for
+    `chat_parse` and `chat_parse_stream` alike), or why `response_format` cannot be used."""
+    spec = spec_for(response_format, mode)
+    if isinstance(spec, InvalidRequestError):
+        return spec
+    return spec, parse_request(as_dict(request), spec, mode)
+
+
 def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
     """Token counts of two calls added up, their breakdowns (cached, reasoning tokens) too; a
     count one side lacks is the other's (None only if both are None)."""
@@ -205,12 +216,12 @@ async def run_parse(
     mode: str,
     max_validation_retries: int,
 ) -> Result[ParsedChatCompletion[Any], AtomaError]:
-    spec = spec_for(response_format, mode)
-    if isinstance(spec, InvalidRequestError):
-        return Err(spec)
+    asked = ask_for(request, response_format, mode)
+    if isinstance(asked, InvalidRequestError):
+        return Err(asked)
     if max_validation_retries < 0:
         return Err(InvalidRequestError("max_validation_retries must be >= 0"))
-    body = parse_request(as_dict(request), spec, mode)
+    spec, body = asked
     operation = _operation(confidential)
     usage: Usage | None = None
     for attempt in range(max_validation_retries + 1):

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from atoma_core._accumulate import ChunkAccumulator
 from atoma_core._events import EventStream
-from atoma_core._operation import Operation
 from atoma_core._request import call
 from atoma_core._stream import chat_chunk_decoder, open_event_stream
 from atoma_core.errors import InvalidRequestError
@@ -21,13 +20,13 @@ from atoma_core.models.chat import ChatCompletionChunk
 from atoma_core.models.parsed import ParsedChatCompletion, parsed_from
 from atoma_core.result import Err
 
-from ._parse import ParseMode, as_dict, parse_request, parse_response, spec_for
+from ._parse import ParseMode, ask_for, parse_response
 from ._partial_json import PartialJSON
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from atoma_core._operation import CallContext
+    from atoma_core._operation import CallContext, Operation
     from atoma_core.config import RequestOptions
     from atoma_core.core import AtomaCore
     from atoma_core.errors import AtomaError
@@ -138,18 +137,7 @@ def _operation(base: Operation[Any, Any], decoder: Any, spec: OutputSpec, mode: 
         stream._mode = mode
         return stream
 
-    return Operation(
-        base.operation_id,
-        base.method,
-        base.path,
-        open_event_stream(make),
-        request_type=base.request_type,
-        prepare=base.prepare,
-        build_body=base.build_body,
-        accept=base.accept,
-        auth=base.auth,
-        retry_statuses=base.retry_statuses,
-    )
+    return base.answered_by(open_event_stream(make))
 
 
 async def _open(
@@ -160,9 +148,10 @@ async def _open(
     mode: str,
     confidential: bool,
 ) -> Result[ChatParseStream[Any], AtomaError]:
-    spec = spec_for(response_format, mode)
-    if isinstance(spec, InvalidRequestError):
-        return Err(spec)
+    asked = ask_for(request, response_format, mode)
+    if isinstance(asked, InvalidRequestError):
+        return Err(asked)
+    spec, body = asked
     if confidential:
         from ._confidential import _chat_event_decoder, _chat_stream_operation
 
@@ -171,7 +160,7 @@ async def _open(
         from ._chat import _stream_operation
 
         operation = _operation(_stream_operation(), None, spec, mode)
-    return await call(core, operation, parse_request(as_dict(request), spec, mode), options)
+    return await call(core, operation, body, options)
 
 
 async def chat_parse_stream(

@@ -4,7 +4,8 @@ the API each, every method a few lines over a standalone function, written once 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, TypeVar, cast
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Mapping, TypeVar, cast
 
 from ._faces import Face, Resource, api, api_stream
 from ._options import call_options, merge
@@ -114,15 +115,20 @@ class _Resource(Resource[Face]):
         return (await function(self._core, merge(self._defaults, options))).unwrap()
 
 
-class Chat(_Resource[Face]):
-    """`sdk.chat`: chat completions (`POST /v1/chat/completions`)."""
+class _ChatMethods(_Resource[Face]):
+    """The methods of `Chat` and `ConfidentialChat`, written once: each calls the standalone
+    function `<_prefix>_<verb>` (`chat_parse`, `confidential_chat_parse`, ...), imported when
+    first called so that importing one function stays light."""
 
     __slots__ = ()
 
-    @property
-    def completions(self) -> Self:
-        """openai-python's spelling: `sdk.chat.completions.create(...)` is `sdk.chat.create(...)`."""
-        return self
+    _prefix: ClassVar[str]  # the standalone functions' names: "chat" or "confidential_chat"
+    _create_module: ClassVar[str]  # the module of `<_prefix>_create` and `<_prefix>_create_stream`
+
+    def _function(self, module: str, verb: str) -> Callable[..., Any]:
+        """`<_prefix>_<verb>` of `module` (relative to this package), imported on first use."""
+        function: Callable[..., Any] = getattr(import_module(module, __package__), f"{self._prefix}_{verb}")
+        return function
 
     @api
     async def create(
@@ -132,14 +138,13 @@ class Chat(_Resource[Face]):
         options: RequestOptions | None = None,
         **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionResponse:
-        """Create a chat completion and return it whole.
+        """Create a chat completion and return it whole (`sdk.confidential_chat`: encrypted, the
+        decrypted `ChatCompletionResponse`).
 
         Pass the request as a dict / `ChatCompletionRequest`, or as keywords like openai-python
         (`create(model=..., messages=[...])`). Raises the `AtomaError` subclass for any failure.
         """
-        from ._chat import chat_create
-
-        return await self._run(chat_create, request, options, params)
+        return await self._run(self._function(self._create_module, "create"), request, options, params)
 
     @api_stream
     async def create_stream(
@@ -149,14 +154,13 @@ class Chat(_Resource[Face]):
         options: RequestOptions | None = None,
         **params: Unpack[ChatCompletionKeywords],
     ) -> ChatCompletionStream:
-        """Start a streamed chat completion; returns the open stream once its first event arrives.
+        """Start a streamed chat completion; returns the open stream once its first event arrives
+        (`sdk.confidential_chat`: encrypted, every event decrypted).
 
         Use it with `async with` and `async for` (or `await stream.collect()`). Failures before
         the stream starts raise here; failures mid-stream raise from the iteration.
         """
-        from ._chat import chat_create_stream
-
-        return await self._run(chat_create_stream, request, options, params)
+        return await self._run(self._function(self._create_module, "create_stream"), request, options, params)
 
     @api
     async def parse(
@@ -170,8 +174,9 @@ class Chat(_Resource[Face]):
         max_validation_retries: int = 0,
         **params: Any,
     ) -> ParsedChatCompletion[Any]:
-        """`chat_parse`: the answer decoded into `response_format` (`message.parsed`)."""
-        from ._parse import chat_parse
+        """`chat_parse` (`confidential_chat_parse` on `sdk.confidential_chat`): the answer decoded
+        into `response_format` (`message.parsed`)."""
+        chat_parse = self._function("._parse", "parse")
 
         def parse(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
             return chat_parse(
@@ -196,8 +201,9 @@ class Chat(_Resource[Face]):
         mode: ParseMode = "json_schema",
         **params: Any,
     ) -> ChatParseStream[Any]:
-        """`chat_parse_stream`: a stream with `snapshot`, whose `collect()` is parsed."""
-        from ._parse_stream import chat_parse_stream
+        """`chat_parse_stream` (`confidential_chat_parse_stream` on `sdk.confidential_chat`): a
+        stream with `snapshot`, whose `collect()` is parsed."""
+        chat_parse_stream = self._function("._parse_stream", "parse_stream")
 
         def open_stream(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
             return chat_parse_stream(core, request, response_format, options=options, mode=mode)
@@ -216,8 +222,9 @@ class Chat(_Resource[Face]):
         on_tool_error: OnToolError = "return",
         **params: Any,
     ) -> ToolRun:
-        """`chat_run_tools`: call, run the tools the model calls, call again, until it answers."""
-        from ._tools import chat_run_tools
+        """`chat_run_tools` (`confidential_chat_run_tools` on `sdk.confidential_chat`, every round
+        encrypted): call, run the tools the model calls, call again, until it answers."""
+        chat_run_tools = self._function("._tools", "run_tools")
 
         def run(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
             return chat_run_tools(
@@ -225,6 +232,20 @@ class Chat(_Resource[Face]):
             )
 
         return await self._run(run, request, options, params)
+
+
+class Chat(_ChatMethods[Face]):
+    """`sdk.chat`: chat completions (`POST /v1/chat/completions`)."""
+
+    __slots__ = ()
+
+    _prefix = "chat"
+    _create_module = "._chat"
+
+    @property
+    def completions(self) -> Self:
+        """openai-python's spelling: `sdk.chat.completions.create(...)` is `sdk.chat.create(...)`."""
+        return self
 
 
 class Completions(_Resource[Face]):
@@ -356,104 +377,13 @@ class Nodes(_Resource[Face]):
         return await self._run(nodes_create_lock, request, options, params, openai_keywords=False)
 
 
-class ConfidentialChat(_Resource[Face]):
+class ConfidentialChat(_ChatMethods[Face]):
     """`sdk.confidential_chat`: chat encrypted to a node in a TEE (needs the `confidential` extra)."""
 
     __slots__ = ()
 
-    @api
-    async def create(
-        self,
-        /,
-        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
-        options: RequestOptions | None = None,
-        **params: Unpack[ChatCompletionKeywords],
-    ) -> ChatCompletionResponse:
-        """Like `sdk.chat.create`, encrypted; the decrypted `ChatCompletionResponse`."""
-        from ._confidential import confidential_chat_create
-
-        return await self._run(confidential_chat_create, request, options, params)
-
-    @api_stream
-    async def create_stream(
-        self,
-        /,
-        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
-        options: RequestOptions | None = None,
-        **params: Unpack[ChatCompletionKeywords],
-    ) -> ChatCompletionStream:
-        """Like `sdk.chat.create_stream`, encrypted: every event decrypted."""
-        from ._confidential import confidential_chat_create_stream
-
-        return await self._run(confidential_chat_create_stream, request, options, params)
-
-    @api
-    async def parse(
-        self,
-        /,
-        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
-        response_format: Any = None,
-        *,
-        options: RequestOptions | None = None,
-        mode: ParseMode = "json_schema",
-        max_validation_retries: int = 0,
-        **params: Any,
-    ) -> ParsedChatCompletion[Any]:
-        """`confidential_chat_parse`: the answer decoded into `response_format` (`message.parsed`)."""
-        from ._parse import confidential_chat_parse
-
-        def parse(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
-            return confidential_chat_parse(
-                core,
-                request,
-                response_format,
-                options=options,
-                mode=mode,
-                max_validation_retries=max_validation_retries,
-            )
-
-        return await self._run(parse, request, options, _needs(response_format, params))
-
-    @api_stream
-    async def parse_stream(
-        self,
-        /,
-        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
-        response_format: Any = None,
-        *,
-        options: RequestOptions | None = None,
-        mode: ParseMode = "json_schema",
-        **params: Any,
-    ) -> ChatParseStream[Any]:
-        """`confidential_chat_parse_stream`: a stream with `snapshot`, whose `collect()` is parsed."""
-        from ._parse_stream import confidential_chat_parse_stream
-
-        def open_stream(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
-            return confidential_chat_parse_stream(core, request, response_format, options=options, mode=mode)
-
-        return await self._run(open_stream, request, options, _needs(response_format, params))
-
-    @api
-    async def run_tools(
-        self,
-        /,
-        request: ChatCompletionRequest | ChatCompletionRequestParam | None = None,
-        tools: Iterable[FunctionTool | Callable[..., Any]] = (),
-        *,
-        options: RequestOptions | None = None,
-        max_rounds: int = 10,
-        on_tool_error: OnToolError = "return",
-        **params: Any,
-    ) -> ToolRun:
-        """`confidential_chat_run_tools`: the tool loop, every round encrypted."""
-        from ._tools import confidential_chat_run_tools
-
-        def run(core: AtomaCore, request: Any, options: RequestOptions | None) -> Any:
-            return confidential_chat_run_tools(
-                core, request, tools, options=options, max_rounds=max_rounds, on_tool_error=on_tool_error
-            )
-
-        return await self._run(run, request, options, params)
+    _prefix = "confidential_chat"
+    _create_module = "._confidential"
 
 
 class ConfidentialCompletions(_Resource[Face]):

@@ -33,6 +33,8 @@ OUT = ROOT / "benchmarks" / "out"
 ATOMA_VENV = ROOT / ".venv-bench-atoma"
 ATOMA_SDK = "atoma-sdk==0.1.3"
 CLIENTS = ["bare", "atoma", "atoma-confidential", "openai", "openai-aiohttp", "atoma-sdk"]
+# Run only when named (--clients): "atoma" with a fallback and a breaker configured, untriggered.
+EXTRA_CLIENTS = ["atoma-resilient"]
 T = TypeVar("T")
 # glibc moves its mmap threshold up after freeing a big mmapped block, and its trim threshold with
 # it: so whether a fresh process returns and re-faults a 100 KB body's pages on every request
@@ -396,7 +398,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chart-only", type=Path, metavar="JSON", help="measure nothing: report a saved run")
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server to CPUs")
     args = parser.parse_args(argv)
-    for option, known in (("clients", CLIENTS), ("workloads", WORKLOADS)):
+    for option, known in (("clients", CLIENTS + EXTRA_CLIENTS), ("workloads", WORKLOADS)):
         unknown = set(getattr(args, option).split(",")) - set(known)
         if unknown:
             parser.error(f"unknown {option}: {', '.join(sorted(unknown))} (known: {', '.join(known)})")

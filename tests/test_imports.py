@@ -124,6 +124,23 @@ def test_the_models_table_lists_every_public_model() -> None:
         models.Nope  # noqa: B018
 
 
+def test_resilience_needs_no_redis_and_a_plain_call_no_resilience_state() -> None:
+    """Fallbacks, breakers, hedging and the local limiter are light; Redis loads only with a
+    `RedisLimiter`; `from atoma_funcs import chat_create` loads none of the Redis code."""
+    modules = imported_modules("from atoma_funcs import chat_create")
+    assert not {m for m in modules if m == "redis" or m.startswith("redis.")}
+    assert "atoma_core.redis_limiter" not in modules
+    configured = imported_modules(
+        "from atoma_core import AtomaCore\n"
+        "from atoma_core.config import Breaker, Hedge\n"
+        "from atoma_core.limiter import LocalLimiter\n"
+        "AtomaCore('t', 'http://127.0.0.1:9', fallbacks=['m'], hedge=Hedge(), breaker=Breaker(),"
+        " limiter=LocalLimiter(requests=1))"
+    )
+    assert not {m for m in configured if m == "redis" or m.startswith("redis.")}
+    assert not configured & (STREAM_ONLY | NEVER)
+
+
 def test_node_key_verification_loads_only_when_used() -> None:
     verification = {"atoma_core.attest", "atoma_core._sui", "atoma_funcs._node_lock", "blake3"}
     modules = imported_modules("from atoma_funcs import chat_create")

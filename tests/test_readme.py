@@ -117,6 +117,15 @@ CHECKS: dict[str, Check] = {
     "docs/migration/atoma-sdk.md#confidential-compute-1": _prints("You said: sealed to the node", "Usage("),
     "docs/migration/openai.md#the-client-1": _prints("You said: Hello!"),
     "docs/migration/openai.md#streams-1": _prints("You said: one two three", "Usage("),
+    "docs/guides/resilience.md#fallbacks-1": _prints(
+        "main-model True", "tried main-model InternalServerError"
+    ),
+    "docs/guides/resilience.md#a-hedged-first-token-1": _prints("hedged: True", "'hedged': 1"),
+    "docs/guides/resilience.md#circuit-breakers-1": _prints(
+        "closed -> open", '"open"', "after waiting: True"
+    ),
+    "docs/guides/resilience.md#one-rate-limit-across-processes-1": _prints("10 calls took"),
+    "docs/guides/resilience.md#all-together-1": _prints("True True"),
 }
 
 

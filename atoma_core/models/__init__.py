@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Which module holds each public name (tests check it against every module's __all__).
 _AREAS: dict[str, tuple[str, ...]] = {
-    "meta": ("PlainData", "ResponseMeta"),
+    "meta": ("FallbackFailure", "PlainData", "ResponseMeta"),
     "usage": ("CompletionTokensDetails", "PromptTokensDetails", "Usage"),
     "chat": (
         "AssistantMessage",

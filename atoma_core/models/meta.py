@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import msgspec
 
-__all__ = ["PlainData", "ResponseMeta"]
+__all__ = ["FallbackFailure", "PlainData", "ResponseMeta"]
 
 
 class PlainData(msgspec.Struct):
@@ -35,13 +35,31 @@ def _plain(value: object) -> object:
     """What msgspec cannot encode itself: read-only mappings (response headers) become dicts."""
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, BaseException):  # a fallback's error: its type and message
+        return f"{type(value).__name__}: {value}"
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
+class FallbackFailure(PlainData):
+    """A fallback target that was tried and failed: its model, its server, its error."""
+
+    model: str | None
+    server_url: str
+    error: Any
+
+
 class ResponseMeta(PlainData, gc=False):
-    """How a response was obtained: HTTP attempts, the server's request id, headers, seconds taken."""
+    """How a response was obtained: HTTP attempts, the server's request id, headers, seconds taken.
+
+    `model` and `server_url` name the target that answered, when the call had fallbacks, a hedge,
+    a breaker or a limiter (None otherwise: it is the request's own); `fallbacks` the targets
+    tried before it, each with its error; `hedged` whether a hedged copy answered."""
 
     attempts: int = 1
     request_id: str | None = None
     headers: Mapping[str, str] = {}
     elapsed: float = 0.0
+    model: str | None = None
+    server_url: str | None = None
+    fallbacks: tuple[FallbackFailure, ...] = ()
+    hedged: bool = False

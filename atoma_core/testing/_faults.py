@@ -6,6 +6,7 @@ Build faults with the functions below; `Sandbox.script(...)` queues them. A faul
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Mapping
 
 import msgspec
@@ -19,6 +20,7 @@ __all__ = [
     "keepalive_forever",
     "malformed_chunk",
     "non_json",
+    "only_for",
     "oversized_event",
     "replay",
     "reply",
@@ -75,6 +77,13 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     size: int = 0
     times: int | None = 1
     message: Mapping[str, Any] | None = None  # a scripted `reply`: content / refusal / tool_calls
+    model: str | None = None  # only requests for this model take it (`only_for`)
+
+
+def only_for(model: str, fault: Fault) -> Fault:
+    """`fault`, taken only by requests whose JSON body names `model` (other requests pass it by):
+    one model down while another on the same server answers."""
+    return msgspec.structs.replace(fault, model=model)
 
 
 class FaultQueue:
@@ -92,17 +101,35 @@ class FaultQueue:
     def clear(self) -> None:
         self._faults.clear()
 
-    def take(self) -> Fault | None:
-        """The next request's fault, counted down (None: answer normally)."""
+    def take(self, raw: bytes = b"") -> Fault | None:
+        """The next request's fault, counted down (None: answer normally). `raw` is the request's
+        body: a fault made `only_for` another model is passed by."""
         if not self._faults:
             return None
-        fault = self._faults[0]
+        at, fault = self._next(raw)
+        if fault is None:
+            return None
         if fault.times is not None:
             if fault.times <= 1:
-                self._faults.pop(0)
+                self._faults.pop(at)
             else:
-                self._faults[0] = msgspec.structs.replace(fault, times=fault.times - 1)
+                self._faults[at] = msgspec.structs.replace(fault, times=fault.times - 1)
         return fault
+
+    def _next(self, raw: bytes) -> tuple[int, Fault | None]:
+        model: Any = None
+        for at, fault in enumerate(self._faults):
+            if fault.model is None:
+                return at, fault
+            if model is None:
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                model = body.get("model", "") if isinstance(body, dict) else ""
+            if fault.model == model:
+                return at, fault
+        return 0, None
 
 
 def status(

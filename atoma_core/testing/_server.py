@@ -207,7 +207,7 @@ class Sandbox:
         raw = await request.read()
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         self.requests.append(RecordedRequest(request.path, dict(request.headers), raw, request.method, peer))
-        fault = self._faults.take()
+        fault = self._faults.take(raw)
         if fault is not None:
             early = await self._early_fault(request, fault)
             if early is not None:

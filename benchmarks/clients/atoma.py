@@ -1,10 +1,12 @@
 """This SDK: `chat_create` / `chat_create_stream` over one `AtomaCore`, default options; variant
 "atoma-confidential": the same over `confidential_chat_create` / `confidential_chat_create_stream`
-(a node lock once per core, then a fresh key per request and every event decrypted)."""
+(a node lock once per core, then a fresh key per request and every event decrypted); variant
+"atoma-resilient": plain calls on a core with a fallback and a circuit breaker configured that
+never trigger (what choosing a target costs a call that needs none)."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from atoma_core import AtomaCore
 from atoma_funcs import chat_create
@@ -13,8 +15,15 @@ from . import MESSAGES, TOKEN, no_hold
 
 
 class AtomaClient:
-    def __init__(self, url: str, connections: int, confidential: bool = False) -> None:
-        self.core = AtomaCore(bearer_auth=TOKEN, server_url=url, connection_limit=connections)
+    def __init__(
+        self, url: str, connections: int, confidential: bool = False, resilient: bool = False
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if resilient:
+            from atoma_core.config import Breaker, Fallback
+
+            extra = {"fallbacks": [Fallback(model="bench:fallback")], "breaker": Breaker()}
+        self.core = AtomaCore(bearer_auth=TOKEN, server_url=url, connection_limit=connections, **extra)
         self.confidential = confidential
         self.create = chat_create
         if confidential:
@@ -55,4 +64,6 @@ class AtomaClient:
 
 
 async def connect(url: str, variant: str, connections: int) -> AtomaClient:
-    return AtomaClient(url, connections, confidential=variant == "atoma-confidential")
+    return AtomaClient(
+        url, connections, confidential=variant == "atoma-confidential", resilient=variant == "atoma-resilient"
+    )
