@@ -4,9 +4,11 @@ path, its answer decoded straight into a `ParsedChatCompletion`.
 
 Three ways to ask (`mode`): "json_schema" (the strict schema as `response_format`, which vLLM
 and llama.cpp turn into guided decoding), "json_object" (the schema in a system message, for
-servers without guided decoding) and "tool" (one forced call of a tool whose parameters are `T`).
-A finish_reason of "length" or "content_filter" and content that does not fit `T` are typed
-errors; `max_validation_retries` asks again with the decoder's complaint appended.
+servers without guided decoding, and also as `response_format.schema`, which servers that take
+only json_object, such as llama-cpp-python, turn into a grammar; others ignore it) and "tool"
+(one forced call of a tool whose parameters are `T`). A finish_reason of "length" or
+"content_filter" and content that does not fit `T` are typed errors; `max_validation_retries`
+asks again with the decoder's complaint appended.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def parse_request(body: dict[str, Any], spec: OutputSpec, mode: str) -> dict[str
     elif mode == "json_object":
         prompt = JSON_OBJECT_PROMPT.format(schema=json.dumps(spec.schema))
         body["messages"] = [{"role": "system", "content": prompt}, *body.get("messages", ())]
-        body["response_format"] = {"type": "json_object"}
+        # llama-cpp-python's spelling of a schema-constrained answer (it has no json_schema type).
+        body["response_format"] = {"type": "json_object", "schema": spec.schema}
     else:
         function = {"name": spec.name, "parameters": spec.parameters, "strict": True}
         body["tools"] = [*(body.get("tools") or ()), {"type": "function", "function": function}]

@@ -174,6 +174,9 @@ DEVIATIONS: dict[tuple[str, str, str], str] = {
     ("ResponseFormat", "type", "wider"): (
         "a plain str rather than the enum text|json_object|json_schema, so new formats pass through"
     ),
+    ("ResponseFormat", "schema", "extra"): (
+        "json_object's `schema`: llama-cpp-python (no json_schema type) constrains the object to it"
+    ),
     ("MessageContentPart/0", "type", "tag"): (
         "content parts are a union tagged by `type`: 'text' here; the spec leaves `type` a free string"
     ),

@@ -175,10 +175,12 @@ class JsonSchemaResponseFormat(PlainData, omit_defaults=True):
 
 
 class ResponseFormat(PlainData, omit_defaults=True):
-    """`type` is text, json_object or json_schema."""
+    """`type` is text, json_object or json_schema. `schema` with json_object is llama-cpp-python's
+    (and some hosts') way to constrain the object to a JSON Schema; servers without it ignore it."""
 
     type: str
     json_schema: JsonSchemaResponseFormat | None | UnsetType = UNSET
+    schema: Any | UnsetType = UNSET
 
 
 class StreamOptions(PlainData, omit_defaults=True):

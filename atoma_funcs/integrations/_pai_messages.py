@@ -150,7 +150,8 @@ def map_tools(definitions: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
 
 
 def response_format(params: ModelRequestParameters) -> dict[str, Any] | None:
-    """`json_schema` for pydantic-ai's native output, `json_object` for its prompted output."""
+    """`json_schema` for pydantic-ai's native output, `json_object` for its prompted output (with
+    the schema, as chat_parse's json_object mode sends it: llama-cpp-python constrains to it)."""
     if params.output_mode == "native" and params.output_object is not None:
         output = params.output_object
         spec: dict[str, Any] = {"name": output.name or "final_result", "schema": output.json_schema}
@@ -160,7 +161,9 @@ def response_format(params: ModelRequestParameters) -> dict[str, Any] | None:
             spec["strict"] = output.strict
         return {"type": "json_schema", "json_schema": spec}
     if params.output_mode == "prompted":
-        return {"type": "json_object"}
+        if params.output_object is None:
+            return {"type": "json_object"}
+        return {"type": "json_object", "schema": params.output_object.json_schema}
     return None
 
 

@@ -6,6 +6,13 @@ E2E_BASE_URL). Not part of `make test`.
 What this server cannot do, so what is not asked of it here (Atoma itself does all of these):
 - tool calls: llama-cpp-python's `gemma` chat format has no function calling, so the suite runs
   with `has_tool_calling = False` and the agent has no tools;
+- a `json_schema` response_format: llama-cpp-python's server answers it with HTTP 500
+  ("response_format.type: Input should be 'text' or 'json_object'"); it takes a schema as
+  `{"type": "json_object", "schema": ...}` and turns it into a grammar, which is what the SDK's
+  json_object mode sends, so structured output is asked for that way here (LangChain's
+  `method="json_mode"`, pydantic-ai's `PromptedOutput`), as a user of this server would;
+- strict JSON strings: llama-cpp-python's schema grammar lets raw control characters into a
+  string, and test_json_mode's answer at times has a newline in one (may fail here);
 - usage in streams: the server drops `stream_options`, so no usage chunk ends a stream
   (test_usage_metadata_streaming is expected to fail here);
 - confidential compute: there is no TEE node behind a local server;
@@ -24,7 +31,7 @@ import pytest
 pytest.importorskip("langchain_tests", reason="the dev extra installs langchain-tests")
 
 from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from atoma_core import AtomaCore, Timeouts
 from atoma_funcs.integrations.langchain import AtomaEmbeddings, ChatAtoma
@@ -46,8 +53,19 @@ class TestChatAtomaOnLlamaCpp(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        # No token: the server runs without --api_key. Generous deadlines: 2 CPU threads.
-        return {"model": MODEL, "base_url": BASE_URL + "/v1", "timeout": 60, "max_tokens": 200}
+        # No token: the server runs without --api_key. Generous deadlines: 2 CPU threads shared
+        # with other work decode ~5-10 tokens/s, and an unanswered "Hello" runs to max_tokens.
+        # temperature 0: (almost) the same answers every run, so failures reproduce. A
+        # frequency_penalty, as a user of a model this small would set: without it, greedy decoding
+        # loops inside a JSON string ("punchline": "1000000...") until max_tokens.
+        return {
+            "model": MODEL,
+            "base_url": BASE_URL + "/v1",
+            "timeout": 180,
+            "max_tokens": 128,
+            "temperature": 0,
+            "frequency_penalty": 1.0,
+        }
 
     @property
     def has_tool_calling(self) -> bool:
@@ -55,7 +73,11 @@ class TestChatAtomaOnLlamaCpp(ChatModelIntegrationTests):
 
     @property
     def has_structured_output(self) -> bool:
-        return True  # json_schema: llama.cpp turns the schema into a grammar
+        return True  # json_object + schema: llama-cpp-python turns the schema into a grammar
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "json_mode"}  # json_schema is a 500 here (see the module docstring)
 
     @property
     def supports_json_mode(self) -> bool:
@@ -64,6 +86,15 @@ class TestChatAtomaOnLlamaCpp(ChatModelIntegrationTests):
     @property
     def supports_model_override(self) -> bool:
         return False  # one model is loaded; the server answers any name with it
+
+    @pytest.mark.xfail(
+        reason="llama-cpp-python 0.3.36's JSON Schema grammar has `char ::= [^\"\\\\] | ...`, which lets "
+        "raw control characters into a string: for this prompt the model at times writes a newline "
+        "inside 'punchline' (seen in 1 of 2 full runs), so the answer is not JSON (OutputValidationError: 'Invalid JSON: control "
+        "character (\\u0000-\\u001F) found while parsing a string')"
+    )
+    def test_json_mode(self, model: Any) -> None:
+        super().test_json_mode(model)
 
     @pytest.mark.xfail(reason="llama-cpp-python drops stream_options: no usage chunk ends a stream")
     def test_usage_metadata_streaming(self, model: Any) -> None:
@@ -78,11 +109,13 @@ class TestAtomaEmbeddingsOnLlamaCpp(EmbeddingsIntegrationTests):
 
     @property
     def embedding_model_params(self) -> dict[str, Any]:
-        return {"model": EMBEDDINGS_MODEL, "base_url": BASE_URL + "/v1", "timeout": 60}
+        return {"model": EMBEDDINGS_MODEL, "base_url": BASE_URL + "/v1", "timeout": 180}
 
 
 class Answer(BaseModel):
-    text: str
+    # maxLength becomes a bound in llama-cpp-python's grammar: unbounded, the 270M model keeps
+    # writing inside the string until max_tokens (pydantic-ai: OutputTokenLimitExceeded).
+    text: str = Field(max_length=40)
 
 
 @pytest.fixture
@@ -107,15 +140,16 @@ async def test_a_pydantic_ai_agent_runs(core: AtomaCore) -> None:
     assert "".join(pieces)
 
 
-async def test_a_pydantic_ai_agent_gets_native_structured_output(core: AtomaCore) -> None:
-    from pydantic_ai import Agent, NativeOutput
+async def test_a_pydantic_ai_agent_gets_prompted_structured_output(core: AtomaCore) -> None:
+    # PromptedOutput, not NativeOutput: native output is json_schema, a 500 on this server.
+    from pydantic_ai import Agent, PromptedOutput
     from pydantic_ai.settings import ModelSettings
 
     from atoma_funcs.integrations.pydantic_ai import AtomaModel
 
     agent = Agent(
         AtomaModel(MODEL, core),
-        output_type=NativeOutput(Answer),
+        output_type=PromptedOutput(Answer),
         model_settings=ModelSettings(max_tokens=64, temperature=0),
     )
     result = await agent.run("Answer with a greeting.")
