@@ -12,14 +12,18 @@ every stream of its own duration (so the phases need not add up to the median to
 
 With `--perf DIR`, a second pass runs only the confidential client while `perf record -e cpu-clock
 -g` samples the server and this process (DIR/server.data, DIR/client.data; `perf report -i ...`).
+Python's own frames show up in them when Python 3.12+ runs with `-X perf` (or PYTHONPERFSUPPORT=1,
+which the server inherits) and `--call-graph dwarf`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -154,50 +158,74 @@ def server_marks(url: str) -> list[dict[str, float]]:
     return out
 
 
-# (label, start mark, end mark): each row is the median of end - start over the streams that have both.
-PHASES = [
-    ("client: call -> sealing starts", "call", "seal0"),
-    ("client: sealing (seal_body)", "seal0", "seal1"),
-    ("client: sealed -> last request write", "seal1", "sent"),
-    ("client: call -> last request write", "call", "sent"),
-    ("loopback + server reads the head", "sent", "s_start"),
-    ("server: head -> body read", "s_start", "s_read"),
-    ("server: open the request", "s_read", "s_opened"),
-    ("server: opened -> headers sent", "s_opened", "s_headers"),
-    ("server: read -> headers sent", "s_read", "s_headers"),
-    ("server: first write sealed", "s_headers", "s_sealed"),
-    ("server: opened -> first write sealed", "s_opened", "s_sealed"),
-    ("server: first write sealed -> sent", "s_sealed", "s_written"),
-    ("server: headers -> first write sent", "s_headers", "s_written"),
-    ("server: start -> first write sent", "s_start", "s_written"),
-    ("server headers -> client's first bytes", "s_headers", "recv"),
-    ("server first write sent -> client reads it", "s_written", "recv_event"),
-    ("client: read -> event opened", "recv_event", "open0"),
-    ("client: open the first event (incl. decode)", "open0", "open1"),
-    ("client:   of which the chunk decode", "dec0", "dec1"),
-    ("client: read -> chunk decoded", "recv_event", "dec1"),
-    ("client: event opened -> first chunk out", "open1", "first"),
-    ("client: chunk decoded -> first chunk out", "dec1", "first"),
-    ("TOTAL: call -> first chunk (wall)", "call", "first"),
+# What each mark means: the client's (this process) and the server's (`s_`).
+MARKS = {
+    "call": "client: the call",
+    "seal0": "client: sealing starts",
+    "seal1": "client: sealed",
+    "sent": "client: last request write",
+    "s_start": "server: handler starts",
+    "s_read": "server: body read",
+    "s_opened": "server: request opened",
+    "s_sealed": "server: first write sealed",
+    "s_headers": "server: headers sent",
+    "s_written": "server: first write sent",
+    "recv": "client: first bytes in",
+    "recv_event": "client: first event's bytes in",
+    "open0": "client: opening the event",
+    "dec0": "client: decoding the chunk",
+    "dec1": "client: chunk decoded",
+    "open1": "client: event opened",
+    "first": "client: first chunk out",
+}
+# Spans across the steps: (label, start mark, end mark).
+SPANS = [
+    ("client, before the request is written", "call", "sent"),
+    ("server, handler start -> first write sent", "s_start", "s_written"),
+    ("client, first event's bytes in -> chunk out", "recv_event", "first"),
+    ("TOTAL: call -> first chunk", "call", "first"),
 ]
 
 
+def steps(sample: dict[str, float]) -> list[tuple[str, float]]:
+    """The marks of one stream in the order they happened, as (from -> to, us) steps."""
+    timeline = sorted((sample[name], name) for name in MARKS if name in sample)
+    return [(f"{a} -> {b}", (tb - ta) * 1e6) for (ta, a), (tb, b) in itertools.pairwise(timeline)]
+
+
 def table(samples: dict[str, list[dict[str, float]]]) -> str:
+    """Each client's steps in the order they happened (the median of each, over the streams
+    where that step occurred in at least half of them), then spans and CPU."""
     names = list(samples)
-    lines = ["| phase | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for label, start, end in PHASES:
+    per_client = {}
+    order: list[str] = []
+    for name in names:
+        found: dict[str, list[float]] = {}
+        for sample in samples[name]:
+            for step, us in steps(sample):
+                found.setdefault(step, []).append(us)
+        per_client[name] = {k: v for k, v in found.items() if len(v) * 2 >= len(samples[name])}
+        order += [k for k in per_client[name] if k not in order]
+    rank = {mark: i for i, mark in enumerate(MARKS)}
+    order.sort(key=lambda step: [rank[mark] for mark in step.split(" -> ")])
+    lines = ["| step (median us) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for step in order:
+        cells = [
+            f"{statistics.median(per_client[n][step]):.0f}" if step in per_client[n] else "" for n in names
+        ]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    for label, start, end in SPANS:
         cells = []
         for name in names:
             spans = [(s[end] - s[start]) * 1e6 for s in samples[name] if start in s and end in s]
             cells.append(f"{statistics.median(spans):.0f}" if spans else "")
-        if any(cells):
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    for label, key in (("client CPU: call -> first chunk", "cpu"), ("client CPU: sealing", "seal_cpu")):
-        cells = [_median(samples[name], key) for name in names]
-        if any(cells):
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    cells = [_median(samples[name], "s_cpu_used") for name in names]
-    lines.append("| server CPU: start -> first write sent | " + " | ".join(cells) + " |")
+        lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
+    for label, key in (
+        ("client CPU: call -> first chunk", "cpu"),
+        ("client CPU: sealing", "seal_cpu"),
+        ("server CPU: handler start -> first write sent", "s_cpu_used"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(_median(samples[name], key) for name in names) + " |")
     return "\n".join(lines)
 
 
@@ -227,9 +255,9 @@ async def measure(
     return samples
 
 
-def perf_pass(url: str, server_pid: int, out: Path, count: int) -> None:
-    """Sample the server and this process with `perf record -e cpu-clock -g` over `count`
-    confidential streams."""
+def perf_pass(url: str, server_pid: int, out: Path, count: int, call_graph: str) -> None:
+    """Sample the server and this process with `perf record -e cpu-clock` (call graphs: `fp`,
+    or `dwarf` to see Python's frames under `-X perf`) over `count` confidential streams."""
     out.mkdir(parents=True, exist_ok=True)
     recorders = [
         subprocess.Popen(
@@ -261,12 +289,82 @@ def perf_pass(url: str, server_pid: int, out: Path, count: int) -> None:
             recorder.wait(timeout=60)
 
 
+# Where perf's samples fall, by shared object and symbol (first match wins).
+CATEGORIES = [
+    (
+        "X25519 scalar multiplication (OpenSSL: x25519_fe64_* asm, fe_*/ge_* for a key pair)",
+        re.compile(r"x25519|\bfe_|\bge_|fe51|\bcmov\b"),
+    ),
+    (
+        "other cryptography/OpenSSL: AES-GCM, HKDF, SHA-256, key objects, provider look-ups",
+        re.compile(r"_rust\.abi3|libcrypto|libssl"),
+    ),
+    ("CPython interpreter (libpython)", re.compile(r"libpython")),
+    ("aiohttp's C parts (llhttp parser, writer)", re.compile(r"_http_parser|_http_writer|_websocket")),
+    ("multidict / yarl / propcache / frozenlist", re.compile(r"multidict|yarl|propcache|frozenlist")),
+    ("msgspec", re.compile(r"msgspec|/_core\.cpython|^_core\.cpython")),
+    ("stdlib C modules (_blake2, binascii, _json, _asyncio, select, ...)", re.compile(r"\.cpython-3")),
+    ("libc (malloc, memcpy, ...)", re.compile(r"libc\.so|libm\.so|ld-linux")),
+    ("kernel (syscalls, loopback TCP, scheduling)", re.compile(r"kernel")),
+]
+
+
+def perf_summary(data: Path, streams: int) -> str:
+    """CPU per stream by category from a `perf record -e cpu-clock` file (its event count is ns)."""
+    report = subprocess.run(
+        [
+            "perf",
+            "report",
+            "-i",
+            str(data),
+            "--no-children",
+            "--sort",
+            "dso,sym",
+            "--stdio",
+            "-g",
+            "none",
+            "--percent-limit",
+            "0",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    header = subprocess.run(
+        ["perf", "report", "-i", str(data), "--stdio", "-g", "none", "--percent-limit", "100"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"Event count \(approx\.\): (\d+)", header)
+    total_us = int(found.group(1)) / 1e3 if found else 0.0
+    shares: dict[str, float] = {}
+    for line in report.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3 or not parts[0].endswith("%"):
+            continue
+        share, where = float(parts[0][:-1]), parts[1] + " " + parts[2]
+        label = next((label for label, pattern in CATEGORIES if pattern.search(where)), "other")
+        shares[label] = shares.get(label, 0.0) + share
+    lines = [
+        f"{data.name}: {total_us / streams:.0f} us CPU per stream sampled ({streams} streams)",
+        "",
+        "| where | share | us per stream |",
+        "|---|---:|---:|",
+    ]
+    for label, share in sorted(shares.items(), key=lambda item: -item[1]):
+        lines.append(f"| {label} | {share:.1f} % | {share * total_us / 100 / streams:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300, help="streams per client per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--perf", type=Path, help="also sample server and client with perf, into DIR")
+    parser.add_argument("--call-graph", default="fp", help="perf's: fp, or dwarf (with python -X perf)")
     args = parser.parse_args(argv)
     instrument()
     pin(os.getpid(), 0)
@@ -279,10 +377,13 @@ def main(argv: list[str] | None = None) -> None:
             f"(client on CPU 0, server on CPU 1)\n"
         )
         print(table(samples))
+        print("\nmarks: " + "; ".join(f"{k} = {v}" for k, v in MARKS.items()))
         if args.perf is not None:
             assert server.proc is not None
-            perf_pass(server.url, server.proc.pid, args.perf, args.count * args.rounds)
-            print(f"\nperf data: {args.perf}/server.data, {args.perf}/client.data")
+            perf_pass(server.url, server.proc.pid, args.perf, args.count * args.rounds, args.call_graph)
+            print(f"\nperf data: {args.perf}/server.data, {args.perf}/client.data\n")
+            for who in ("server", "client"):
+                print(perf_summary(args.perf / f"{who}.data", args.count * args.rounds) + "\n")
 
 
 if __name__ == "__main__":
