@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -235,20 +236,25 @@ def _median(rows: list[dict[str, float]], key: str) -> str:
 
 
 async def measure(
-    url: str, names: tuple[str, ...], count: int, rounds: int
+    urls: dict[str, str], names: tuple[str, ...], count: int, rounds: int
 ) -> dict[str, list[dict[str, float]]]:
-    clients = {name: await connect(url, name) for name in names}
-    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    """`count` streams of each client on each server (`urls`: label -> URL), turn by turn."""
+    tag = len(urls) > 1
+    clients = {(name, label): await connect(url, name) for label, url in urls.items() for name in names}
+    samples: dict[str, list[dict[str, float]]] = {
+        f"{name}@{label}" if tag else name: [] for name, label in clients
+    }
     try:
         for client in clients.values():  # warm: the lock, the connection, the code paths
             for _ in range(20):
                 await client.stream(MODEL)
-        server_marks(url)
+        for url in urls.values():
+            server_marks(url)
         for _ in range(rounds):
-            for name, client in clients.items():
+            for (name, label), client in clients.items():
                 got = [await one_stream(client) for _ in range(count)]
-                for mine, theirs in zip(got, server_marks(url), strict=True):
-                    samples[name].append({**mine, **theirs})
+                for mine, theirs in zip(got, server_marks(urls[label]), strict=True):
+                    samples[f"{name}@{label}" if tag else name].append({**mine, **theirs})
     finally:
         for client in clients.values():
             await client.aclose()
@@ -282,7 +288,7 @@ def perf_pass(url: str, server_pid: int, out: Path, count: int, call_graph: str)
     ]
     time.sleep(1.0)  # perf attached
     try:
-        asyncio.run(measure(url, ("atoma-confidential",), count, 1))
+        asyncio.run(measure({"": url}, ("atoma-confidential",), count, 1))
     finally:
         for recorder in recorders:
             recorder.send_signal(signal.SIGINT)
@@ -363,15 +369,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=300, help="streams per client per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--server-root",
+        action="append",
+        type=Path,
+        help="run the bench server of this tree (repeat it for an A/B: the clients take turns on each)",
+    )
     parser.add_argument("--perf", type=Path, help="also sample server and client with perf, into DIR")
     parser.add_argument("--call-graph", default="fp", help="perf's: fp, or dwarf (with python -X perf)")
     args = parser.parse_args(argv)
     instrument()
     pin(os.getpid(), 0)
-    server = ServerProcess(sys.executable, ROOT, cpu=1)
-    server.argv.append("--phases")
-    with server:
-        samples = asyncio.run(measure(server.url, tuple(args.clients.split(",")), args.count, args.rounds))
+    roots = args.server_root or [ROOT]
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for root in roots:
+            server = ServerProcess(sys.executable, root.resolve(), cpu=1)
+            server.argv.append("--phases")
+            servers[root.name if len(roots) > 1 else ""] = stack.enter_context(server)
+        urls = {label: server.url for label, server in servers.items()}
+        samples = asyncio.run(measure(urls, tuple(args.clients.split(",")), args.count, args.rounds))
         print(
             f"{MODEL}, median us over {args.count * args.rounds} streams per client "
             f"(client on CPU 0, server on CPU 1)\n"
@@ -379,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
         print(table(samples))
         print("\nmarks: " + "; ".join(f"{k} = {v}" for k, v in MARKS.items()))
         if args.perf is not None:
+            server = next(iter(servers.values()))
             assert server.proc is not None
             perf_pass(server.url, server.proc.pid, args.perf, args.count * args.rounds, args.call_graph)
             print(f"\nperf data: {args.perf}/server.data, {args.perf}/client.data\n")
