@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -395,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(table(samples))
         print("\nmarks: " + "; ".join(f"{k} = {v}" for k, v in MARKS.items()))
-        if args.perf is not None:
+        if args.perf is not None and shutil.which("perf") is None:
+            print("\nno perf sampling: perf is not installed (Debian: apt-get install linux-perf)")
+        elif args.perf is not None:
             server = next(iter(servers.values()))
             assert server.proc is not None
             perf_pass(server.url, server.proc.pid, args.perf, args.count * args.rounds, args.call_graph)
