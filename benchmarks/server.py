@@ -25,8 +25,8 @@ from .payloads import Spec, hold_writes, parse_model, render
 
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
 _JSON = {"Content-Type": "application/json", "x-request-id": "req-bench"}
-Marks = list[tuple[str, float]] | None  # one request's marks, when measuring (`--phases`)
 _SSE = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": "req-bench"}
+Marks = list[tuple[str, float]] | None  # one request's marks, when measuring (`--phases`)
 
 
 class BenchServer:
