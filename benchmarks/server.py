@@ -83,11 +83,12 @@ class BenchServer:
         return await self._send(response, spec, answer, 0, marks)
 
     async def _confidential(self, request: web.Request, raw: bytes, marks: Marks) -> web.StreamResponse:
-        """Open the request, answer it as usual, and seal the answer or each event: the first
-        write sealed before anything is awaited and sent right after the headers, as a node
-        sends its first event (time to first token); the rest sealed together and then sent
-        back to back, as the plain answer's writes are, so a client reads them as it reads a
-        plain stream."""
+        """Open the request, answer it as usual, and seal the answer or each event: the headers
+        go out first (as a node's do, before its first event exists: the client reads them
+        while the first write is sealed, ~10 us sooner to the first token than sealing first),
+        then the first write is sealed and sent with nothing awaited in between (time to first
+        token); the rest are sealed together and then sent back to back, as the plain answer's
+        writes are, so a client reads them as it reads a plain stream."""
         node = self._node()
         opened = node.open_request(raw)
         key = opened.key
@@ -101,9 +102,9 @@ class BenchServer:
             return web.Response(body=seal(key, answer), headers=_JSON)
         if not answer:
             return await self._send(await _prepare(request, marks), spec, answer, 0, marks)
+        response = await _prepare(request, marks)
         first = _seal_write(seal, key, answer[0])
         _mark(marks, "sealed")
-        response = await _prepare(request, marks)
         await response.write(first)
         _mark(marks, "written", cpu=True)
         sealed = [first, *(_seal_write(seal, key, data) for data in answer[1:])]
