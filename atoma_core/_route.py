@@ -51,6 +51,7 @@ log = logging.getLogger("atoma")
 T = TypeVar("T")
 DEFAULT_PAUSE = 1.0  # seconds everyone sharing a limiter waits after a 429 without Retry-After
 OPTION_POLICIES = 64  # options objects whose policy a core keeps (then it starts again)
+LANES = 64  # operations whose lane a policy keeps (some layers make an operation per call)
 # Set while an attempt runs: a call made inside it (a confidential node lock) is part of that
 # attempt, which its breaker has already let through (as the half-open trial, maybe): no own
 # breaker, no hedge, no fallback (a lock from another server would not fit this target).
@@ -114,11 +115,10 @@ class Lane:
     limiter, no nested call: nothing but the breaker's word), and the call's own target per
     (server, model), made on first use and shared by every call that goes there."""
 
-    __slots__ = ("breakers", "direct", "encode", "fallbacks", "hedge", "op", "policy", "targets")
+    __slots__ = ("breakers", "direct", "encode", "fallbacks", "hedge", "policy", "targets")
 
     def __init__(self, policy: Policy, op: Operation[Any, Any], nested: bool, encode: Encode) -> None:
         self.policy = policy
-        self.op = op
         self.encode = encode
         self.breakers = not nested  # a call inside an attempt was let through by that attempt's breaker
         self.fallbacks: tuple[Fallback, ...] = () if nested else policy.fallbacks
@@ -148,10 +148,13 @@ class Walk:
     reaches them (a call that succeeds at once pays for no URL or body of a fallback), and one
     made early for a hedged copy (`ahead`)."""
 
-    __slots__ = ("ahead", "body", "first", "lane", "request", "rest")
+    __slots__ = ("ahead", "body", "first", "lane", "op", "request", "rest")
 
-    def __init__(self, lane: Lane, first: Target, request: Any, body: bytes | None) -> None:
+    def __init__(
+        self, lane: Lane, op: Operation[Any, Any], first: Target, request: Any, body: bytes | None
+    ) -> None:
         self.lane = lane
+        self.op = op
         self.first = first
         self.request = request
         self.body = body  # the call's own
@@ -166,7 +169,7 @@ class Walk:
             if rest is None:
                 lane = self.lane
                 extra_body = ctx.options.extra_body if ctx.options is not None else None
-                encode, op = lane.encode, lane.op
+                encode, op = lane.encode, self.op
 
                 def with_model(request: Any, model: str) -> bytes:
                     return encode(op, request, model, extra_body)
@@ -219,18 +222,27 @@ def plan(
     """The call's lane (`ctx.route`) and own target (`ctx.target`): looked up, made only by the
     first call of a kind. A hedged call also gets its walk now (`ctx.walk`: a copy may go to the
     next target); any other makes one only if its own target fails."""
-    core = ctx.core
-    policy = _policy(core, ctx.options)
+    core, options = ctx.core, ctx.options
+    policy = core.route_policy if options is None else None
+    if policy is None:
+        policy = _policy(core, options)
     nested = _inside_attempt.get()  # part of an attempt to one target: it stays on that target
     lanes = policy.inner_lanes if nested else policy.lanes
     lane = lanes.get(op)
     if lane is None:
+        if len(lanes) >= LANES:
+            lanes.clear()
         lane = lanes[op] = Lane(policy, op, nested, encode)
     ctx.route = lane
-    target = ctx.target = lane.first(server_url or core.server_url, getattr(request, "model", None), url)
+    server, model = server_url or core.server_url, getattr(request, "model", None)
+    targets = lane.targets.get(server)
+    target = targets.get(model) if targets is not None else None
+    if target is None:
+        target = lane.first(server, model, url)
+    ctx.target = target
     if lane.hedge is not None:
         policy.state.hedge.calls += 1
-        ctx.walk = Walk(lane, target, request, body)
+        ctx.walk = Walk(lane, op, target, request, body)
 
 
 def served(op: Operation[Any, Any], ctx: CallContext, result: Ok[T]) -> Ok[T]:
@@ -269,7 +281,7 @@ async def fall_back(
             "%s: %s at %s failed (%s): falling back", op.operation_id, target.model, target.server_url, error
         )
         if walk is None:
-            walk = ctx.walk if lane.hedge is not None else Walk(lane, target, request, body)
+            walk = ctx.walk if lane.hedge is not None else Walk(lane, op, target, request, body)
         try:
             next_target = walk.next_target(ctx)
         except AtomaError as unusable:  # a fallback's request that cannot be encoded
