@@ -82,7 +82,7 @@ async def _step(count: int, rounds: int, profile: bool) -> None:
         finally:
             gc.enable()
         plain, resilient = statistics.median(figures["plain"]), statistics.median(figures["resilient"])
-        diffs = [r - p for p, r in zip(figures["plain"], figures["resilient"])]
+        diffs = [r - p for p, r in zip(figures["plain"], figures["resilient"], strict=True)]
         print(
             f"step (no HTTP), ns/call, median of {rounds} x {count}: plain {plain:.0f}, resilient "
             f"{resilient:.0f}; route cost {statistics.median(diffs):.0f} ns/call "
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
 
         count = max(1, args.count // 5)
         figures = run_against("bench:small", lambda url: _http(url, count, args.rounds))
-        diffs = [r - p for p, r in zip(figures["plain"], figures["resilient"])]
+        diffs = [r - p for p, r in zip(figures["plain"], figures["resilient"], strict=True)]
         print(
             f"HTTP bench:small, CPU us/request, median of {args.rounds} x {count}: plain "
             f"{statistics.median(figures['plain']):.2f}, resilient {statistics.median(figures['resilient']):.2f}; "
