@@ -17,20 +17,19 @@ breaker and latency book. A call that succeeds at once looks them up and allocat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Mapping, TypeVar
 
 from ._fallback import Target, can_fall_back, fallback_targets, fallbacks_of, usable_fallbacks
-from ._hedge import race
+from ._hedge import hedged_attempt
 from .errors import APIError, AtomaError, CircuitOpenError
 from .limiter import UNLIMITED
 
 if TYPE_CHECKING:
     from ._operation import CallContext, Operation
-    from .config import Fallback, Hedge, RequestOptions
+    from .config import Fallback, RequestOptions
     from .core import AtomaCore
     from .models.meta import FallbackFailure, ResponseMeta
     from .result import Ok, Result
@@ -377,7 +376,7 @@ async def guarded_attempt(
     inside = _inside_attempt.set(True) if op.build_body is not None else None
     try:
         if lane.hedge is not None:
-            value = await _hedged(core, op, ctx, url, headers, body, attempt, lane.hedge)
+            value = await hedged_attempt(core, op, ctx, url, headers, body, attempt, lane.hedge)
         else:
             value = await attempt(core, op, ctx, url, headers, body)
             target.latencies.add(time.monotonic() - sent)  # type: ignore[union-attr]
@@ -437,90 +436,3 @@ async def _slow_everyone(limiter: Any, headers: Mapping[str, str]) -> None:
         await limiter.rate_limited(DEFAULT_PAUSE if pause is None else pause)
     except AtomaError:  # a limiter that cannot be told: the 429 itself is what the caller sees
         log.warning("the rate limiter could not be told of a 429")
-
-
-def _twin(ctx: CallContext) -> CallContext:
-    """A copy of the call's context for one racer (its own `state`: a confidential copy is
-    sealed with its own key)."""
-    twin = object.__new__(type(ctx))
-    for name in type(ctx).__slots__:
-        with contextlib.suppress(AttributeError):
-            setattr(twin, name, getattr(ctx, name))
-    return twin
-
-
-async def _hedged(
-    core: AtomaCore,
-    op: Operation[Any, T],
-    ctx: CallContext,
-    url: Any,
-    headers: dict[str, str],
-    body: bytes | None,
-    attempt: Attempt[T],
-    hedge: Hedge,
-) -> T:
-    """The attempt raced against a copy sent after the hedge delay, within the budget."""
-    lane: Lane = ctx.route
-    target: Target = ctx.target
-    state = lane.policy.state
-    loop = asyncio.get_running_loop()
-    first, second = _twin(ctx), _twin(ctx)
-    second.attempts = ctx.attempts + 1
-    started: dict[int, float] = {}
-    copy_sent = False
-
-    async def run(twin: CallContext) -> T:
-        started[id(twin)] = loop.time()
-        if twin is second:
-            if hedge.to == "fallback":
-                _aim_at_next(twin)
-            if lane.policy.limiter is not None:  # a copy is a request like any other
-                await lane.policy.limiter.acquire(0.0)
-        aim: Target = twin.target
-        return await attempt(core, op, twin, aim.url, headers, body if aim is target else aim.body)
-
-    def may_copy() -> bool:
-        nonlocal copy_sent
-        copy_sent = state.hedge.allow(hedge.budget)
-        return copy_sent
-
-    async def discard(is_copy: bool, value: Any) -> None:
-        loser = second if is_copy else first
-        loser.call = None  # its end is not the call's end
-        closer = getattr(value, "aclose", None)
-        if closer is not None:
-            await closer()
-
-    delay = state.hedge_delay(hedge, target.server_url, target.model)
-    try:
-        value, copy_won = await race(lambda: run(first), lambda: run(second), delay, may_copy, discard)
-    finally:
-        if copy_sent:  # the copy was an HTTP attempt of this call, whatever came of it
-            ctx.attempts = max(ctx.attempts, second.attempts)
-    if copy_sent:
-        state.hedge.cancelled += 1  # the other one: cancelled, or closed after a tie
-    winner = second if copy_won else first
-    answered: Target = winner.target
-    answered.latencies.add(loop.time() - started[id(winner)])  # type: ignore[union-attr]
-    for name in ("attempts", "request_id", "state", "end_taken", "last_error", "target"):
-        setattr(ctx, name, getattr(winner, name))
-    if copy_sent:
-        ctx.attempts = max(ctx.attempts, second.attempts)
-    if copy_won:
-        state.hedge.won += 1
-        ctx.hedged = True
-    return value
-
-
-def _aim_at_next(twin: CallContext) -> None:
-    """Send a hedged copy to the next fallback target instead, if there is one whose breaker is
-    closed (an open or half-open one gets nothing extra)."""
-    target: Target = twin.target
-    if target.last:
-        return
-    ahead = twin.walk.peek_target(twin)
-    if ahead is None or (ahead.breaker is not None and ahead.breaker.state != "closed"):
-        return
-    twin.target = ahead
-    twin.state = None  # another model or node: nothing of this target's lock holds
-    twin.last_error = None
