@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple, TypeVar
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from ._hkdf import hkdf_sha256
 from .errors import (
     ConfidentialComputeError,
     MissingDependencyError,
@@ -31,8 +32,6 @@ from .errors import (
     StreamInterruptedError,
 )
 from .models.confidential import ConfidentialComputeRequest, ConfidentialComputeResponse
-
-from ._hkdf import hkdf_sha256
 
 _MISSING: ImportError | None = None
 try:

@@ -66,10 +66,14 @@ class BareSealed(bare.BareClient):
     way known: the SDK's own key maker and HKDF), nothing of the SDK around it."""
 
     async def lock(self, base: str) -> None:
-        from atoma_core._crypto import X25519PublicKey, _private_key_maker
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+        from atoma_core._crypto import _private_key_maker
         from atoma_core._hkdf import hkdf_sha256
 
-        async with self.session.post(base + "/v1/nodes/lock", json={"model": MODEL}, headers=self.headers) as r:
+        async with self.session.post(
+            base + "/v1/nodes/lock", json={"model": MODEL}, headers=self.headers
+        ) as r:
             lock = msgspec.json.decode(await r.read(), type=_Lock)
         self.node_raw, self.stack = lock.public_key, lock.stack_small_id
         self.node = X25519PublicKey.from_public_bytes(lock.public_key)
@@ -77,7 +81,7 @@ class BareSealed(bare.BareClient):
         self.make, self.hkdf = _private_key_maker(), hkdf_sha256
 
     async def complete(self, model: str) -> tuple[int, int]:
-        from atoma_core._crypto import AESGCM
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         plaintext = bare._encode({"model": model, "messages": MESSAGES})
         fresh = os.urandom(60)
@@ -217,7 +221,7 @@ async def _steps(url: str, count: int) -> None:
         t.append(ns())
         body = crypto._write(request)
         t.append(ns())
-        for step, start, end in zip(STEPS, t, t[1:]):
+        for step, start, end in zip(STEPS, t, t[1:], strict=False):
             spent[step].append(end - start)
         return body, key
 
