@@ -131,6 +131,10 @@ def _bad_nonce() -> ConfidentialComputeError:
     return ConfidentialComputeError(f"the nonce is not {NONCE_SIZE} bytes", reason="encoding")
 
 
+def _bad_key() -> ConfidentialComputeError:
+    return ConfidentialComputeError("a public key is not a usable X25519 key", reason="key")
+
+
 def _bad_tag() -> ConfidentialComputeError:
     message = "the ciphertext failed authentication (tampered, or sealed under another key)"
     return ConfidentialComputeError(message, reason="tag")
@@ -348,7 +352,7 @@ def _agree(own_key: X25519PrivateKey, peer: X25519PublicKey, salt: bytes) -> Res
     try:
         shared = own_key.exchange(peer)
     except ValueError:  # a low-order point giving an all-zero secret
-        raise ConfidentialComputeError("a public key is not a usable X25519 key", reason="key") from None
+        raise _bad_key() from None
     return ResponseKey(hkdf_sha256(salt, shared))
 
 
@@ -356,7 +360,7 @@ def _peer_key(raw: bytes) -> X25519PublicKey:
     try:
         return X25519PublicKey.from_public_bytes(raw)
     except ValueError:  # not 32 bytes
-        raise ConfidentialComputeError("a public key is not a usable X25519 key", reason="key") from None
+        raise _bad_key() from None
 
 
 def derive_key(own_key: X25519PrivateKey, peer_public_key: bytes, salt: bytes) -> ResponseKey:
@@ -398,6 +402,7 @@ def seal_body(
     times its warm price (benchmarks/profiles/confidential-small.md). The private key is made from
     32 bytes of `os.urandom`, drawn with the salt and nonce in one system call (cheaper in the
     loop than `X25519PrivateKey.generate()` and its second trip through OpenSSL's generator).
+    `ephemeral` fixes the key, salt and nonce, as for `seal_request` (known-answer tests only).
     """
     global _private_from_bytes
     require_cryptography()
@@ -415,7 +420,7 @@ def seal_body(
     try:
         shared = own.exchange(node_key)
     except ValueError:  # a low-order point giving an all-zero secret
-        raise ConfidentialComputeError("a public key is not a usable X25519 key", reason="key") from None
+        raise _bad_key() from None
     key = ResponseKey(hkdf_sha256(salt, shared))
     request = _SealedRequest(
         ciphertext=key._aead.encrypt(nonce, plaintext, None),
