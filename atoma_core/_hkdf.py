@@ -30,8 +30,10 @@ def _builtin_sha256() -> Callable[[bytes], Any]:
 
 _sha256 = _builtin_sha256()
 _BLOCK = 64  # SHA-256's block size: HMAC pads its key to it
-_IPAD = bytes(x ^ 0x36 for x in range(256))  # bytes.translate tables, as the stdlib's hmac uses
-_OPAD = bytes(x ^ 0x5C for x in range(256))
+# The pads XORed in as one integer each, not through a lookup table indexed by the key's bytes
+# (as the stdlib's pure-Python hmac does): the PRK is secret, so no key-dependent memory access.
+_IPAD = int.from_bytes(b"\x36" * _BLOCK, "big")
+_OPAD = int.from_bytes(b"\x5c" * _BLOCK, "big")
 _FIRST_BLOCK = b"\x01"  # T(1) = HMAC(PRK, info || 0x01), info empty; 32 bytes need no T(2)
 
 
@@ -39,9 +41,9 @@ def _hmac_sha256(key: bytes, message: bytes) -> bytes:
     """HMAC-SHA256 (RFC 2104)."""
     if len(key) > _BLOCK:
         key = _sha256(key).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    inner = _sha256(key.translate(_IPAD) + message).digest()
-    digest: bytes = _sha256(key.translate(_OPAD) + inner).digest()
+    padded = int.from_bytes(key.ljust(_BLOCK, b"\0"), "big")
+    inner = _sha256((padded ^ _IPAD).to_bytes(_BLOCK, "big") + message).digest()
+    digest: bytes = _sha256((padded ^ _OPAD).to_bytes(_BLOCK, "big") + inner).digest()
     return digest
 
 
