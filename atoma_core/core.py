@@ -217,6 +217,8 @@ class AtomaCore:
         self.hedge: Hedge | None = hedge
         self.limiter: Any = check_limiter(limiter, "limiter") if limiter is not None else None
         self.resilience: Resilience | None = None
+        self.route_policy: Any = None  # `_route.Policy` of calls without options of their own, made once
+        self.option_policies: dict[int, Any] = {}  # id(options) -> (options, `_route.Policy`)
         # Whether every call goes through target choice (fallbacks, breakers, hedge, limiter):
         # False keeps plain calls on the path they took before any of it existed.
         self.routes = bool(self.fallbacks) or hedge is not None or breaker is not None or limiter is not None
