@@ -2,6 +2,7 @@
 first event goes, for the bare loop, this SDK plain and confidential (`bench:stream:8:1:0`).
 
     python -m benchmarks.ttft_phases [--count 300] [--rounds 5] [--perf DIR]
+    python -m benchmarks.ttft_phases --server-root OLD_TREE --server-root NEW_TREE    (an A/B)
 
 The bench server runs as its own process (`--phases`: it notes when each step of a request ended);
 this process runs the clients of benchmarks/clients, one stream after another, turn by turn
@@ -12,8 +13,9 @@ every stream of its own duration (so the phases need not add up to the median to
 
 With `--perf DIR`, a second pass runs only the confidential client while `perf record -e cpu-clock
 -g` samples the server and this process (DIR/server.data, DIR/client.data; `perf report -i ...`).
-Python's own frames show up in them when Python 3.12+ runs with `-X perf` (or PYTHONPERFSUPPORT=1,
-which the server inherits) and `--call-graph dwarf`.
+Python 3.12+ with `-X perf` (or PYTHONPERFSUPPORT=1, which the server inherits) names Python's
+frames too, but only a libpython built with frame pointers lets perf unwind through them (pyenv's
+3.12.1 is not: samples end in `[unknown]`); see benchmarks/profiles/confidential-ttft.md.
 """
 
 from __future__ import annotations
