@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from .config import Breaker, CircuitChange
+from .config import Breaker, CircuitChange, shown_url
 
 if TYPE_CHECKING:
     from .config import Hooks
@@ -157,7 +157,7 @@ class CircuitBreaker:
             until=until,
             failures=self.consecutive,
         )
-        log.info("circuit %s %s: %s -> %s", self.server_url, self.model, old, new)
+        log.info("circuit %s %s: %s -> %s", shown_url(self.server_url), self.model, old, new)
         self._notify(change)
 
     def _wake(self) -> None:

@@ -29,6 +29,7 @@ from .config import (
     Timeouts,
     check_headers,
     coerce_options,
+    shown_url,
 )
 from .core import ENV_BEARER_AUTH
 from .errors import (
@@ -408,7 +409,8 @@ async def _exchange(
     timer.expect_headers(None if timeouts.read is None else loop.time() + timeouts.read)
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
-        log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
+        shown = shown_url(url, op.path)  # a provider's key may sit in a base URL's path
+        log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, shown)
     try:
         session = core.session_of(loop) or await core.session()
         try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Mapping, T
 
 from ._fallback import Target, can_fall_back, fallback_targets, fallbacks_of, usable_fallbacks
 from ._hedge import hedged_attempt
+from .config import shown_url
 from .errors import APIError, AtomaError, CircuitOpenError
 from .limiter import UNLIMITED
 
@@ -276,9 +277,8 @@ async def fall_back(
             error.attempted = tuple(tried)
             return result
         tried.append(target.failure(error))
-        log.info(
-            "%s: %s at %s failed (%s): falling back", op.operation_id, target.model, target.server_url, error
-        )
+        shown = shown_url(target.server_url)
+        log.info("%s: %s at %s failed (%s): falling back", op.operation_id, target.model, shown, error)
         if walk is None:
             walk = ctx.walk if lane.hedge is not None else Walk(lane, op, target, request, body)
         try:
@@ -417,7 +417,7 @@ async def _admit(ctx: CallContext, lane: Lane, target: Target, failed_type: type
         if not (last and lane.policy.on_open == "wait") or (due is not None and loop.time() + blocked > due):
             until = breaker.wall_until()
             message = (
-                f"circuit open for {target.model or 'this operation'} at {target.server_url} "
+                f"circuit open for {target.model or 'this operation'} at {shown_url(target.server_url)} "
                 f"after {breaker.consecutive} failures: nothing sent; it half-opens in {blocked:.1f} s"
             )
             error = CircuitOpenError(

@@ -123,3 +123,12 @@ async def test_a_failure_after_success_still_falls_back_from_a_kept_target(
         assert region2.requests[-1].raw == sandbox.requests[-1].raw  # the call's own body went there
         again = (await chat_create(core, CHAT)).unwrap()  # the kept first target is unchanged
         assert again.meta is not None and (again.meta.server_url, again.meta.fallbacks) == (sandbox.url, ())
+
+
+def test_the_cores_resilience_defaults_are_read_only() -> None:
+    """Routes are worked out once per core: an assignment that would be ignored raises instead."""
+    core = AtomaCore("t", "http://127.0.0.1:9", fallbacks=["backup"])
+    assert [f.model for f in core.fallbacks] == ["backup"] and core.hedge is None and core.limiter is None
+    for name in ("fallbacks", "hedge", "limiter"):
+        with pytest.raises(AttributeError):
+            setattr(core, name, None)
