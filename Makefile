@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # Debian's redis-server, for tests/test_shared_limiter.py (which skips, saying why, without it).
 REDIS_STAMP := $(VENV)/.installed-redis
 
-.PHONY: demo test lint typecheck pytest docs docs-build docs-serve bench bench-quick bench-batch bench-frameworks e2e batch-ray clean
+.PHONY: demo test lint typecheck pytest docs docs-build docs-serve bench bench-quick bench-batch bench-frameworks profile-confidential e2e batch-ray clean
 
 # The last step puts atoma-sdk 0.1.3 in its own venv (it pins pydantic ~2.10), for the benchmarks
 # and the confidential-compute interoperability tests (which skip if it cannot be installed).
@@ -103,6 +103,10 @@ bench-quick: $(BENCH_STAMP)
 # ChatAtoma / AtomaModel next to LangChain's ChatOpenAI / pydantic-ai's OpenAIChatModel (one run).
 bench-frameworks: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.frameworks
+
+# Time to first token phase by phase (bare, plain, confidential; client and server), and perf.
+profile-confidential: $(STAMP)
+	$(BIN)/python -m benchmarks.ttft_phases --perf benchmarks/out/perf-ttft
 
 # batch_run next to a plain asyncio.gather loop over chat_create (requests/s, CPU per request).
 bench-batch: $(STAMP)

@@ -9,6 +9,7 @@ server for the floor and this SDK, the report compares as it says, and the chart
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,6 +81,40 @@ def test_new_kinds_run_end_to_end_and_decode_what_was_sent() -> None:
             assert 0 < ttft["ttft_p10_us"] <= ttft["ttft_us"] <= ttft["ttft_p90_us"]
             opened = by_workload["open-512"]
             assert opened["rss_open"] > opened["rss_base"]
+
+
+def test_confidential_client_opens_every_sealed_answer_of_the_bench_server() -> None:
+    """The bench server's node really does the protocol: each answer and event is sealed and the
+    SDK opens (and checks) all of them, with the content the plain answer holds."""
+    todo = [
+        Job("seq", "seq", 4, "bench:small"),
+        Job("stream", "stream", 3, "bench:stream:8:1:0"),
+        Job("batched", "stream", 2, "bench:stream:40:8:4"),
+        Job("ttft", "ttft", 3, "bench:stream:8:1:0"),
+    ]
+    with ServerProcess(sys.executable, run.ROOT) as server:
+        records, _ = run.run_worker("atoma-confidential", todo, server.url, None)
+    assert [r.get("error") for r in records] == [None] * len(todo)
+    for job, record in zip(todo, records, strict=True):
+        want = expect(job.model)
+        assert (record["chunks"], record["chars"]) == (want.chunks * job.count, want.chars * job.count)
+
+
+def test_ttft_phases_prints_each_step_for_each_client() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ttft_phases", "--count", "3", "--rounds", "1"],
+        cwd=run.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    rows = {line.split(" | ")[0].strip("| *"): line for line in out.splitlines() if line.startswith("|")}
+    assert "bare | atoma | atoma-confidential" in rows["step (median us)"]
+    assert rows["TOTAL: call -> first chunk"].count("|") == 5  # a figure for each client
+    # steps no mark of the other process can fall between (it is waiting)
+    for step in ("seal0 -> seal1", "s_start -> s_read", "s_read -> s_opened", "open0 -> dec0"):
+        assert step in rows, step
 
 
 def test_parts_add_up_to_the_job_in_whole_bursts() -> None:

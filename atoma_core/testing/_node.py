@@ -13,10 +13,10 @@ from typing import Any, Mapping, NamedTuple
 
 import msgspec
 
-from .._crypto import SALT_SIZE, ResponseKey, b64, blake2b_256, derive_key, public_key_b64, unb64
+from .._crypto import SALT_SIZE, ResponseKey, b64, blake2b_256, derive_key, unb64
 from .._crypto import private_key as new_private_key
 from ..errors import ConfidentialComputeError
-from ..models.confidential import ConfidentialComputeRequest
+from ..models.confidential import ConfidentialComputeRequest, ConfidentialComputeResponse
 
 __all__ = ["OpenedRequest", "SandboxNode", "tamper_ciphertext", "wrong_response_hash"]
 
@@ -38,7 +38,8 @@ class SandboxNode:
 
     def __init__(self, private_key: bytes | None = None, *, node_small_id: int = 1) -> None:
         self._private = new_private_key(private_key)
-        self.public_key = public_key_b64(self._private)
+        self._public_raw = self._private.public_key().public_bytes_raw()
+        self.public_key = b64(self._public_raw)
         self.node_small_id = node_small_id
 
     def __repr__(self) -> str:
@@ -47,7 +48,7 @@ class SandboxNode:
     @property
     def key(self) -> bytes:
         """The raw 32 bytes of the public key (what the node commits on chain)."""
-        return unb64(self.public_key, "node public key")
+        return self._public_raw
 
     def lock_response(self, stack_small_id: int) -> dict[str, Any]:
         """The body of a `/v1/nodes/lock` answer that points clients at this node."""
@@ -64,7 +65,12 @@ class SandboxNode:
         "encoding", "tag", "hash"), and `msgspec.ValidationError` for a body of the wrong shape.
         """
         request = _as_request(body)
-        if unb64(request.node_dh_public_key, "node public key") != unb64(self.public_key, "node public key"):
+        # The same text as this node's key is the same key; other text may still be (base64 with
+        # non-zero pad bits decodes to the same bytes), so only then is it decoded and compared.
+        if (
+            request.node_dh_public_key != self.public_key
+            and unb64(request.node_dh_public_key, "node public key") != self._public_raw
+        ):
             raise ConfidentialComputeError("the request was sealed for another node's key", reason="key")
         salt = unb64(request.salt, "salt")
         if len(salt) != SALT_SIZE:
@@ -80,11 +86,21 @@ class SandboxNode:
         if isinstance(message, Mapping):
             usage = message.get("usage") if usage is None else usage
             message = msgspec.json.encode(message)
-        sealed = msgspec.to_builtins(key.seal(message))
-        sealed["signature"] = _signature(sealed["response_hash"])
+        sealed = _signed(key.seal(message))
+        out: dict[str, Any] = {
+            "ciphertext": sealed.ciphertext,
+            "nonce": sealed.nonce,
+            "response_hash": sealed.response_hash,
+            "signature": sealed.signature,
+        }
         if usage is not None:
-            sealed["usage"] = dict(usage)
-        return sealed  # type: ignore[no-any-return]
+            out["usage"] = dict(usage)
+        return out
+
+    def seal_event(self, key: ResponseKey, data: bytes) -> bytes:
+        """One stream event's `data:` payload sealed, as the JSON bytes to send: what `seal` gives,
+        written straight from the sealed Struct (no dict, no second encoder)."""
+        return _encode(_signed(key.seal(data)))
 
 
 def tamper_ciphertext(sealed: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
@@ -109,6 +125,12 @@ def _as_request(body: Mapping[str, Any] | bytes | ConfidentialComputeRequest) ->
     return msgspec.convert(body, ConfidentialComputeRequest)
 
 
-def _signature(response_hash: str) -> str:
-    """A stand-in for the node's Sui signature over the response hash (base64, like the real one)."""
-    return b64(b"sandbox-signature:" + blake2b_256(response_hash.encode()))
+def _signed(sealed: ConfidentialComputeResponse) -> ConfidentialComputeResponse:
+    """The sealed message with its signature: a stand-in for the node's Sui signature over the
+    response hash (base64, like the real one)."""
+    digest = sealed.response_hash or ""  # `ResponseKey.seal` always sets it
+    sealed.signature = b64(b"sandbox-signature:" + blake2b_256(digest.encode()))
+    return sealed
+
+
+_encode = msgspec.json.Encoder().encode
