@@ -34,20 +34,10 @@ from typing import Any
 import msgspec
 
 from .clients import MESSAGES, atoma, bare
+from .confidential_floor import _Request  # the sealed request, written the floor's way
 from .server_process import median_ratio, run_against
 
 MODEL = "bench:small"
-
-
-class _Request(msgspec.Struct, gc=False):
-    ciphertext: bytes
-    client_dh_public_key: bytes
-    node_dh_public_key: bytes
-    nonce: bytes
-    salt: bytes
-    plaintext_body_hash: bytes
-    model_name: str
-    stack_small_id: int
 
 
 class _Answer(msgspec.Struct, gc=False):
