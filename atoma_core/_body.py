@@ -29,10 +29,14 @@ ERROR_BODY_PREFIX = 64 * 1024  # bytes of an error body kept for `.body` and its
 TOO_DEEP = "response JSON is nested too deeply to decode"
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None) -> bytes:
+async def read_body(
+    response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None, writable: bool = False
+) -> bytes:
     """The whole body, refusing to hold more than `limit` bytes once decoded (a gzip body is
     counted as it inflates, not by its Content-Length), and giving up when a single read waits
-    longer than `read_timeout` (aiohttp's own read timer misses some broken chunked framing)."""
+    longer than `read_timeout` (aiohttp's own read timer misses some broken chunked framing).
+    `writable`: a body read in several pieces is joined into a `bytearray` (the same copy), whose
+    memory its reader may reuse once it is done with it (a sealed answer's plaintext goes there)."""
     content = response.content
     if content.is_eof() and content.exception() is None:  # the whole body came with the headers
         body = content.read_nowait()
@@ -45,7 +49,9 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, read_timeout: 
     parts, complete = await _read_up_to(response, limit, read_timeout)
     if not complete:
         raise ResponseTooLargeError(f"response body exceeds {limit} bytes", limit=limit)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    if len(parts) == 1:
+        return parts[0]
+    return bytearray().join(parts) if writable else b"".join(parts)
 
 
 async def read_prefix(
@@ -93,15 +99,23 @@ def _lost() -> APIConnectionError:
 
 
 def json_response(
-    response_type: type[T], decode: Callable[[bytes, CallContext], T] | None = None
+    response_type: type[T], decode: Callable[[list[bytes], CallContext], T] | None = None
 ) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
     """A `handle` step that reads the whole body and decodes it as `response_type`; or, given
-    `decode`, with that (confidential compute decrypts there, and maps its own failures)."""
+    `decode`, with that (confidential compute decrypts there, and maps its own failures).
+
+    `decode` is handed the body in a one-item list, holding the only reference: it takes the
+    body out, and may let go of it once it has read what it needs (a sealed answer's envelope),
+    so that what it decodes next reuses that memory instead of faulting in fresh pages."""
     decoder = msgspec.json.Decoder(response_type)
 
     async def handle(response: aiohttp.ClientResponse, ctx: CallContext) -> T:
-        raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
-        value = decode_json_body(raw, decoder, response.status) if decode is None else decode(raw, ctx)
+        if decode is None:
+            raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
+            value = decode_json_body(raw, decoder, response.status)
+        else:
+            reading = read_body(response, ctx.core.max_body_size, ctx.timeouts.read, writable=True)
+            value = decode([await reading], ctx)  # the list holds the only reference to the body
         elapsed = asyncio.get_running_loop().time() - ctx.started
         stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)
         return value

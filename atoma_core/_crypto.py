@@ -89,7 +89,7 @@ def unb64(text: str, field: str) -> bytes:
         raise ConfidentialComputeError(f"{field} is not valid base64", reason="encoding") from None
 
 
-def blake2b_256(data: bytes) -> bytes:
+def blake2b_256(data: bytes | memoryview) -> bytes:
     """The hash both ends put next to a ciphertext (`plaintext_body_hash`, `response_hash`)."""
     return hashlib.blake2b(data, digest_size=32).digest()
 
@@ -121,6 +121,9 @@ class _SealedRequest(Struct, omit_defaults=True, kw_only=True, gc=False):
 
 
 _TOO_DEEP = "response JSON is nested too deeply to decode"
+_TAG_SIZE = 16  # AES-GCM's tag, after the ciphertext
+# `AESGCM.decrypt_into` (cryptography 45+): decrypt into a buffer of ours, no fresh bytes.
+_DECRYPT_INTO = _MISSING is None and hasattr(AESGCM, "decrypt_into")
 _read_sealed = msgspec.json.Decoder(_Sealed).decode
 _read_envelope = msgspec.json.Decoder(ConfidentialComputeResponse).decode
 _write = msgspec.json.Encoder().encode
@@ -195,28 +198,50 @@ class ResponseKey:
             raise _bad_hash()
         return plaintext
 
-    def open_answer(self, raw: bytes, decode: Callable[[bytes], T], status: int = 200) -> T:
+    def open_answer(
+        self, raw: bytes | list[bytes], decode: Callable[[bytes | memoryview], T], status: int = 200
+    ) -> T:
         """A sealed answer's body (`{ciphertext, nonce, response_hash, ...}`), opened and decoded
         with `decode`. A body that is not a sealed message is a `ResponseValidationError` with the
         body as `raw`; one that cannot be opened a `ConfidentialComputeError`; plaintext that is
-        not what `decode` wants a `ResponseValidationError` whose `raw` is the sealed body and
-        whose message holds no plaintext."""
+        not what `decode` wants a `ResponseValidationError` whose message holds no plaintext.
+
+        The body may be handed over in a one-item list (`json_response` does): it is taken out
+        and let go of once its envelope is read, so the plaintext and its decode reuse that memory
+        instead of faulting in fresh pages (a 1 MB answer: ~250 fewer page faults). Its `raw` is
+        then b"" when the plaintext does not decode; else the sealed body."""
+        handed = isinstance(raw, list)
+        body = raw.pop() if isinstance(raw, list) else raw
+        del raw
         try:
-            sealed = _read_sealed(raw)
+            sealed = _read_sealed(body)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            error = _bad_envelope(raw, exc) if isinstance(exc, msgspec.ValidationError) else exc
+            error = _bad_envelope(body, exc) if isinstance(exc, msgspec.ValidationError) else exc
             if isinstance(error, ConfidentialComputeError):
                 raise error from None
             message = f"response does not match the schema: {error}"
-            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+            raise ResponseValidationError(message, raw=body, status_code=status) from None
         except RecursionError:  # msgspec's answer to JSON nested too deeply
-            raise ResponseValidationError(_TOO_DEEP, raw=raw, status_code=status) from None
+            raise ResponseValidationError(_TOO_DEEP, raw=body, status_code=status) from None
         nonce, digest, ciphertext = sealed.nonce, sealed.response_hash, sealed.ciphertext
         del sealed
         if len(nonce) != NONCE_SIZE:
             raise _bad_nonce()
+        # A body handed over is let go of here: the plaintext goes into its memory (a body joined
+        # from pieces, writable) or reuses it once freed (bytes): no fresh pages either way (a
+        # 1 MB answer: ~250 fewer page faults). What fails the tag is never read.
+        size = len(ciphertext) - _TAG_SIZE
+        into = None
+        if handed and _DECRYPT_INTO and isinstance(body, bytearray) and 0 <= size <= len(body):
+            into = memoryview(body)[:size]
+        kept = b"" if handed else body  # what a plaintext that does not decode reports as `raw`
+        del body
         try:
-            plaintext = self._aead.decrypt(nonce, ciphertext, None)
+            if into is None:
+                plaintext: bytes | memoryview = self._aead.decrypt(nonce, ciphertext, None)
+            else:
+                self._aead.decrypt_into(nonce, ciphertext, None, into)
+                plaintext = into
         except InvalidTag:
             raise _bad_tag() from None
         # Let go of the ciphertext before hashing and decoding: the plaintext's decode reuses its
@@ -229,10 +254,10 @@ class ResponseKey:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             what = "is not JSON" if isinstance(exc, msgspec.DecodeError) else "does not match the schema"
             message = f"the decrypted response {what}{_where(exc)}"
-            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+            raise ResponseValidationError(message, raw=kept, status_code=status) from None
         except RecursionError:
             message = f"the decrypted response: {_TOO_DEEP}"
-            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+            raise ResponseValidationError(message, raw=kept, status_code=status) from None
 
     def stream_decoder(self, decode: Callable[[bytes], T]) -> Callable[[bytes], T]:
         """The decoder of one stream's events (`data:` payloads): open each with this key, then
