@@ -261,6 +261,22 @@ def test_the_stream_decoder_lets_go_of_its_cipher_between_reads_and_still_opens(
         decode(first)
 
 
+def test_the_stream_decoder_catches_a_replay_of_any_earlier_event_as_its_table_grows() -> None:
+    """The replay table (nonce hashes, open addressing) grows from 16 slots as events come:
+    3,000 distinct events all open, and every earlier one sent again is caught, the first and
+    the last included; a replay that failed is not remembered, so nothing else goes wrong."""
+    node = SandboxNode()
+    _, key, node_key = sealed_pair(node)
+    decode = key.stream_decoder(msgspec.json.Decoder(ChatCompletionChunk).decode)
+    events = [msgspec.json.encode(node.seal(node_key, CHUNK)) for _ in range(3000)]
+    for event in events:
+        assert decode(event).choices[0].delta.content == "secret answer"
+    for event in (events[0], events[1], events[1499], events[-1], events[-1]):
+        with pytest.raises(StreamInterruptedError, match="replayed"):
+            decode(event)
+    assert decode(msgspec.json.encode(node.seal(node_key, CHUNK))).choices  # a fresh one still opens
+
+
 @pytest.mark.parametrize(
     "node_key",
     [b64(b"\x01" * 31), b64(bytes(32)), ""],  # too short, the all-zero low-order point, empty
