@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, Literal, Mapping, TypeVar, overload
 
 import aiohttp
 import msgspec
@@ -29,9 +29,17 @@ ERROR_BODY_PREFIX = 64 * 1024  # bytes of an error body kept for `.body` and its
 TOO_DEEP = "response JSON is nested too deeply to decode"
 
 
+@overload
+async def read_body(
+    response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None
+) -> bytes: ...
+@overload
+async def read_body(
+    response: aiohttp.ClientResponse, limit: int, read_timeout: float | None, writable: Literal[True]
+) -> bytes | bytearray: ...
 async def read_body(
     response: aiohttp.ClientResponse, limit: int, read_timeout: float | None = None, writable: bool = False
-) -> bytes:
+) -> bytes | bytearray:
     """The whole body, refusing to hold more than `limit` bytes once decoded (a gzip body is
     counted as it inflates, not by its Content-Length), and giving up when a single read waits
     longer than `read_timeout` (aiohttp's own read timer misses some broken chunked framing).
@@ -99,7 +107,7 @@ def _lost() -> APIConnectionError:
 
 
 def json_response(
-    response_type: type[T], decode: Callable[[list[bytes], CallContext], T] | None = None
+    response_type: type[T], decode: Callable[[list[bytes | bytearray], CallContext], T] | None = None
 ) -> Callable[[aiohttp.ClientResponse, CallContext], Awaitable[T]]:
     """A `handle` step that reads the whole body and decodes it as `response_type`; or, given
     `decode`, with that (confidential compute decrypts there, and maps its own failures).
@@ -114,7 +122,7 @@ def json_response(
             raw = await read_body(response, ctx.core.max_body_size, ctx.timeouts.read)
             value = decode_json_body(raw, decoder, response.status)
         else:
-            reading = read_body(response, ctx.core.max_body_size, ctx.timeouts.read, writable=True)
+            reading = read_body(response, ctx.core.max_body_size, ctx.timeouts.read, True)
             value = decode([await reading], ctx)  # the list holds the only reference to the body
         elapsed = asyncio.get_running_loop().time() - ctx.started
         stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)
