@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Awaitable, Callable, Literal, Mapping, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, TypeVar, overload
 
 import aiohttp
 import msgspec
@@ -134,20 +134,35 @@ def json_response(
             reading = read_body(response, ctx.core.max_body_size, ctx.timeouts.read, True)
             value = decode([await reading], ctx)  # the list holds the only reference to the body
         elapsed = asyncio.get_running_loop().time() - ctx.started
-        stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed)
+        stamp_meta(value, ctx.attempts, ctx.request_id, response.headers, elapsed, ctx.target)
         return value
 
     return handle
 
 
 def stamp_meta(
-    value: object, attempts: int, request_id: str | None, headers: Mapping[str, str], elapsed: float
+    value: object,
+    attempts: int,
+    request_id: str | None,
+    headers: Mapping[str, str],
+    elapsed: float,
+    target: Any = None,
 ) -> None:
-    """Attach a `ResponseMeta` to a model that carries one (a Struct with a `__dict__`)."""
+    """Attach a `ResponseMeta` to a model that carries one (a Struct with a `__dict__`). A
+    routed call's `target` (`_fallback.Target`) names the model and server that answered."""
     if hasattr(value, "__dict__"):
-        value.__dict__["meta"] = ResponseMeta(
-            attempts=attempts, request_id=request_id, headers=headers, elapsed=elapsed
-        )
+        if target is None:
+            meta = ResponseMeta(attempts=attempts, request_id=request_id, headers=headers, elapsed=elapsed)
+        else:
+            meta = ResponseMeta(
+                attempts=attempts,
+                request_id=request_id,
+                headers=headers,
+                elapsed=elapsed,
+                model=target.model,
+                server_url=target.server_url,
+            )
+        value.__dict__["meta"] = meta
 
 
 def decode_json_body(raw: bytes, decoder: msgspec.json.Decoder[T], status: int) -> T:

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from .config import Breaker, CircuitChange
+from .config import Breaker, CircuitChange, shown_url
 
 if TYPE_CHECKING:
     from .config import Hooks
@@ -38,6 +38,8 @@ class CircuitBreaker:
         "model",
         "opened_until",
         "outcomes",
+        "quiet",
+        "recent",
         "server_url",
         "state",
         "successes",
@@ -55,6 +57,10 @@ class CircuitBreaker:
         self.failures = 0  # all retryable failures seen
         self.successes = 0
         self.outcomes: deque[bool] = deque(maxlen=config.window)  # True: failed
+        self.recent = 0  # the failures among `outcomes`
+        # Closed, no trial, and a success would change nothing but `successes` (a full window of
+        # successes): the request path then counts it itself, without a call (see `record`).
+        self.quiet = False
         self.opened_until = 0.0  # monotonic time an open breaker half-opens
         self.trial = False  # half-open: the one trial attempt is in flight
         self._changed: asyncio.Event | None = None  # set on every change, for waiters
@@ -72,6 +78,7 @@ class CircuitBreaker:
         if self.trial:
             return 0.0
         self.trial = True
+        self.quiet = False
         return None
 
     async def wait_change(self, seconds: float) -> None:
@@ -83,8 +90,14 @@ class CircuitBreaker:
             await asyncio.wait_for(changed.wait(), max(seconds, 0.001))
 
     def record(self, failed: bool) -> None:
-        """One attempt's outcome: `failed` means a retryable failure."""
-        self.outcomes.append(failed)
+        """One attempt's outcome: `failed` means a retryable failure. A success on a `quiet`
+        breaker is only `successes += 1`, which the request path does without calling this."""
+        outcomes = self.outcomes
+        if len(outcomes) == outcomes.maxlen and outcomes[0]:
+            self.recent -= 1  # the oldest failure leaves the window
+        outcomes.append(failed)
+        if failed:
+            self.recent += 1
         if self.trial:
             self.trial = False
             if failed:
@@ -93,15 +106,16 @@ class CircuitBreaker:
                 self._open()
             else:
                 self._close()
-            return
-        if not failed:
+        elif not failed:
             self.successes += 1
             self.consecutive = 0
-            return
-        self.failures += 1
-        self.consecutive += 1
-        if self.state == "closed" and self._tripped():
-            self._open()
+        else:
+            self.failures += 1
+            self.consecutive += 1
+            if self.state == "closed" and self._tripped():
+                self._open()
+        full = len(outcomes) == outcomes.maxlen
+        self.quiet = self.state == "closed" and not self.trial and self.recent == 0 and full
 
     def abandon(self) -> None:
         """An admitted attempt ended without an outcome (cancelled): another may be the trial."""
@@ -115,7 +129,7 @@ class CircuitBreaker:
             return True
         rate = config.failure_rate
         outcomes = self.outcomes
-        return rate is not None and len(outcomes) >= config.window and sum(outcomes) >= rate * len(outcomes)
+        return rate is not None and len(outcomes) >= config.window and self.recent >= rate * len(outcomes)
 
     def _open(self) -> None:
         self.opened_until = time.monotonic() + self.config.cooldown
@@ -125,10 +139,12 @@ class CircuitBreaker:
         self.consecutive = 0
         self.successes += 1
         self.outcomes.clear()
+        self.recent = 0
         self._move("closed")
 
     def _move(self, new: State) -> None:
         old, self.state = self.state, new
+        self.quiet = False  # `record` decides again
         self._wake()
         if old == new and new != "open":
             return
@@ -141,7 +157,7 @@ class CircuitBreaker:
             until=until,
             failures=self.consecutive,
         )
-        log.info("circuit %s %s: %s -> %s", self.server_url, self.model, old, new)
+        log.info("circuit %s %s: %s -> %s", shown_url(self.server_url), self.model, old, new)
         self._notify(change)
 
     def _wake(self) -> None:
@@ -165,7 +181,7 @@ class CircuitBreaker:
             "consecutive_failures": self.consecutive,
             "failures": self.failures,
             "successes": self.successes,
-            "recent_failure_rate": (sum(self.outcomes) / len(self.outcomes)) if self.outcomes else 0.0,
+            "recent_failure_rate": (self.recent / len(self.outcomes)) if self.outcomes else 0.0,
             "open_until": self.wall_until() if self.state == "open" else None,
         }
 

@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple, TypeVar
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from ._hkdf import hkdf_sha256
 from .errors import (
     ConfidentialComputeError,
     MissingDependencyError,
@@ -36,8 +37,6 @@ try:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.hashes import SHA256
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 except ImportError as exc:  # the extra is not installed: require_cryptography() says so
     _MISSING = exc
 
@@ -62,6 +61,8 @@ T = TypeVar("T")
 SALT_SIZE = 16
 NONCE_SIZE = 12
 KEY_SIZE = 32
+_NONCE_AT = KEY_SIZE + SALT_SIZE
+_FRESH = _NONCE_AT + NONCE_SIZE  # random bytes per request: private key, salt, nonce
 INSTALL_HINT = 'pip install "atoma-async[confidential]"'
 
 
@@ -132,6 +133,10 @@ _write = msgspec.json.Encoder().encode
 
 def _bad_nonce() -> ConfidentialComputeError:
     return ConfidentialComputeError(f"the nonce is not {NONCE_SIZE} bytes", reason="encoding")
+
+
+def _bad_key() -> ConfidentialComputeError:
+    return ConfidentialComputeError("a public key is not a usable X25519 key", reason="key")
 
 
 def _bad_tag() -> ConfidentialComputeError:
@@ -372,6 +377,25 @@ class ResponseKey:
         return b64(ciphertext), b64(nonce), b64(blake2b_256(plaintext))
 
 
+def _private_key_maker() -> Callable[[bytes], X25519PrivateKey]:
+    """`X25519PrivateKey.from_private_bytes`, or the bindings' function it calls, when that can be
+    found: the classmethod imports the backend and asks it whether X25519 is allowed (FIPS) on
+    every call, ~7 us of cold interpreter per request in the event loop. Asked once here instead."""
+    try:
+        from cryptography.hazmat.backends.openssl.backend import backend
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        if backend.x25519_supported():
+            make: Callable[[bytes], X25519PrivateKey] = rust_openssl.x25519.from_private_bytes
+            return make
+    except (ImportError, AttributeError):  # another layout of cryptography: its public API
+        pass
+    return X25519PrivateKey.from_private_bytes
+
+
+_private_from_bytes: Callable[[bytes], X25519PrivateKey] | None = None
+
+
 def private_key(raw: bytes | None = None) -> X25519PrivateKey:
     """An X25519 private key: a fresh one, or the one whose 32 raw bytes are given (tests, the sandbox)."""
     require_cryptography()
@@ -387,15 +411,15 @@ def _agree(own_key: X25519PrivateKey, peer: X25519PublicKey, salt: bytes) -> Res
     try:
         shared = own_key.exchange(peer)
     except ValueError:  # a low-order point giving an all-zero secret
-        raise ConfidentialComputeError("a public key is not a usable X25519 key", reason="key") from None
-    return ResponseKey(HKDF(algorithm=SHA256(), length=KEY_SIZE, salt=salt, info=b"").derive(shared))
+        raise _bad_key() from None
+    return ResponseKey(hkdf_sha256(salt, shared))
 
 
 def _peer_key(raw: bytes) -> X25519PublicKey:
     try:
         return X25519PublicKey.from_public_bytes(raw)
     except ValueError:  # not 32 bytes
-        raise ConfidentialComputeError("a public key is not a usable X25519 key", reason="key") from None
+        raise _bad_key() from None
 
 
 def derive_key(own_key: X25519PrivateKey, peer_public_key: bytes, salt: bytes) -> ResponseKey:
@@ -420,24 +444,43 @@ class Ephemeral(NamedTuple):
     nonce: bytes
 
 
-def _seal(
+def seal_body(
     node_public_key: str,
     plaintext: bytes,
+    *,
     model: str,
     stack_small_id: int,
-    num_compute_units: int | None,
-    stream: bool | None,
-    ephemeral: Ephemeral | None,
-) -> tuple[_SealedRequest, ResponseKey]:
+    num_compute_units: int | None = None,
+    stream: bool | None = None,
+    ephemeral: Ephemeral | None = None,
+) -> tuple[bytes, ResponseKey]:
+    """`seal_request`, as the JSON body to send: what the request path uses on every attempt.
+
+    One flat function on purpose: it runs once per attempt right after the event loop woke up,
+    with the caches cold, where every call and every distinct piece of OpenSSL costs several
+    times its warm price (benchmarks/profiles/confidential-small.md). The private key is made from
+    32 bytes of `os.urandom`, drawn with the salt and nonce in one system call (cheaper in the
+    loop than `X25519PrivateKey.generate()` and its second trip through OpenSSL's generator).
+    `ephemeral` fixes the key, salt and nonce, as for `seal_request` (known-answer tests only).
+    """
+    global _private_from_bytes
     require_cryptography()
     node_key, node_raw = _node_key(node_public_key)
     if ephemeral is None:
-        own = X25519PrivateKey.generate()
-        secrets = os.urandom(SALT_SIZE + NONCE_SIZE)  # one system call for both
-        salt, nonce = secrets[:SALT_SIZE], secrets[SALT_SIZE:]
+        make = _private_from_bytes
+        if make is None:
+            make = _private_from_bytes = _private_key_maker()
+        fresh = os.urandom(_FRESH)  # the private key, the salt and the nonce: one system call
+        own = make(fresh[:KEY_SIZE])
+        salt, nonce = fresh[KEY_SIZE:_NONCE_AT], fresh[_NONCE_AT:]
+        del fresh
     else:
         own, salt, nonce = ephemeral
-    key = _agree(own, node_key, salt)
+    try:
+        shared = own.exchange(node_key)
+    except ValueError:  # a low-order point giving an all-zero secret
+        raise _bad_key() from None
+    key = ResponseKey(hkdf_sha256(salt, shared))
     request = _SealedRequest(
         ciphertext=key._aead.encrypt(nonce, plaintext, None),
         client_dh_public_key=own.public_key().public_bytes_raw(),
@@ -450,20 +493,6 @@ def _seal(
         num_compute_units=UNSET if num_compute_units is None else num_compute_units,
         stream=UNSET if stream is None else stream,
     )
-    return request, key
-
-
-def seal_body(
-    node_public_key: str,
-    plaintext: bytes,
-    *,
-    model: str,
-    stack_small_id: int,
-    num_compute_units: int | None = None,
-    stream: bool | None = None,
-) -> tuple[bytes, ResponseKey]:
-    """`seal_request`, as the JSON body to send: what the request path uses on every attempt."""
-    request, key = _seal(node_public_key, plaintext, model, stack_small_id, num_compute_units, stream, None)
     return _write(request), key
 
 
@@ -485,7 +514,13 @@ def seal_request(
     without the extra, `ConfidentialComputeError` for a bad node key. The key returned opens
     the answer.
     """
-    request, key = _seal(
-        node_public_key, plaintext, model, stack_small_id, num_compute_units, stream, ephemeral
+    body, key = seal_body(
+        node_public_key,
+        plaintext,
+        model=model,
+        stack_small_id=stack_small_id,
+        num_compute_units=num_compute_units,
+        stream=stream,
+        ephemeral=ephemeral,
     )
-    return msgspec.json.decode(_write(request), type=ConfidentialComputeRequest), key
+    return msgspec.json.decode(body, type=ConfidentialComputeRequest), key

@@ -1,5 +1,5 @@
 """Fallback targets: what a call may try after its own model and server, and which failures
-send it there. The request path walks the list (`_request._targets`); this module only builds
+send it there. The request path walks the list (`_route._fall_back`); this module only builds
 it and judges errors.
 
 A target is the call's request with `model` replaced, sent to its server or another one. The
@@ -9,6 +9,8 @@ first target is the call itself.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
+
+import msgspec
 
 from .errors import (
     APIConnectionError,
@@ -33,19 +35,21 @@ _FALLBACK_STATUSES = frozenset({423, 425, 429})
 _BEFORE_FIRST_BYTE = frozenset({"connect", "read", "first_token", "idle"})
 
 
-class Target:
-    """One place to send the call: model, server (base URL), and the URL and body for them."""
+class Target(msgspec.Struct, gc=False):
+    """One place to send the call: model, server (base URL), and the URL and body for them; the
+    core's book of its times to first byte, and its breaker (None: none asked, as for a call made
+    inside another's attempt). A call's own target is kept and shared by every call to the same
+    (server, model): its `body` is None, each call sends its own. A fallback's is made per call,
+    with its body. A Struct, made in C; nothing it holds refers back to it, so the garbage
+    collector need not track it."""
 
-    __slots__ = ("body", "breaker", "last", "latencies", "model", "server_url", "url")
-
-    def __init__(self, model: str | None, server_url: str, url: Any, body: bytes | None, last: bool) -> None:
-        self.model = model
-        self.server_url = server_url
-        self.url = url
-        self.body = body
-        self.last = last  # no fallback after it
-        self.breaker: CircuitBreaker | None = None
-        self.latencies: Latencies | None = None  # the core's book of its times to first byte
+    model: str | None
+    server_url: str
+    url: Any
+    body: bytes | None
+    last: bool  # no fallback after it
+    latencies: Latencies | None = None
+    breaker: CircuitBreaker | None = None
 
     def failure(self, error: AtomaError) -> FallbackFailure:
         return FallbackFailure(model=self.model, server_url=self.server_url, error=error)
@@ -71,18 +75,20 @@ def fallback_targets(
     op: Operation[Any, Any],
     request: Any,
     first: Target,
+    body: bytes | None,
     fallbacks: tuple[Fallback, ...],
     with_model: Callable[[Any, str], bytes],
 ) -> Iterator[Target]:
-    """Each fallback's target after the call's own (`first`), made only when the walk gets there:
-    a call that succeeds at once pays for no URL or body of a fallback. `with_model(request,
-    model)` encodes the request for another model."""
+    """Each fallback's target after the call's own (`first`, whose body is the call's `body`),
+    made only when the walk gets there: a call that succeeds at once pays for no URL or body of
+    a fallback. `with_model(request, model)` encodes the request for another model."""
     own_model, own_server = first.model, first.server_url
+    own_body = body
     for i, entry in enumerate(fallbacks):
         model = own_model if entry.model is None or own_model is None else entry.model
         server = entry.server_url or own_server
         url = first.url if server == own_server else core.url(op.path, server)
-        body = first.body if model == own_model else with_model(request, model)  # type: ignore[arg-type]
+        body = own_body if model == own_model else with_model(request, model)  # type: ignore[arg-type]
         yield Target(model, server, url, body, last=i == len(fallbacks) - 1)
 
 

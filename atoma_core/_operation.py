@@ -58,7 +58,9 @@ class CallContext:
         "state",
         "target",
         "timeouts",
+        "walk",
     )
+    walk: Any  # `_route.Walk`: set only on a routed call that needs it, never read on others
 
     def __init__(
         self,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
+import time
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import aiohttp
 import msgspec
@@ -18,7 +19,7 @@ from ._attempt_hooks import edited_headers, hook_context, run_hooks
 from ._body import read_prefix
 from ._errormap import api_error_from, describe, timeout_error, transport_error, unexpected_error
 from ._operation import CallContext, Operation, RetryableError
-from ._route import guarded_attempt, plan, run_targets
+from ._route import answered, direct_target, failed_at, fall_back, guarded_attempt, plan, served
 from ._watchdog import AttemptTimer
 from .config import (
     CallInfo,
@@ -28,6 +29,7 @@ from .config import (
     Timeouts,
     check_headers,
     coerce_options,
+    shown_url,
 )
 from .core import ENV_BEARER_AUTH
 from .errors import (
@@ -141,32 +143,42 @@ async def call(
         ready_by = started + timeouts.response
     ctx = CallContext(core, op.operation_id, retry, timeouts, started, deadline, options, ready_by)
     if core.routes or (options is not None and options.resilient):  # else: no cost at all
-        try:
-            ctx.route = plan(core, op, req, body, url, server_url, options, _with_model(op, extra_body))
-        except AtomaError as invalid:  # a fallback's body that cannot be encoded
-            return Err(invalid)
+        plan(ctx, op, req, body, url, server_url, _with_model)
     if ctx.hooks and any(h.on_call_start or h.on_call_end for h in ctx.hooks):
         return await _observed(op, ctx, req, url, headers, body)
-    return await _run(op, ctx, url, headers, body)
-
-
-def _run(
-    op: Operation[Req, T], ctx: CallContext, url: Any, headers: dict[str, str], body: bytes | None
-) -> Awaitable[Result[T, AtomaError]]:
-    """The retry loop, or the route's targets in turn, each with the retry loop."""
+    # What `_run` does, written out: a routed call that succeeds at once takes no extra coroutine.
+    result = await _attempts(op, ctx, url, headers, body)
     if ctx.route is None:
-        return _attempts(op, ctx, url, headers, body)
-    return run_targets(op, ctx, headers, _attempts)
+        return result
+    if result.ok:
+        return served(op, ctx, result)
+    return await fall_back(op, ctx, req, body, headers, _attempts, result)
 
 
-def _with_model(op: Operation[Req, Any], extra_body: Mapping[str, Any] | None) -> Callable[[Any, str], bytes]:
+async def _run(
+    op: Operation[Req, T],
+    ctx: CallContext,
+    request: Req | None,
+    url: Any,
+    headers: dict[str, str],
+    body: bytes | None,
+) -> Result[T, AtomaError]:
+    """The retry loop on the call's own target; for a routed call whose target failed in a way
+    another can help, the fallbacks' targets in turn, each with the retry loop."""
+    result = await _attempts(op, ctx, url, headers, body)
+    if ctx.route is None:
+        return result
+    if result.ok:
+        return served(op, ctx, result)
+    return await fall_back(op, ctx, request, body, headers, _attempts, result)
+
+
+def _with_model(
+    op: Operation[Req, Any], request: Any, model: str, extra_body: Mapping[str, Any] | None
+) -> bytes:
     """How a fallback's body is made: the validated request with `model` replaced, encoded."""
-
-    def encode(request: Any, model: str) -> bytes:
-        replaced = msgspec.structs.replace(request, model=model)
-        return encode_request(op, replaced, extra_body)[1] or b""
-
-    return encode
+    replaced = msgspec.structs.replace(request, model=model)
+    return encode_request(op, replaced, extra_body)[1] or b""
 
 
 async def _attempts(
@@ -179,12 +191,21 @@ async def _attempts(
     schedule = None
     while True:
         ctx.attempts += 1
+        direct = None  # a routed attempt that needs only its closed breaker's word: sent as is
         try:
             if ctx.route is None:
                 return Ok(await _attempt(core, op, ctx, url, headers, body))
-            return Ok(await guarded_attempt(core, op, ctx, url, headers, body, _attempt, _AttemptFailed))
+            direct = direct_target(ctx)
+            if direct is None:
+                return Ok(await guarded_attempt(core, op, ctx, url, headers, body, _attempt, _AttemptFailed))
+            sent = time.monotonic()
+            value = await _attempt(core, op, ctx, url, headers, body)
+            answered(direct, sent)
+            return Ok(value)
         except _AttemptFailed as failed:
             failure = failed.error
+            if direct is not None:
+                failed_at(direct, failure)
             failure.attempts = ctx.attempts
             ctx.last_error = failure
             if not (failed.retryable and retry.enabled):
@@ -236,7 +257,7 @@ async def _observed(
         result = Err(error)
     else:
         try:
-            result = await _run(op, ctx, url, headers, body)
+            result = await _run(op, ctx, request, url, headers, body)
         except BaseException as exc:  # cancelled: the call ends here too
             ctx.end(asyncio.get_running_loop().time(), error=exc)
             raise
@@ -388,7 +409,8 @@ async def _exchange(
     timer.expect_headers(None if timeouts.read is None else loop.time() + timeouts.read)
     debug = log.isEnabledFor(logging.DEBUG)
     if debug:
-        log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, url)
+        shown = shown_url(url, op.path)  # a provider's key may sit in a base URL's path
+        log.debug("%s attempt %d: %s %s", op.operation_id, ctx.attempts, op.method, shown)
     try:
         session = core.session_of(loop) or await core.session()
         try:

@@ -55,22 +55,24 @@ class HedgeBudget:
 class Latencies:
     """The recent times to first byte (seconds) of one (server, model), newest last."""
 
-    __slots__ = ("_sorted", "breaker", "samples")
+    __slots__ = ("breaker", "samples", "sorted")
 
     def __init__(self, breaker: CircuitBreaker | None) -> None:
         self.samples: deque[float] = deque(maxlen=SAMPLES)
-        self._sorted: list[float] | None = None
+        # The samples sorted, made by the first `quantile` after a change; `add` drops it (the
+        # request path does the same two steps inline on every answer).
+        self.sorted: list[float] | None = None
         self.breaker = breaker  # of the same (server, model), if the core keeps breakers
 
     def add(self, seconds: float) -> None:
         self.samples.append(seconds)
-        self._sorted = None
+        self.sorted = None
 
     def quantile(self, q: float) -> float:
         """The `q` quantile (nearest rank) of the samples; sorted once per change."""
-        ordered = self._sorted
+        ordered = self.sorted
         if ordered is None:
-            ordered = self._sorted = sorted(self.samples)
+            ordered = self.sorted = sorted(self.samples)
         rank = max(0, math.ceil(q * len(ordered)) - 1)
         return ordered[rank]
 
@@ -82,19 +84,26 @@ class Resilience:
         self.breaker = breaker
         self.breakers: dict[Key, CircuitBreaker] = {}
         self.latencies: dict[Key, Latencies] = {}
+        # The same books by server, then model: what a call looks up, with no key tuple to make.
+        self.by_server: dict[str, dict[str | None, Latencies]] = {}
         self.hedge = HedgeBudget()
         self._notify = notifier(hooks_of)
 
     def of(self, server_url: str, model: str | None) -> Latencies:
         """The latency book of this target, with its breaker (None without `Breaker` config),
         made on first use: one lookup per target of a call."""
+        books = self.by_server.get(server_url)
+        if books is not None:
+            book = books.get(model)
+            if book is not None:
+                return book
+        else:
+            books = self.by_server[server_url] = {}
         key = (server_url, model)
-        book = self.latencies.get(key)
-        if book is None:
-            breaker = None
-            if self.breaker is not None:
-                breaker = self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
-            book = self.latencies[key] = Latencies(breaker)
+        breaker = None
+        if self.breaker is not None:
+            breaker = self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
+        book = books[model] = self.latencies[key] = Latencies(breaker)
         return book
 
     def hedge_delay(self, hedge: Hedge, server_url: str, model: str | None) -> float:

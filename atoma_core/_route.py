@@ -2,38 +2,56 @@
 never comes here): which target to try (the call's own, then its fallbacks), whether the
 target's breaker lets an attempt through, the shared rate limiter, and a hedged copy.
 
-`run_targets` walks the targets, each with the path's own retry loop; `guarded_attempt` wraps
-one attempt of that loop. Both get the path's functions as arguments, so this module never
+The request path runs its retry loop on the call's own target, then `served` stamps what
+answered, or `fall_back` walks the other targets, each with that retry loop. An attempt that
+needs nothing but a closed breaker's word (`direct_target`) is sent as a plain one and its
+outcome told to the breaker and the latency book (`answered`, `failed_at`); any other goes
+through `guarded_attempt`. They get the path's functions as arguments, so this module never
 imports `_request` (data still flows one way).
+
+What a call needs when nothing fails is worked out once and kept: per core (or per options
+object) a `Policy`, per operation a `Lane`, per (server, model) the call's own `Target` with its
+breaker and latency book. A call that succeeds at once looks them up and allocates nothing here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Mapping, TypeVar
 
 from ._fallback import Target, can_fall_back, fallback_targets, fallbacks_of, usable_fallbacks
-from ._hedge import race
+from ._hedge import hedged_attempt
+from .config import shown_url
 from .errors import APIError, AtomaError, CircuitOpenError
 from .limiter import UNLIMITED
 
 if TYPE_CHECKING:
     from ._operation import CallContext, Operation
-    from ._resilience import Resilience
-    from .config import Hedge, RequestOptions
+    from .config import Fallback, RequestOptions
     from .core import AtomaCore
     from .models.meta import FallbackFailure, ResponseMeta
-    from .result import Result
+    from .result import Ok, Result
 
-__all__ = ["Route", "guarded_attempt", "plan", "run_targets"]
+__all__ = [
+    "Lane",
+    "Policy",
+    "answered",
+    "direct_target",
+    "fall_back",
+    "failed_at",
+    "guarded_attempt",
+    "plan",
+    "served",
+]
 
 log = logging.getLogger("atoma")
 T = TypeVar("T")
 DEFAULT_PAUSE = 1.0  # seconds everyone sharing a limiter waits after a 429 without Retry-After
+OPTION_POLICIES = 64  # options objects whose policy a core keeps (then it starts again)
+LANES = 64  # operations whose lane a policy keeps (some layers make an operation per call)
 # Set while an attempt runs: a call made inside it (a confidential node lock) is part of that
 # attempt, which its breaker has already let through (as the half-open trial, maybe): no own
 # breaker, no hedge, no fallback (a lock from another server would not fit this target).
@@ -42,56 +60,134 @@ _inside_attempt: contextvars.ContextVar[bool] = contextvars.ContextVar("atoma_in
 Attempt = Callable[
     ["AtomaCore", "Operation[Any, T]", "CallContext", Any, dict[str, str], "bytes | None"], Awaitable[T]
 ]
+Encode = Callable[["Operation[Any, Any]", Any, str, "Mapping[str, Any] | None"], bytes]
+"""How a fallback's body is made: (op, validated request, model, extra_body) -> encoded request."""
 Attempts = Callable[
     ["Operation[Any, T]", "CallContext", Any, dict[str, str], "bytes | None"],
     Awaitable["Result[T, AtomaError]"],
 ]
 
 
-class Route:
-    """One call's choices: its targets in order, the hedge (None: never), the limiter, what an
-    open breaker does at the last target, and the core's state they read and update."""
+class Policy:
+    """What a call's options and its core's defaults decide before the request is known: the
+    fallbacks, the hedge, the limiter, what an open breaker does at the last target; and the
+    lanes made from them, per operation. Kept by the core: one for calls without resilience
+    options of their own (`core.route_policy`), one per options object that has some."""
 
-    __slots__ = ("ahead", "breakers", "first", "hedge", "limiter", "nests", "on_open", "rest", "state")
+    __slots__ = ("fallbacks", "hedge", "inner_lanes", "lanes", "limiter", "on_open", "state")
 
-    def __init__(
-        self,
-        first: Target,
-        rest: Iterator[Target] | None,
-        hedge: Hedge | None,
-        limiter: Any,
-        on_open: str,
-        state: Resilience,
-        breakers: bool,
-        nests: bool,
-    ) -> None:
-        self.first: Target | None = first  # the call's own target, until the walk takes it
-        self.rest = rest  # the fallbacks' targets, made as the walk reaches them
+    def __init__(self, core: AtomaCore, options: RequestOptions | None) -> None:
+        state = self.state = core.resilience or core.resilience_state()
+        self.fallbacks = fallbacks_of(core, options)
+        self.hedge = core.hedge if options is None or options.hedge is None else options.hedge
+        limiter = core.limiter if options is None or options.limiter is None else options.limiter
+        self.limiter = None if limiter is UNLIMITED else limiter
+        on_open = options.on_circuit_open if options is not None and options.on_circuit_open else None
+        if on_open is None:
+            on_open = state.breaker.on_open if state.breaker is not None else "fail"
+        self.on_open: str = on_open
+        self.lanes: dict[Operation[Any, Any], Lane] = {}
+        self.inner_lanes: dict[Operation[Any, Any], Lane] = {}  # for calls made inside an attempt
+
+
+def _policy(core: AtomaCore, options: RequestOptions | None) -> Policy:
+    """The call's policy: the core's, or the one kept for its options object (by identity; the
+    entry holds the object, so its id is not reused while kept)."""
+    if options is None or not options.resilient:
+        policy = core.route_policy
+        if policy is None:
+            policy = core.route_policy = Policy(core, None)
+        return policy  # type: ignore[no-any-return]
+    kept: dict[int, tuple[RequestOptions, Policy]] = core.option_policies
+    entry = kept.get(id(options))
+    if entry is not None and entry[0] is options:
+        return entry[1]
+    if len(kept) >= OPTION_POLICIES:  # options made per call must not grow it for ever
+        kept.clear()
+    policy = Policy(core, options)
+    kept[id(options)] = (options, policy)
+    return policy
+
+
+class Lane:
+    """A policy applied to one operation: its fallbacks and hedge (only an idempotent operation
+    is hedged, unless the user opted in), whether its attempts are `direct` (no hedge, no
+    limiter, no nested call: nothing but the breaker's word), and the call's own target per
+    (server, model), made on first use and shared by every call that goes there."""
+
+    __slots__ = ("breakers", "direct", "encode", "fallbacks", "hedge", "policy", "targets")
+
+    def __init__(self, policy: Policy, op: Operation[Any, Any], nested: bool, encode: Encode) -> None:
+        self.policy = policy
+        self.encode = encode
+        self.breakers = not nested  # a call inside an attempt was let through by that attempt's breaker
+        self.fallbacks: tuple[Fallback, ...] = () if nested else policy.fallbacks
+        hedge = None if nested else policy.hedge
+        if hedge is not None and not (op.idempotent or hedge.non_idempotent):
+            hedge = None  # it would change server state twice: only on the user's word
         self.hedge = hedge
-        self.limiter = limiter
-        self.on_open = on_open
-        self.state = state
-        self.breakers = breakers  # whether targets have breakers (not inside another attempt)
-        self.nests = nests  # its attempts may make calls of their own (a body builder's lock)
-        self.ahead: Target | None = None  # made early for a hedged copy, not walked to yet
+        self.direct = hedge is None and policy.limiter is None and op.build_body is None
+        self.targets: dict[str, dict[str | None, Target]] = {}
 
-    def next_target(self) -> Target | None:
-        """The next target of the walk (None: no more), with its breaker."""
-        target, self.ahead = self.ahead, None
+    def first(self, server_url: str, model: str | None, url: Any) -> Target:
+        """The call's own target (its body is the call's: None here), made once per (server, model)."""
+        targets = self.targets.get(server_url)
+        if targets is None:
+            targets = self.targets[server_url] = {}
+        target = targets.get(model)
         if target is None:
-            target, self.first = self.first, None
-            if target is None and self.rest is not None:
-                target = next(self.rest, None)
-            if target is not None:
-                book = target.latencies = self.state.of(target.server_url, target.model)
-                if self.breakers:
-                    target.breaker = book.breaker
+            book = self.policy.state.of(server_url, model)
+            last = not usable_fallbacks(model, self.fallbacks)
+            breaker = book.breaker if self.breakers else None
+            target = targets[model] = Target(model, server_url, url, None, last, book, breaker)
         return target
 
-    def peek_target(self) -> Target | None:
+
+class Walk:
+    """One call's way past its own target: the fallbacks' targets, made only when the walk
+    reaches them (a call that succeeds at once pays for no URL or body of a fallback), and one
+    made early for a hedged copy (`ahead`)."""
+
+    __slots__ = ("ahead", "body", "first", "lane", "op", "request", "rest")
+
+    def __init__(
+        self, lane: Lane, op: Operation[Any, Any], first: Target, request: Any, body: bytes | None
+    ) -> None:
+        self.lane = lane
+        self.op = op
+        self.first = first
+        self.request = request
+        self.body = body  # the call's own
+        self.rest: Iterator[Target] | None = None
+        self.ahead: Target | None = None
+
+    def next_target(self, ctx: CallContext) -> Target | None:
+        """The next fallback target of the walk (None: no more), with its breaker."""
+        target, self.ahead = self.ahead, None
+        if target is None:
+            rest = self.rest
+            if rest is None:
+                lane = self.lane
+                extra_body = ctx.options.extra_body if ctx.options is not None else None
+                encode, op = lane.encode, self.op
+
+                def with_model(request: Any, model: str) -> bytes:
+                    return encode(op, request, model, extra_body)
+
+                fallbacks = usable_fallbacks(self.first.model, lane.fallbacks)
+                rest = self.rest = fallback_targets(
+                    ctx.core, op, self.request, self.first, self.body, fallbacks, with_model
+                )
+            target = next(rest, None)
+            if target is not None:
+                book = target.latencies = self.lane.policy.state.of(target.server_url, target.model)
+                target.breaker = book.breaker
+        return target
+
+    def peek_target(self, ctx: CallContext) -> Target | None:
         """The target after the current one, without walking to it (a hedged copy may go there)."""
         if self.ahead is None:
-            self.ahead = self.next_target()
+            self.ahead = self.next_target(ctx)
         return self.ahead
 
 
@@ -100,10 +196,10 @@ class Served:
 
     __slots__ = ("fallbacks", "hedged", "model", "server_url")
 
-    def __init__(self, target: Target, tried: list[FallbackFailure], hedged: bool) -> None:
+    def __init__(self, target: Target, tried: tuple[FallbackFailure, ...], hedged: bool) -> None:
         self.model = target.model
         self.server_url = target.server_url
-        self.fallbacks = tuple(tried)
+        self.fallbacks = tried
         self.hedged = hedged
 
     def apply(self, meta: ResponseMeta | None) -> None:
@@ -115,87 +211,137 @@ class Served:
 
 
 def plan(
-    core: AtomaCore,
+    ctx: CallContext,
     op: Operation[Any, Any],
     request: Any,
     body: bytes | None,
     url: Any,
     server_url: str | None,
-    options: RequestOptions | None,
-    with_model: Callable[[Any, str], bytes],
-) -> Route:
-    """The call's route from its options and the core's defaults."""
-    state = core.resilience or core.resilience_state()
+    encode: Encode,
+) -> None:
+    """The call's lane (`ctx.route`) and own target (`ctx.target`): looked up, made only by the
+    first call of a kind. A hedged call also gets its walk now (`ctx.walk`: a copy may go to the
+    next target); any other makes one only if its own target fails."""
+    core, options = ctx.core, ctx.options
+    policy = core.route_policy if options is None else None
+    if policy is None:
+        policy = _policy(core, options)
     nested = _inside_attempt.get()  # part of an attempt to one target: it stays on that target
-    own_model = getattr(request, "model", None)
-    fallbacks = () if nested else fallbacks_of(core, options)
-    if fallbacks and own_model is None:
-        fallbacks = usable_fallbacks(own_model, fallbacks)
-    first = Target(own_model, server_url or core.server_url, url, body, not fallbacks)
-    rest = fallback_targets(core, op, request, first, fallbacks, with_model) if fallbacks else None
-    hedge = core.hedge if options is None or options.hedge is None else options.hedge
-    if nested:
-        hedge = None
-    breakers = state.breaker is not None and not nested
-    if hedge is not None and not (op.idempotent or hedge.non_idempotent):
-        hedge = None  # it would change server state twice: only on the user's word
-    if hedge is not None:
-        state.hedge.calls += 1
-    limiter = core.limiter if options is None or options.limiter is None else options.limiter
-    if limiter is UNLIMITED:
-        limiter = None
-    on_open = options.on_circuit_open if options is not None and options.on_circuit_open else None
-    if on_open is None:
-        on_open = state.breaker.on_open if state.breaker is not None else "fail"
-    return Route(first, rest, hedge, limiter, on_open, state, breakers, op.build_body is not None)
+    lanes = policy.inner_lanes if nested else policy.lanes
+    lane = lanes.get(op)
+    if lane is None:
+        if len(lanes) >= LANES:
+            lanes.clear()
+        lane = lanes[op] = Lane(policy, op, nested, encode)
+    ctx.route = lane
+    server, model = server_url or core.server_url, getattr(request, "model", None)
+    targets = lane.targets.get(server)
+    target = targets.get(model) if targets is not None else None
+    if target is None:
+        target = lane.first(server, model, url)
+    ctx.target = target
+    if lane.hedge is not None:
+        policy.state.hedge.calls += 1
+        ctx.walk = Walk(lane, op, target, request, body)
 
 
-async def run_targets(
-    op: Operation[Any, T], ctx: CallContext, headers: dict[str, str], attempts: Attempts[T]
+def served(op: Operation[Any, Any], ctx: CallContext, result: Ok[T]) -> Ok[T]:
+    """The call's own target answered. A decoded body's meta names it already (`stamp_meta`
+    reads `ctx.target`); a stream's, or a hedged call's, is stamped here (`_served`)."""
+    if op.streams or ctx.hedged:
+        _served(ctx, result.value, ())
+    return result
+
+
+async def fall_back(
+    op: Operation[Any, T],
+    ctx: CallContext,
+    request: Any,
+    body: bytes | None,
+    headers: dict[str, str],
+    attempts: Attempts[T],
+    result: Result[T, AtomaError],
 ) -> Result[T, AtomaError]:
-    """Each target in turn, with the path's retry loop, until one answers or a failure that no
-    other target can help (a bad request). All failing: the last target's error, the earlier
+    """The call's own target failed with `result`: if another target can help, the next
+    targets, each with the path's retry loop (`attempts`), until one answers or a failure that
+    no other target can help (a bad request). All failing: the last target's error, the earlier
     ones on its `attempted`."""
-    route: Route = ctx.route
+    lane: Lane = ctx.route
+    target: Target = ctx.target
+    walk: Walk | None = None
     tried: list[FallbackFailure] = []
-    last: Result[T, AtomaError] | None = None
     while True:
-        try:
-            target = route.next_target()
-        except AtomaError as unusable:  # a fallback's request that cannot be encoded
-            log.warning("%s: a fallback cannot be tried: %s", op.operation_id, unusable)
-            target = None
-        if target is None:  # no target left (the first one is always there)
-            assert last is not None and not last.ok
-            last.error.attempted = tuple(tried[:-1])
-            return last
-        ctx.target = target
-        if tried:
-            ctx.state = None  # another model or node: nothing of the last target's lock holds
-            ctx.last_error = None
-        result = last = await attempts(op, ctx, target.url, headers, target.body)
-        if result.ok:
-            target = ctx.target  # a hedged copy to the next target may have answered
-            value: Any = result.value
-            meta = getattr(value, "meta", None)
-            if meta is not None:
-                meta.model = target.model
-                meta.server_url = target.server_url
-                if tried:
-                    meta.fallbacks = tuple(tried)
-                if ctx.hedged:
-                    meta.hedged = True
-            elif hasattr(type(value), "_served"):  # a stream: its collect() stamps meta later
-                value._served = Served(target, tried, ctx.hedged)
-            return result
+        assert not result.ok
         error = result.error
         if target.last or not can_fall_back(error):
             error.attempted = tuple(tried)
             return result
         tried.append(target.failure(error))
-        log.info(
-            "%s: %s at %s failed (%s): falling back", op.operation_id, target.model, target.server_url, error
-        )
+        shown = shown_url(target.server_url)
+        log.info("%s: %s at %s failed (%s): falling back", op.operation_id, target.model, shown, error)
+        if walk is None:
+            walk = ctx.walk if lane.hedge is not None else Walk(lane, op, target, request, body)
+        try:
+            next_target = walk.next_target(ctx)
+        except AtomaError as unusable:  # a fallback's request that cannot be encoded
+            log.warning("%s: a fallback cannot be tried: %s", op.operation_id, unusable)
+            next_target = None
+        if next_target is None:  # no target left: the last failure, the earlier ones on it
+            error.attempted = tuple(tried[:-1])
+            return result
+        target = ctx.target = next_target
+        ctx.state = None  # another model or node: nothing of the last target's lock holds
+        ctx.last_error = None
+        result = await attempts(op, ctx, target.url, headers, target.body)
+        if result.ok:
+            _served(ctx, result.value, tuple(tried))
+            return result
+
+
+def _served(ctx: CallContext, value: Any, tried: tuple[FallbackFailure, ...]) -> None:
+    """Stamp what answered on the value's meta (a hedged copy to the next target may have:
+    `ctx.target`); a stream's `collect()` stamps it later."""
+    target: Target = ctx.target
+    meta = getattr(value, "meta", None)
+    if meta is not None:
+        meta.model = target.model
+        meta.server_url = target.server_url
+        if tried:
+            meta.fallbacks = tried
+        if ctx.hedged:
+            meta.hedged = True
+    elif hasattr(type(value), "_served"):
+        value._served = Served(target, tried, ctx.hedged)
+
+
+def direct_target(ctx: CallContext) -> Target | None:
+    """The current target if this attempt needs nothing but its breaker's word and the breaker
+    is closed: the path sends it as a plain attempt, then tells `answered` or `failed_at`.
+    None: the attempt goes through `guarded_attempt`."""
+    target: Target = ctx.target
+    if not ctx.route.direct:
+        return None
+    breaker = target.breaker
+    return target if breaker is None or breaker.state == "closed" else None
+
+
+def answered(target: Target, sent: float) -> None:
+    """A direct attempt answered: its time to first byte into the book, a success to the breaker."""
+    book = target.latencies
+    book.samples.append(time.monotonic() - sent)  # type: ignore[union-attr]
+    book.sorted = None  # type: ignore[union-attr]
+    breaker = target.breaker
+    if breaker is not None:
+        if breaker.quiet:  # closed, a window of successes: one more changes only the count
+            breaker.successes += 1
+        else:
+            breaker.record(False)
+
+
+def failed_at(target: Target, error: AtomaError) -> None:
+    """A direct attempt failed: the breaker counts it if another target might have answered."""
+    if target.breaker is not None:
+        target.breaker.record(can_fall_back(error))
 
 
 async def guarded_attempt(
@@ -208,26 +354,29 @@ async def guarded_attempt(
     attempt: Attempt[T],
     failed_type: type[Any],
 ) -> T:
-    """One attempt to the current target: ask its breaker, then the limiter; send (hedged if
-    asked); tell the breaker and the latency book what happened. `failed_type` is the path's
-    per-attempt failure (`error`, `retryable`): what this raises for a refusal too."""
-    route: Route = ctx.route
+    """One attempt to the current target with more to do than a direct one: ask its breaker
+    (or wait), then the limiter; send (hedged if asked); tell the breaker and the latency book
+    what happened. `failed_type` is the path's per-attempt failure (`error`, `retryable`): what
+    this raises for a refusal too."""
+    lane: Lane = ctx.route
+    policy = lane.policy
     target: Target = ctx.target
     breaker = target.breaker
     if breaker is not None and breaker.state != "closed":  # closed: nothing to ask
-        await _admit(ctx, route, target, failed_type)
-    if route.limiter is not None:
+        await _admit(ctx, lane, target, failed_type)
+    limiter = policy.limiter
+    if limiter is not None:
         try:
-            await route.limiter.acquire(0.0)
+            await limiter.acquire(0.0)
         except AtomaError as unavailable:
             if breaker is not None:
                 breaker.abandon()
             raise failed_type(unavailable, False) from None
     sent = time.monotonic()
-    inside = _inside_attempt.set(True) if route.nests else None
+    inside = _inside_attempt.set(True) if op.build_body is not None else None
     try:
-        if route.hedge is not None:
-            value = await _hedged(core, op, ctx, url, headers, body, attempt, route.hedge)
+        if lane.hedge is not None:
+            value = await hedged_attempt(core, op, ctx, url, headers, body, attempt, lane.hedge)
         else:
             value = await attempt(core, op, ctx, url, headers, body)
             target.latencies.add(time.monotonic() - sent)  # type: ignore[union-attr]
@@ -235,8 +384,8 @@ async def guarded_attempt(
         error = failed.error
         if breaker is not None:
             breaker.record(can_fall_back(error))
-        if route.limiter is not None and isinstance(error, APIError) and error.status_code == 429:
-            await _slow_everyone(route.limiter, error.headers)
+        if limiter is not None and isinstance(error, APIError) and error.status_code == 429:
+            await _slow_everyone(limiter, error.headers)
         raise
     except BaseException:
         if breaker is not None:
@@ -245,15 +394,15 @@ async def guarded_attempt(
     finally:
         if inside is not None:
             _inside_attempt.reset(inside)
-    answered = ctx.target.breaker  # a hedged copy may have answered from the next target
-    if answered is not None:
-        answered.record(False)
-    if breaker is not None and breaker is not answered:
+    answered_by = ctx.target.breaker  # a hedged copy may have answered from the next target
+    if answered_by is not None:
+        answered_by.record(False)
+    if breaker is not None and breaker is not answered_by:
         breaker.abandon()  # its attempt was cancelled: no outcome
     return value
 
 
-async def _admit(ctx: CallContext, route: Route, target: Target, failed_type: type[Any]) -> None:
+async def _admit(ctx: CallContext, lane: Lane, target: Target, failed_type: type[Any]) -> None:
     """Let the attempt through the breaker, or raise `CircuitOpenError` (as the path's failure);
     at the last target with `on_open="wait"`, wait for the half-open trial instead."""
     breaker = target.breaker
@@ -265,10 +414,10 @@ async def _admit(ctx: CallContext, route: Route, target: Target, failed_type: ty
             return
         last = target.last
         due = ctx.deadline if ctx.deadline is not None else ctx.ready_by
-        if not (last and route.on_open == "wait") or (due is not None and loop.time() + blocked > due):
+        if not (last and lane.policy.on_open == "wait") or (due is not None and loop.time() + blocked > due):
             until = breaker.wall_until()
             message = (
-                f"circuit open for {target.model or 'this operation'} at {target.server_url} "
+                f"circuit open for {target.model or 'this operation'} at {shown_url(target.server_url)} "
                 f"after {breaker.consecutive} failures: nothing sent; it half-opens in {blocked:.1f} s"
             )
             error = CircuitOpenError(
@@ -287,90 +436,3 @@ async def _slow_everyone(limiter: Any, headers: Mapping[str, str]) -> None:
         await limiter.rate_limited(DEFAULT_PAUSE if pause is None else pause)
     except AtomaError:  # a limiter that cannot be told: the 429 itself is what the caller sees
         log.warning("the rate limiter could not be told of a 429")
-
-
-def _twin(ctx: CallContext) -> CallContext:
-    """A copy of the call's context for one racer (its own `state`: a confidential copy is
-    sealed with its own key)."""
-    twin = object.__new__(type(ctx))
-    for name in type(ctx).__slots__:
-        with contextlib.suppress(AttributeError):
-            setattr(twin, name, getattr(ctx, name))
-    return twin
-
-
-async def _hedged(
-    core: AtomaCore,
-    op: Operation[Any, T],
-    ctx: CallContext,
-    url: Any,
-    headers: dict[str, str],
-    body: bytes | None,
-    attempt: Attempt[T],
-    hedge: Hedge,
-) -> T:
-    """The attempt raced against a copy sent after the hedge delay, within the budget."""
-    route: Route = ctx.route
-    target: Target = ctx.target
-    state = route.state
-    loop = asyncio.get_running_loop()
-    first, second = _twin(ctx), _twin(ctx)
-    second.attempts = ctx.attempts + 1
-    started: dict[int, float] = {}
-    copy_sent = False
-
-    async def run(twin: CallContext) -> T:
-        started[id(twin)] = loop.time()
-        if twin is second:
-            if hedge.to == "fallback":
-                _aim_at_next(route, twin)
-            if route.limiter is not None:  # a copy is a request like any other
-                await route.limiter.acquire(0.0)
-        aim: Target = twin.target
-        return await attempt(core, op, twin, aim.url, headers, aim.body)
-
-    def may_copy() -> bool:
-        nonlocal copy_sent
-        copy_sent = state.hedge.allow(hedge.budget)
-        return copy_sent
-
-    async def discard(is_copy: bool, value: Any) -> None:
-        loser = second if is_copy else first
-        loser.call = None  # its end is not the call's end
-        closer = getattr(value, "aclose", None)
-        if closer is not None:
-            await closer()
-
-    delay = state.hedge_delay(hedge, target.server_url, target.model)
-    try:
-        value, copy_won = await race(lambda: run(first), lambda: run(second), delay, may_copy, discard)
-    finally:
-        if copy_sent:  # the copy was an HTTP attempt of this call, whatever came of it
-            ctx.attempts = max(ctx.attempts, second.attempts)
-    if copy_sent:
-        state.hedge.cancelled += 1  # the other one: cancelled, or closed after a tie
-    winner = second if copy_won else first
-    answered: Target = winner.target
-    answered.latencies.add(loop.time() - started[id(winner)])  # type: ignore[union-attr]
-    for name in ("attempts", "request_id", "state", "end_taken", "last_error", "target"):
-        setattr(ctx, name, getattr(winner, name))
-    if copy_sent:
-        ctx.attempts = max(ctx.attempts, second.attempts)
-    if copy_won:
-        state.hedge.won += 1
-        ctx.hedged = True
-    return value
-
-
-def _aim_at_next(route: Route, twin: CallContext) -> None:
-    """Send a hedged copy to the next fallback target instead, if there is one whose breaker is
-    closed (an open or half-open one gets nothing extra)."""
-    target: Target = twin.target
-    if target.last:
-        return
-    ahead = route.peek_target()
-    if ahead is None or (ahead.breaker is not None and ahead.breaker.state != "closed"):
-        return
-    twin.target = ahead
-    twin.state = None  # another model or node: nothing of this target's lock holds
-    twin.last_error = None

@@ -18,12 +18,11 @@ from binascii import Error as BinasciiError
 from binascii import a2b_base64
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, Union
-from urllib.parse import urlsplit
 
 import msgspec
 
 from ._single_flight import SingleFlight
-from .config import check_server_url, number, whole_number
+from .config import check_server_url, number, shown_url, whole_number
 from .errors import InvalidRequestError, MissingDependencyError, NodeKeyVerificationError
 from .result import Err, Ok, Result
 
@@ -274,9 +273,8 @@ class SuiKeyCommitments:
         self._rpc_cores: dict[int, tuple[aiohttp.ClientSession, AtomaCore]] = {}
 
     def __repr__(self) -> str:
-        url = urlsplit(self.rpc_url)  # a provider's key may sit in the path: not shown
         ids = f"atoma_db={self.atoma_db!r}, package={self.package!r}"
-        return f"SuiKeyCommitments(rpc_url='{url.scheme}://{url.netloc}/...', {ids})"
+        return f"SuiKeyCommitments(rpc_url='{shown_url(self.rpc_url)}', {ids})"  # no provider key
 
     async def verify_node_key(
         self, core: AtomaCore, node_small_id: int, public_key: bytes, options: RequestOptions | None = None

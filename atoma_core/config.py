@@ -103,6 +103,18 @@ def normalise_server_url(url: str) -> str:
     return url[:-3] if url.endswith("/v1") else url
 
 
+def shown_url(url: str, path: str = "") -> str:
+    """`url` as logs and error messages show it: scheme, host and port, with whatever path a base
+    URL adds (where RPC providers put their API key) shown as `/...`; `path`, the operation's own
+    path at the end of `url`, is kept."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(url))
+    base = parts.path[: len(parts.path) - len(path)] if path and parts.path.endswith(path) else parts.path
+    host = parts.netloc.rpartition("@")[2]  # never credentials (check_server_url refuses them anyway)
+    return f"{parts.scheme}://{host}{'/...' if base.strip('/') else ''}{path}"
+
+
 def check_server_url(url: object, name: str) -> str:
     """`url` normalised, if it is an http(s) base URL with a valid host and port and no
     credentials, query or fragment. The error never repeats the URL: it may hold a secret."""

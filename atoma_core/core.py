@@ -209,19 +209,38 @@ class AtomaCore:
         self._set_resilience(fallbacks, hedge, breaker, limiter)
 
     def _set_resilience(self, fallbacks: Any, hedge: Any, breaker: Any, limiter: Any) -> None:
-        self.fallbacks: tuple[Fallback, ...] = as_fallbacks(fallbacks, "fallbacks") if fallbacks else ()
+        self._fallbacks: tuple[Fallback, ...] = as_fallbacks(fallbacks, "fallbacks") if fallbacks else ()
         if hedge is not None and not isinstance(hedge, Hedge):
             raise InvalidRequestError(f"hedge must be a Hedge or None, not {type(hedge).__name__}")
         if breaker is not None and not isinstance(breaker, Breaker):
             raise InvalidRequestError(f"breaker must be a Breaker or None, not {type(breaker).__name__}")
-        self.hedge: Hedge | None = hedge
-        self.limiter: Any = check_limiter(limiter, "limiter") if limiter is not None else None
+        self._hedge: Hedge | None = hedge
+        self._limiter: Any = check_limiter(limiter, "limiter") if limiter is not None else None
         self.resilience: Resilience | None = None
+        self.route_policy: Any = None  # `_route.Policy` of calls without options of their own, made once
+        self.option_policies: dict[int, Any] = {}  # id(options) -> (options, `_route.Policy`)
         # Whether every call goes through target choice (fallbacks, breakers, hedge, limiter):
         # False keeps plain calls on the path they took before any of it existed.
-        self.routes = bool(self.fallbacks) or hedge is not None or breaker is not None or limiter is not None
+        self.routes = bool(self._fallbacks) or hedge is not None or breaker is not None or limiter is not None
         if self.routes:
             self.resilience = Resilience(breaker, lambda: self.hooks)
+
+    # Read-only: a call's route policy is worked out once per core from these (`_route.Policy`),
+    # so a later assignment would be ignored; pass them to the constructor or to RequestOptions.
+    @property
+    def fallbacks(self) -> tuple[Fallback, ...]:
+        """The default fallback targets of every call (empty: none)."""
+        return self._fallbacks
+
+    @property
+    def hedge(self) -> Hedge | None:
+        """The default `Hedge` of every call, if any."""
+        return self._hedge
+
+    @property
+    def limiter(self) -> Any:
+        """The default rate limiter of every call, if any."""
+        return self._limiter
 
     def resilience_state(self) -> Resilience:
         """The per-core state of breakers, latencies and the hedge budget (made on first need)."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from atoma_core.core import AtomaCore
     from atoma_core.models.nodes import NodesCreateLockResponse
 
-__all__ = ["lock_node"]
+__all__ = ["lock_node", "reused_lock"]
 
 Slot = tuple[str, str]  # (server URL, model)
 
@@ -42,6 +42,20 @@ _locks: weakref.WeakKeyDictionary[AtomaCore, dict[Slot, NodesCreateLockResponse]
 _in_flight: weakref.WeakKeyDictionary[AtomaCore, SingleFlight[Slot, NodesCreateLockResponse]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def reused_lock(ctx: CallContext, model: str) -> NodesCreateLockResponse | None:
+    """The cached lock when nothing needs deciding: a first attempt, on the call's own server, no
+    verifier to ask. Else None, and `lock_node` decides. Synchronous: this is every request's
+    path, and an `await` of a coroutine costs ~1-2 us more in the loop."""
+    if ctx.last_error is not None or ctx.target is not None or ctx.core.node_key_verifier is not None:
+        return None
+    cache = _locks.get(ctx.core)
+    if cache is None:
+        return None
+    options = ctx.options
+    server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
+    return cache.get((server, model))
 
 
 async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:

@@ -4,6 +4,7 @@ failures, redaction, the missing extra. The official SDK's side is in test_crypt
 from __future__ import annotations
 
 import base64
+import random
 import subprocess
 import sys
 import textwrap
@@ -110,6 +111,32 @@ def test_known_answer_reply_opens_and_seals_to_the_official_bytes() -> None:
     opened = SandboxNode(KAT_NODE).open_request(KAT_REQUEST)
     assert opened.plaintext == KAT_PLAINTEXT
     assert msgspec.to_builtins(opened.key.seal(KAT_REPLY, KAT_REPLY_NONCE)) == KAT_SEALED_REPLY
+
+
+def test_the_hand_hkdf_is_rfc5869s_and_cryptographys_byte_for_byte() -> None:
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from atoma_core._hkdf import hkdf_sha256
+
+    # RFC 5869 test case 3 (SHA-256, empty salt and info): the first 32 bytes of its OKM
+    okm = "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+    assert hkdf_sha256(b"", bytes([0x0B] * 22)).hex() == okm[:64]
+    rng = random.Random(23)
+    for n in range(3000):  # salts of 0-149 bytes (longer than a SHA-256 block too), keys of 32-71
+        salt, ikm = rng.randbytes(n % 150), rng.randbytes(32 + n % 40)
+        assert hkdf_sha256(salt, ikm) == HKDF(algorithm=SHA256(), length=32, salt=salt, info=b"").derive(ikm)
+
+
+def test_the_fast_key_maker_makes_cryptographys_keys() -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from atoma_core._crypto import _private_key_maker
+
+    key = _private_key_maker()(KAT_CLIENT)
+    assert isinstance(key, X25519PrivateKey)
+    assert key.public_key().public_bytes_raw().hex() == RFC7748_ALICE_PUBLIC
+    assert key.private_bytes_raw() == KAT_CLIENT
 
 
 # -------------------------------------------------------------------------------- round trips

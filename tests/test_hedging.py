@@ -36,8 +36,8 @@ def pooled_connections(core: AtomaCore) -> int:
 
 
 def hedge_tasks() -> list[asyncio.Task[Any]]:
-    """The racers of `_route._hedged` still alive (each runs `_hedged.<locals>.run`)."""
-    return [t for t in asyncio.all_tasks() if "_hedged.<locals>.run" in repr(t)]
+    """The racers of `_hedge.hedged_attempt` still alive (each runs `hedged_attempt.<locals>.run`)."""
+    return [t for t in asyncio.all_tasks() if "hedged_attempt.<locals>.run" in repr(t)]
 
 
 async def test_a_slow_answer_is_hedged_and_the_loser_closed(sandbox: Sandbox) -> None:

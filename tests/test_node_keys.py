@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from atoma_core import AtomaCore, Hooks, RequestOptions, RetryConfig, Timeouts, errors
 from atoma_core.attest import KeyCommitment, PinnedKeys, SuiKeyCommitments
+from atoma_core.config import shown_url
 from atoma_core.result import Err, Ok
 from atoma_core.testing import Sandbox, faults
 from atoma_core.testing._sui import ATOMA_DB, PACKAGE
@@ -374,6 +376,42 @@ def test_the_rpc_url_path_is_not_shown() -> None:
         rpc_url="https://rpc.example/v1/secret-api-key", atoma_db=ATOMA_DB, package=PACKAGE
     )
     assert "secret-api-key" not in repr(verifier) and "rpc.example" in repr(verifier)
+
+
+async def test_the_rpc_url_path_is_not_logged(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """The attempt's DEBUG line names the RPC's host and hides its path (`/sui` here; a
+    provider's API key in real life); Atoma's own calls keep their operation path."""
+    caplog.set_level(logging.DEBUG, logger="atoma")
+    async with verified_core(sandbox, on_chain(sandbox)) as core:
+        (await confidential_chat_create(core, REQUEST)).unwrap()
+    attempts = [r.getMessage() for r in caplog.records if " attempt 1: " in r.getMessage()]
+    rpc_path = sandbox.sui_url.removeprefix(sandbox.url)
+    assert rpc_path and not any(rpc_path in line for line in caplog.messages)
+    assert any(line.endswith(f"POST {sandbox.url}/...") for line in attempts), attempts
+    assert any(line.endswith(f"POST {sandbox.url}/v1/confidential/chat/completions") for line in attempts)
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "shown"),
+    [
+        ("https://rpc.example/v1/secret-api-key", "", "https://rpc.example/..."),
+        ("https://rpc.example", "", "https://rpc.example"),
+        ("http://127.0.0.1:8080/", "", "http://127.0.0.1:8080"),
+        (
+            "https://api.atoma.network/v1/chat/completions",
+            "/v1/chat/completions",
+            "https://api.atoma.network/v1/chat/completions",
+        ),
+        (
+            "https://gw.example/key-123/v1/chat/completions",
+            "/v1/chat/completions",
+            "https://gw.example/.../v1/chat/completions",
+        ),
+        ("https://user:pw@[::1]:9/x", "", "https://[::1]:9/..."),
+    ],
+)
+def test_shown_url_hides_a_base_path_and_credentials(url: str, path: str, shown: str) -> None:
+    assert shown_url(url, path) == shown
 
 
 def test_the_sync_face_takes_a_verifier_and_raises_the_refusal() -> None:
