@@ -11,7 +11,6 @@ point raises `MissingDependencyError` naming the extra; importing this module st
 
 from __future__ import annotations
 
-import bisect
 import functools
 import hashlib
 import hmac
@@ -90,7 +89,7 @@ def unb64(text: str, field: str) -> bytes:
         raise ConfidentialComputeError(f"{field} is not valid base64", reason="encoding") from None
 
 
-def blake2b_256(data: bytes) -> bytes:
+def blake2b_256(data: bytes | memoryview) -> bytes:
     """The hash both ends put next to a ciphertext (`plaintext_body_hash`, `response_hash`)."""
     return hashlib.blake2b(data, digest_size=32).digest()
 
@@ -122,6 +121,11 @@ class _SealedRequest(Struct, omit_defaults=True, kw_only=True, gc=False):
 
 
 _TOO_DEEP = "response JSON is nested too deeply to decode"
+_TAG_SIZE = 16  # AES-GCM's tag, after the ciphertext
+_FIRST_SLOTS = 16  # a stream's replay table to start with (a power of two: `hash & mask`)
+_BLAKE2B_256 = hashlib.blake2b(digest_size=32)  # never updated: copied per stream event
+# `AESGCM.decrypt_into` (cryptography 45+): decrypt into a buffer of ours, no fresh bytes.
+_DECRYPT_INTO = _MISSING is None and hasattr(AESGCM, "decrypt_into")
 _read_sealed = msgspec.json.Decoder(_Sealed).decode
 _read_envelope = msgspec.json.Decoder(ConfidentialComputeResponse).decode
 _write = msgspec.json.Encoder().encode
@@ -151,7 +155,7 @@ def _where(exc: Exception) -> str:
     return f" (at {at})" if at.startswith("`$") else ""
 
 
-def _bad_envelope(data: bytes, exc: msgspec.ValidationError) -> Exception:
+def _bad_envelope(data: bytes | bytearray, exc: msgspec.ValidationError) -> Exception:
     """What a sealed message that did not decode is: the right shape with a field that is not
     base64 (`ConfidentialComputeError`), or not a sealed message at all (the error itself, so an
     error object sent in its place is still read as one)."""
@@ -200,29 +204,54 @@ class ResponseKey:
             raise _bad_hash()
         return plaintext
 
-    def open_answer(self, raw: bytes, decode: Callable[[bytes], T], status: int = 200) -> T:
+    def open_answer(
+        self,
+        raw: bytes | list[bytes | bytearray],
+        decode: Callable[[bytes | memoryview], T],
+        status: int = 200,
+    ) -> T:
         """A sealed answer's body (`{ciphertext, nonce, response_hash, ...}`), opened and decoded
         with `decode`. A body that is not a sealed message is a `ResponseValidationError` with the
         body as `raw`; one that cannot be opened a `ConfidentialComputeError`; plaintext that is
-        not what `decode` wants a `ResponseValidationError` whose `raw` is the sealed body and
-        whose message holds no plaintext."""
+        not what `decode` wants a `ResponseValidationError` whose message holds no plaintext.
+
+        The body may be handed over in a one-item list (`json_response` does): it is taken out
+        and let go of once its envelope is read (below). Its `raw` is then b"" when the
+        plaintext does not decode; else the sealed body."""
+        handed = isinstance(raw, list)
+        body = raw.pop() if isinstance(raw, list) else raw
+        del raw
         try:
-            sealed = _read_sealed(raw)
+            sealed = _read_sealed(body)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            error = _bad_envelope(raw, exc) if isinstance(exc, msgspec.ValidationError) else exc
+            error = _bad_envelope(body, exc) if isinstance(exc, msgspec.ValidationError) else exc
             if isinstance(error, ConfidentialComputeError):
                 raise error from None
             message = f"response does not match the schema: {error}"
-            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+            raise ResponseValidationError(message, raw=bytes(body), status_code=status) from None
         except RecursionError:  # msgspec's answer to JSON nested too deeply
-            raise ResponseValidationError(_TOO_DEEP, raw=raw, status_code=status) from None
+            raise ResponseValidationError(_TOO_DEEP, raw=bytes(body), status_code=status) from None
         nonce, digest, ciphertext = sealed.nonce, sealed.response_hash, sealed.ciphertext
         del sealed
         if len(nonce) != NONCE_SIZE:
             raise _bad_nonce()
+        # A body handed over is let go of here: the plaintext goes into its memory (a body joined
+        # from pieces, writable) or reuses it once freed (bytes): no fresh pages either way (a
+        # 1 MB answer: ~250 fewer page faults). What fails the tag is never read.
+        size = len(ciphertext) - _TAG_SIZE
+        into = None
+        if handed and _DECRYPT_INTO and isinstance(body, bytearray) and 0 <= size <= len(body):
+            into = memoryview(body)[:size]
+        kept = b"" if handed else bytes(body)  # what a plaintext that does not decode reports as `raw`
+        del body
         try:
-            plaintext = self._aead.decrypt(nonce, ciphertext, None)
+            if into is None:
+                plaintext: bytes | memoryview = self._aead.decrypt(nonce, ciphertext, None)
+            else:
+                self._aead.decrypt_into(nonce, ciphertext, None, into)
+                plaintext = into
         except InvalidTag:
+            into = None  # what failed the tag: not kept alive by the error's traceback
             raise _bad_tag() from None
         # Let go of the ciphertext before hashing and decoding: the plaintext's decode reuses its
         # memory instead of faulting in fresh pages (a 1 MB answer: ~1.4 ms less CPU).
@@ -234,10 +263,10 @@ class ResponseKey:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             what = "is not JSON" if isinstance(exc, msgspec.DecodeError) else "does not match the schema"
             message = f"the decrypted response {what}{_where(exc)}"
-            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+            raise ResponseValidationError(message, raw=kept, status_code=status) from None
         except RecursionError:
             message = f"the decrypted response: {_TOO_DEEP}"
-            raise ResponseValidationError(message, raw=raw, status_code=status) from None
+            raise ResponseValidationError(message, raw=kept, status_code=status) from None
 
     def stream_decoder(self, decode: Callable[[bytes], T]) -> Callable[[bytes], T]:
         """The decoder of one stream's events (`data:` payloads): open each with this key, then
@@ -248,29 +277,53 @@ class ResponseKey:
         `msgspec.ValidationError`, for the stream to read the error in it."""
         key = self._key
         aead: AESGCM | None = self._aead  # dropped by `release()` between reads, rebuilt on use
-        hash_of = blake2b_256
+        new_hash = _BLAKE2B_256.copy  # a copy of a made hash: ~0.1 us less than the constructor
         compare_digest = hmac.compare_digest
-        # This stream's nonces, as their hashes in a sorted array: 8 bytes each where a set of the
-        # nonces would hold ~85 (thousands of streams may be open). A replayed event has the same
-        # nonce, so the same hash; two different nonces share one with odds of 2^-64.
-        seen = array("q")
-        find = bisect.bisect_left
-        remember = seen.insert
+        # This stream's nonces, as their 64-bit hashes in an open-addressing table (linear
+        # probing, at most half full; 0 marks a free slot): 16-32 bytes per event where a set of
+        # the nonces would hold ~85 (thousands of streams may be open), and about one probe per
+        # event where a sorted array took a bisection (11 steps at 2,000 events: ~0.7 us in the
+        # loop). A replayed event has the same nonce, so the same hash; two different nonces share
+        # one with odds of 2^-64.
+        table = array("q", bytes(8 * _FIRST_SLOTS))
+        mask = _FIRST_SLOTS - 1
+        room = _FIRST_SLOTS // 2  # events to remember before the table is half full
+
+        def grow() -> None:
+            nonlocal table, mask, room
+            old = table
+            table = array("q", bytes(16 * len(old)))
+            mask = len(table) - 1
+            room = len(table) // 4  # it holds len(old) // 2 of them, a quarter of the new
+            for held in old:
+                if held:
+                    slot = held & mask
+                    while table[slot]:
+                        slot = (slot + 1) & mask
+                    table[slot] = held
+
+        def none_opened() -> bool:
+            """Whether no event of this stream has been opened yet (a failure then is the call's)."""
+            return room == _FIRST_SLOTS // 2 and mask == _FIRST_SLOTS - 1
 
         def decode_event(data: bytes) -> T:
-            nonlocal aead
+            nonlocal aead, room
             try:
                 sealed = _read_sealed(data)
             except msgspec.ValidationError as exc:
                 error = _bad_envelope(data, exc)
-                if not seen or not isinstance(error, ConfidentialComputeError):
+                if none_opened() or not isinstance(error, ConfidentialComputeError):
                     raise error from None
                 raise StreamInterruptedError(f"stream event could not be opened: {error}") from None
             nonce = sealed.nonce
-            fingerprint = hash(nonce)
-            at = find(seen, fingerprint)
-            if at < len(seen) and seen[at] == fingerprint:  # the same nonce: the proxy resent an event
-                raise StreamInterruptedError("a stream event was replayed (its nonce came before)")
+            fingerprint = hash(nonce) or 1
+            slot = fingerprint & mask
+            held = table[slot]
+            while held:
+                if held == fingerprint:  # the same nonce: the proxy resent an event
+                    raise StreamInterruptedError("a stream event was replayed (its nonce came before)")
+                slot = (slot + 1) & mask
+                held = table[slot]
             digest = sealed.response_hash
             try:  # ResponseKey._open, inlined: this runs once per event
                 if len(nonce) != NONCE_SIZE:
@@ -281,13 +334,19 @@ class ResponseKey:
                     plaintext = aead.decrypt(nonce, sealed.ciphertext, None)
                 except InvalidTag:
                     raise _bad_tag() from None
-                if digest is not None and not compare_digest(hash_of(plaintext), digest):
-                    raise _bad_hash()
+                if digest is not None:
+                    hashed = new_hash()
+                    hashed.update(plaintext)
+                    if not compare_digest(hashed.digest(), digest):
+                        raise _bad_hash()
             except ConfidentialComputeError as failed:
-                if not seen:
+                if none_opened():
                     raise
                 raise StreamInterruptedError(f"stream event could not be opened: {failed}") from None
-            remember(at, fingerprint)
+            table[slot] = fingerprint
+            room -= 1
+            if not room:
+                grow()
             try:
                 return decode(plaintext)
             except msgspec.DecodeError:

@@ -95,25 +95,18 @@ class SSEDecoder:
                 data = data[1:]
         if not data:
             return []
+        out: list[bytes | SSEEvent] = []
+        start = 0
         if self._parts:
-            if data.find(b"\n\n") < 0 and not (self._tail_lf and data[0] == 10):
-                self._parts.append(data)
-                self._size += len(data)
-                self._tail_lf = data[-1] == 10
-                if self._size > self.max_event_size:
-                    raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
-                return []
-            self._parts.append(data)
-            data = b"".join(self._parts)
-            self._parts.clear()
+            start = self._finish_buffered(data, out)
+            if start < 0:
+                return out  # still unfinished
         # Blocks end with a blank line. Found with the one-byte search (memchr), not a search
         # for b"\n\n" (several times slower: it is most of a naive split's cost per event).
         find = data.find
         size = len(data)
-        if size > self.max_event_size:  # only then may one block be too large
-            self._check_sizes(data)
-        out: list[bytes | SSEEvent] = []
-        start = 0
+        if size - start > self.max_event_size:  # only then may one block be too large
+            self._check_sizes(data[start:])
         while True:
             lf = find(10, start)  # 10 is LF
             if lf < 0 or lf + 1 == size:
@@ -130,8 +123,8 @@ class SSEDecoder:
                     break
                 self._parse_block(data[start:end], out)
                 start = end + 2
-        tail = data[start:]
-        if tail:
+        if start < size:
+            tail = data[start:]
             self._parts.append(tail)
             self._size = len(tail)
             self._tail_lf = tail[-1] == 10
@@ -141,6 +134,37 @@ class SSEDecoder:
             self._size = 0
             self._tail_lf = False
         return out
+
+    def _finish_buffered(self, data: bytes, out: list[bytes | SSEEvent]) -> int:
+        """The block buffered from earlier reads, ended by this one: decoded into `out` from the
+        buffered pieces and the start of `data` alone (a read that cut an event in two is not
+        copied whole again for one event). Returns where the rest of `data` starts, or -1 when
+        the block does not end in it (then `data` is buffered too)."""
+        if self._tail_lf and data[0] == 10:
+            start = 1  # the blank line that ends the buffered block
+        else:
+            end = data.find(b"\n\n")
+            if end < 0:
+                self._parts.append(data)
+                self._size += len(data)
+                self._tail_lf = data[-1] == 10
+                if self._size > self.max_event_size:
+                    raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+                return -1
+            start = end + 2
+        self._parts.append(data[:start])
+        block = b"".join(self._parts)
+        self._parts.clear()
+        if len(block) - 2 > self.max_event_size:
+            raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
+        lf = block.find(10)
+        if lf < len(block) - 2:
+            self._parse_block(block[:-2], out)
+        elif block.startswith(b"data: "):  # a one-line block: the common `data: <payload>`
+            out.append(block[6:-2])
+        elif lf > 0 and block[0] != 58:  # 58 is ":": skip comments
+            self._parse_block(block[:-2], out)
+        return start
 
     def _check_sizes(self, data: bytes) -> None:
         for block in data.split(b"\n\n")[:-1]:

@@ -134,14 +134,15 @@ def _sealer(kind: ConfidentialKind) -> BodyBuilder:
     return seal
 
 
-def _opened(response_type: type[T]) -> Callable[[bytes, CallContext], T]:
+def _opened(response_type: type[T]) -> Callable[[list[bytes | bytearray], CallContext], T]:
     """Decode a sealed answer: open it with this attempt's key, then decode the plaintext.
-    Nothing of the plaintext reaches an error (`ResponseKey.open_answer`)."""
+    Nothing of the plaintext reaches an error (`ResponseKey.open_answer`). The body comes in a
+    one-item list and is passed on as it is, so the opener can let go of it (`json_response`)."""
     decode = msgspec.json.Decoder(response_type).decode
 
-    def open_answer(raw: bytes, ctx: CallContext) -> T:
+    def open_answer(body: list[bytes | bytearray], ctx: CallContext) -> T:
         sealed: _Sealed = ctx.state
-        return sealed.key.open_answer(raw, decode)
+        return sealed.key.open_answer(body, decode)
 
     return open_answer
 

@@ -75,8 +75,12 @@ def floors() -> dict[str, float]:
     write = msgspec.json.Encoder().encode
     key = AESGCM(os.urandom(32))
 
-    def blake(data: bytes) -> bytes:
-        return hashlib.blake2b(data, digest_size=32).digest()
+    made = hashlib.blake2b(digest_size=32)
+
+    def blake(data: bytes) -> bytes:  # a copy of a made hash: ~0.1 us less per event than the constructor
+        hashed = made.copy()
+        hashed.update(data)
+        return hashed.digest()
 
     def sealed(plaintext: bytes) -> bytes:
         nonce = os.urandom(12)

@@ -383,6 +383,15 @@ async def test_a_decrypted_answer_that_does_not_decode_reaches_no_error(
     assert "decrypted response" in res.error.message
 
 
+async def test_an_answer_read_in_many_pieces_opens(locked: AtomaCore, sandbox: Sandbox) -> None:
+    """A sealed answer that comes a few bytes at a time is joined into a bytearray and decrypted
+    into it (`ResponseKey.open_answer`): the same answer as at once."""
+    whole = (await confidential_chat_create(locked, REQUEST)).unwrap()
+    sandbox.script(faults.trickle(0.0005, limit=40))
+    pieces = (await confidential_chat_create(locked, REQUEST)).unwrap()
+    assert pieces.choices[0].message.content == whole.choices[0].message.content == f"You said: {SECRET}"
+
+
 @pytest.mark.parametrize("text", [PLAINTEXT, '{"choices": "' + PLAINTEXT + '"}', DEEP], ids=str.__len__)
 @pytest.mark.parametrize("at", [0, 2])
 async def test_a_decrypted_event_that_does_not_decode_reaches_no_error(

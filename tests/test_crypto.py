@@ -288,6 +288,49 @@ def test_the_stream_decoder_lets_go_of_its_cipher_between_reads_and_still_opens(
         decode(first)
 
 
+def test_an_answer_handed_over_as_a_bytearray_is_decrypted_into_its_own_memory() -> None:
+    """`json_response` hands a body read in pieces over as a bytearray in a one-item list: the
+    plaintext is written over the body (no fresh buffer), and it opens and decodes as bytes do.
+    A tampered one fails the tag; one whose plaintext does not decode reports `raw` b"" (the
+    body holds plaintext by then) and nothing of the plaintext."""
+    node = SandboxNode()
+    _, key, node_key = sealed_pair(node)
+    answer = {**CHUNK, "object": "chat.completion.chunk"}
+    plaintext = msgspec.json.encode(answer)
+    body = bytearray(msgspec.json.encode(node.seal(node_key, answer)))
+    decode = msgspec.json.Decoder(ChatCompletionChunk).decode
+    handed = [body]
+    assert key.open_answer(handed, decode).choices[0].delta.content == "secret answer"
+    assert handed == [] and body[: len(plaintext)] == plaintext  # decrypted in place of the body
+
+    tampered = bytearray(msgspec.json.encode(tamper_ciphertext(node.seal(node_key, answer))))
+    with pytest.raises(ConfidentialComputeError) as failed:
+        key.open_answer([tampered], decode)
+    assert failed.value.reason == "tag"
+
+    secret = b"secret plaintext that is not JSON"
+    with pytest.raises(ResponseValidationError) as caught:
+        key.open_answer([bytearray(msgspec.json.encode(node.seal(node_key, secret)))], decode)
+    assert_no_secret_leaks(caught.value, secret)  # raw == b"" included
+    assert not isinstance(caught.value, ConfidentialComputeError)
+
+
+def test_the_stream_decoder_catches_a_replay_of_any_earlier_event_as_its_table_grows() -> None:
+    """The replay table (nonce hashes, open addressing) grows from 16 slots as events come:
+    3,000 distinct events all open, and every earlier one sent again is caught, the first and
+    the last included; a replay that failed is not remembered, so nothing else goes wrong."""
+    node = SandboxNode()
+    _, key, node_key = sealed_pair(node)
+    decode = key.stream_decoder(msgspec.json.Decoder(ChatCompletionChunk).decode)
+    events = [msgspec.json.encode(node.seal(node_key, CHUNK)) for _ in range(3000)]
+    for event in events:
+        assert decode(event).choices[0].delta.content == "secret answer"
+    for event in (events[0], events[1], events[1499], events[-1], events[-1]):
+        with pytest.raises(StreamInterruptedError, match="replayed"):
+            decode(event)
+    assert decode(msgspec.json.encode(node.seal(node_key, CHUNK))).choices  # a fresh one still opens
+
+
 @pytest.mark.parametrize(
     "node_key",
     [b64(b"\x01" * 31), b64(bytes(32)), ""],  # too short, the all-zero low-order point, empty

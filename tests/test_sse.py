@@ -95,6 +95,26 @@ def test_event_size_limit() -> None:
     assert decode(b"data: " + b"x" * 900 + b"\n\n", max_event_size=1000) == [b"x" * 900]
 
 
+def test_every_one_or_two_cuts_give_the_same_events() -> None:
+    """A block buffered from earlier reads is finished from the start of the next read alone:
+    whatever the cuts, the same events (a comment line leading a block with data, a named event,
+    multi-line data, a lone comment, an LF that ends a block at the very start of a read)."""
+    stream = b": c\ndata: x\n\nevent: e\ndata: y\n\ndata: a\ndata: b\n\n: ka\n\ndata: z\n\n"
+    whole = decode(stream)
+    assert whole == [b"x", SSEEvent("e", b"y", None, None), b"a\nb", b"z"]
+    for i in range(len(stream) + 1):
+        assert decode(stream[:i], stream[i:]) == whole, i
+        for j in range(i, len(stream) + 1):
+            assert decode(stream[:i], stream[i:j], stream[j:]) == whole, (i, j)
+
+
+def test_an_event_too_large_is_caught_across_reads() -> None:
+    event = b"data: " + b"x" * 1500 + b"\n\n"
+    for cut in (10, 700, len(event) - 2, len(event) - 1):
+        with pytest.raises(EventTooLarge):
+            decode(event[:cut], event[cut:], max_event_size=1000)
+
+
 # ------------------------------------------------------------------ properties
 
 _text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=12)
