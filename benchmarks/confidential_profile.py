@@ -131,9 +131,14 @@ class BareSealed(bare.BareClient):
         body, aead = self._seal(bare._encode({"model": model, "messages": MESSAGES}), model)
         async with self.session.post(self.url, data=body, headers=self.headers) as response:
             response.raise_for_status()
-            answer = _read_answer(await response.read())
-        opened = aead.decrypt(answer.nonce, answer.ciphertext, None)
-        if not hmac.compare_digest(_blake2b_256(opened), answer.response_hash):
+            answer = _read_answer(await response.read())  # the sealed body let go of once read
+        # The ciphertext let go of before the plaintext is decoded, as the bare loop lets go of
+        # its body: the decode may reuse that memory, not fresh pages (the SDK does the same).
+        nonce, digest, ciphertext = answer.nonce, answer.response_hash, answer.ciphertext
+        del answer
+        opened = aead.decrypt(nonce, ciphertext, None)
+        del ciphertext
+        if not hmac.compare_digest(_blake2b_256(opened), digest):
             raise ValueError("hash")
         completion = bare._completion(opened)
         content = completion.choices[0].message.content
