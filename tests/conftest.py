@@ -21,6 +21,12 @@ from .usercheck import Report, probe_sources, run_mypy
 
 TOKEN = "sk-test-secret-token-123"
 
+# A shell that starts a job in the background (`make test &`) starts it with SIGINT ignored, and
+# an ignored signal stays ignored in Python and in every child it runs: Ctrl-C's tests would then
+# see nothing arrive. They test the SDK, not how the suite was launched, so Ctrl-C is restored.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
