@@ -197,3 +197,41 @@ def test_json_payloads_carry_the_document(model: str) -> None:
         pieces = [e["choices"][0]["delta"].get("content") for e in parsed if e["choices"]]
         assert "".join(p or "" for p in pieces) == document
         assert sum(1 for p in pieces if p) == spec.events - 3
+
+
+def test_bare_sealed_floor_client_reads_what_the_bare_client_reads() -> None:
+    """The in-loop floor of `confidential_profile` (`bare-sealed`) opens the bench server's sealed
+    body and every sealed event of a stream (keep-alive comments and batched writes included), to
+    the counts the plain bare client reads from the plain route and the payloads promise."""
+    import asyncio
+
+    from benchmarks.clients import bare
+    from benchmarks.confidential_profile import BareSealed
+
+    models = ["bench:small", "bench:body:100000", "bench:stream:40:8:4", "bench:stream:12:1:0:4096"]
+
+    async def read_all(url: str) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        plain, sealed = bare.BareClient(url, 4), BareSealed(url, 4)
+        try:
+            await sealed.lock(url)
+            assert sealed.url.endswith("/v1/confidential/chat/completions")
+            out = []
+            for model in models:
+                if model.startswith("bench:stream:"):
+                    out.append((await plain.stream(model), await sealed.stream(model)))
+                else:
+                    out.append((await plain.complete(model), await sealed.complete(model)))
+            return out
+        finally:
+            await plain.aclose()
+            await sealed.aclose()
+
+    with ServerProcess(sys.executable, run.ROOT) as server:
+        results = asyncio.run(read_all(server.url))
+    for model, (plain_read, sealed_read) in zip(models, results, strict=True):
+        want = expect(model)
+        assert sealed_read == plain_read, model
+        if model.startswith("bench:stream:"):
+            assert sealed_read == (want.chunks, want.chars, want.tokens), model
+        else:
+            assert sealed_read == (want.chars, want.tokens), model
