@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Mapping, TypeVar
 
 import aiohttp
 import msgspec
@@ -146,16 +146,25 @@ async def call(
         plan(ctx, op, req, body, url, server_url, _with_model)
     if ctx.hooks and any(h.on_call_start or h.on_call_end for h in ctx.hooks):
         return await _observed(op, ctx, req, url, headers, body)
-    # What `_run` does, written out: a routed call that succeeds at once takes no extra coroutine.
-    result = await _attempts(op, ctx, url, headers, body)
+    return await _run(op, ctx, req, url, headers, body)
+
+
+def _run(
+    op: Operation[Req, T],
+    ctx: CallContext,
+    request: Req | None,
+    url: Any,
+    headers: dict[str, str],
+    body: bytes | None,
+) -> Awaitable[Result[T, AtomaError]]:
+    """The retry loop on the call's own target (a plain call: its coroutine, no other), or
+    `_routed`."""
     if ctx.route is None:
-        return result
-    if result.ok:
-        return served(op, ctx, result)
-    return await fall_back(op, ctx, req, body, headers, _attempts, result)
+        return _attempts(op, ctx, url, headers, body)
+    return _routed(op, ctx, request, url, headers, body)
 
 
-async def _run(
+async def _routed(
     op: Operation[Req, T],
     ctx: CallContext,
     request: Req | None,
@@ -163,11 +172,9 @@ async def _run(
     headers: dict[str, str],
     body: bytes | None,
 ) -> Result[T, AtomaError]:
-    """The retry loop on the call's own target; for a routed call whose target failed in a way
-    another can help, the fallbacks' targets in turn, each with the retry loop."""
+    """A routed call: the retry loop on its own target, then `served`, or, when that target
+    failed in a way another can help, the fallbacks' targets in turn, each with the retry loop."""
     result = await _attempts(op, ctx, url, headers, body)
-    if ctx.route is None:
-        return result
     if result.ok:
         return served(op, ctx, result)
     return await fall_back(op, ctx, request, body, headers, _attempts, result)

@@ -301,17 +301,12 @@ async def fall_back(
 def _served(ctx: CallContext, value: Any, tried: tuple[FallbackFailure, ...]) -> None:
     """Stamp what answered on the value's meta (a hedged copy to the next target may have:
     `ctx.target`); a stream's `collect()` stamps it later."""
-    target: Target = ctx.target
+    served = Served(ctx.target, tried, ctx.hedged)
     meta = getattr(value, "meta", None)
     if meta is not None:
-        meta.model = target.model
-        meta.server_url = target.server_url
-        if tried:
-            meta.fallbacks = tried
-        if ctx.hedged:
-            meta.hedged = True
+        served.apply(meta)
     elif hasattr(type(value), "_served"):
-        value._served = Served(target, tried, ctx.hedged)
+        value._served = served
 
 
 def direct_target(ctx: CallContext) -> Target | None:
@@ -327,9 +322,7 @@ def direct_target(ctx: CallContext) -> Target | None:
 
 def answered(target: Target, sent: float) -> None:
     """A direct attempt answered: its time to first byte into the book, a success to the breaker."""
-    book = target.latencies
-    book.samples.append(time.monotonic() - sent)  # type: ignore[union-attr]
-    book.sorted = None  # type: ignore[union-attr]
+    target.latencies.add(time.monotonic() - sent)  # type: ignore[union-attr]
     breaker = target.breaker
     if breaker is not None:
         if breaker.quiet:  # closed, a window of successes: one more changes only the count
