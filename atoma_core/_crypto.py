@@ -388,11 +388,7 @@ def seal_body(
         del fresh
     else:
         own, salt, nonce = ephemeral
-    try:
-        shared = own.exchange(node_key)
-    except ValueError:  # a low-order point giving an all-zero secret
-        raise _bad_key() from None
-    key = ResponseKey(hkdf_sha256(salt, shared))
+    key = _agree(own, node_key, salt)
     request = _SealedRequest(
         ciphertext=key._aead.encrypt(nonce, plaintext, None),
         client_dh_public_key=own.public_key().public_bytes_raw(),

@@ -44,6 +44,12 @@ _in_flight: weakref.WeakKeyDictionary[AtomaCore, SingleFlight[Slot, NodesCreateL
 )
 
 
+def _asked_server(ctx: CallContext) -> str:
+    """The server the call asked for: its options' `server_url`, else the core's."""
+    options = ctx.options
+    return ctx.core.server_url if options is None or options.server_url is None else options.server_url
+
+
 def reused_lock(ctx: CallContext, model: str) -> NodesCreateLockResponse | None:
     """The cached lock when nothing needs deciding: a first attempt, on the call's own server, no
     verifier to ask. Else None, and `lock_node` decides. Synchronous: this is every request's
@@ -53,19 +59,15 @@ def reused_lock(ctx: CallContext, model: str) -> NodesCreateLockResponse | None:
     cache = _locks.get(ctx.core)
     if cache is None:
         return None
-    options = ctx.options
-    server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
-    return cache.get((server, model))
+    return cache.get((_asked_server(ctx), model))
 
 
 async def lock_node(ctx: CallContext, model: str) -> NodesCreateLockResponse:
     """The node lock for this attempt: the cached one (its key checked again: the verifier's cache
     makes that cheap), unless the last attempt was refused with it; else the lock in flight for
     this server and model, or a new one."""
-    options = ctx.options
-    server = ctx.core.server_url if options is None or options.server_url is None else options.server_url
-    if ctx.target is not None:  # a route's target (a fallback server, maybe): lock a node there
-        server = ctx.target.server_url
+    # A route's target (a fallback server, maybe): lock a node there.
+    server = _asked_server(ctx) if ctx.target is None else ctx.target.server_url
     slot = (server, model)
     cache = _locks.setdefault(ctx.core, {})
     sealed_for = getattr(ctx.state, "lock", None)  # the lock the last attempt was sealed for
@@ -107,8 +109,7 @@ async def _new_lock(ctx: CallContext, slot: Slot) -> NodesCreateLockResponse:
     if options is not None and (options.extra_body is not None or options.timeout_ms is not None):
         # extra_body is meant for the sealed body; timeout_ms is the first caller's alone
         options = msgspec.structs.replace(options, extra_body=None, timeout_ms=None)
-    asked = ctx.core.server_url if options is None or options.server_url is None else options.server_url
-    if slot[0] != asked:  # a fallback's server: its lock comes from there
+    if slot[0] != _asked_server(ctx):  # a fallback's server: its lock comes from there
         options = msgspec.structs.replace(options or RequestOptions(), server_url=slot[0])
     result = await nodes_create_lock(ctx.core, {"model": slot[1]}, options)
     if isinstance(result, Err):

@@ -38,23 +38,6 @@ WORKLOADS = {  # row -> (bench model, per what)
 }
 
 
-class _Sealed(msgspec.Struct, gc=False):
-    ciphertext: bytes
-    nonce: bytes
-    response_hash: bytes | None = None
-
-
-class _Request(msgspec.Struct, gc=False):
-    ciphertext: bytes
-    client_dh_public_key: bytes
-    node_dh_public_key: bytes
-    nonce: bytes
-    salt: bytes
-    plaintext_body_hash: bytes
-    model_name: str
-    stack_small_id: int
-
-
 def best_us(fn: Callable[[], Any], number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=9, timer=time.process_time)) / number * 1e6
 
@@ -63,7 +46,7 @@ def floors() -> dict[str, float]:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from atoma_core._crypto import _private_key_maker
+    from atoma_core._crypto import _private_key_maker, _Sealed, _SealedRequest  # the wire's shapes
     from atoma_core._hkdf import hkdf_sha256
 
     make = _private_key_maker()
@@ -101,15 +84,15 @@ def floors() -> dict[str, float]:
         salt, nonce = secrets[32:48], secrets[48:]
         aead = AESGCM(hkdf_sha256(salt, own.exchange(node_public)))
         return write(
-            _Request(
-                aead.encrypt(nonce, REQUEST, None),
-                own.public_key().public_bytes_raw(),
-                node_raw,
-                nonce,
-                salt,
-                blake(REQUEST),
-                "bench:small",
-                1,
+            _SealedRequest(
+                ciphertext=aead.encrypt(nonce, REQUEST, None),
+                client_dh_public_key=own.public_key().public_bytes_raw(),
+                node_dh_public_key=node_raw,
+                nonce=nonce,
+                salt=salt,
+                plaintext_body_hash=blake(REQUEST),
+                model_name="bench:small",
+                stack_small_id=1,
             )
         )
 

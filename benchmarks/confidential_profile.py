@@ -48,8 +48,9 @@ from typing import Any, Awaitable, Callable
 
 import msgspec
 
+from atoma_core._crypto import _SealedRequest  # the sealed request's wire shape
+
 from .clients import MESSAGES, atoma, bare, no_hold
-from .confidential_floor import _Request  # the sealed request, written the floor's way
 from .plan import FULL, Job, jobs
 from .server_process import ServerProcess, median_ratio, pin, run_against
 
@@ -115,15 +116,15 @@ class BareSealed(bare.BareClient):
         own = self.make(fresh[:32])
         salt, nonce = fresh[32:48], fresh[48:]
         aead = AESGCM(self.hkdf(salt, own.exchange(self.node)))
-        sealed = _Request(
-            aead.encrypt(nonce, plaintext, None),
-            own.public_key().public_bytes_raw(),
-            self.node_raw,
-            nonce,
-            salt,
-            _blake2b_256(plaintext),
-            model,
-            self.stack,
+        sealed = _SealedRequest(
+            ciphertext=aead.encrypt(nonce, plaintext, None),
+            client_dh_public_key=own.public_key().public_bytes_raw(),
+            node_dh_public_key=self.node_raw,
+            nonce=nonce,
+            salt=salt,
+            plaintext_body_hash=_blake2b_256(plaintext),
+            model_name=model,
+            stack_small_id=self.stack,
         )
         return _write(sealed), aead
 
