@@ -155,15 +155,7 @@ class SSEDecoder:
         self._parts.append(data[:start])
         block = b"".join(self._parts)
         self._parts.clear()
-        if len(block) - 2 > self.max_event_size:
-            raise EventTooLarge(f"an event exceeded {self.max_event_size} bytes")
-        lf = block.find(10)
-        if lf < len(block) - 2:
-            self._parse_block(block[:-2], out)
-        elif block.startswith(b"data: "):  # a one-line block: the common `data: <payload>`
-            out.append(block[6:-2])
-        elif lf > 0 and block[0] != 58:  # 58 is ":": skip comments
-            self._parse_block(block[:-2], out)
+        self._parse_block(block[:-2], out)  # at most one per read: the general parser will do
         return start
 
     def _check_sizes(self, data: bytes) -> None:
