@@ -86,16 +86,10 @@ class SandboxNode:
         if isinstance(message, Mapping):
             usage = message.get("usage") if usage is None else usage
             message = msgspec.json.encode(message)
-        sealed = _signed(key.seal(message))
-        out: dict[str, Any] = {
-            "ciphertext": sealed.ciphertext,
-            "nonce": sealed.nonce,
-            "response_hash": sealed.response_hash,
-            "signature": sealed.signature,
-        }
+        sealed: dict[str, Any] = msgspec.to_builtins(_signed(key.seal(message)))
         if usage is not None:
-            out["usage"] = dict(usage)
-        return out
+            sealed["usage"] = dict(usage)
+        return sealed
 
     def seal_event(self, key: ResponseKey, data: bytes) -> bytes:
         """One stream event's `data:` payload sealed, as the JSON bytes to send: what `seal` gives,
