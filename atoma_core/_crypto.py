@@ -370,9 +370,10 @@ def seal_body(
 
     Flat on purpose (one call, `_agree`, shared with `derive_key`): it runs once per attempt
     right after the event loop woke up, with the caches cold, where every call and every distinct
-    piece of OpenSSL costs several times its warm price (benchmarks/profiles/confidential-small.md). The private key is made from
-    32 bytes of `os.urandom`, drawn with the salt and nonce in one system call (cheaper in the
-    loop than `X25519PrivateKey.generate()` and its second trip through OpenSSL's generator).
+    piece of OpenSSL costs several times its warm price (benchmarks/profiles/confidential-small.md).
+    The private key is made from 32 bytes of `os.urandom`, drawn with the salt and nonce in one
+    system call (cheaper in the loop than `X25519PrivateKey.generate()` and its second trip
+    through OpenSSL's generator).
     `ephemeral` fixes the key, salt and nonce, as for `seal_request` (known-answer tests only).
     """
     global _private_from_bytes
