@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HedgeBudget", "Resilience"]
 
-Key = tuple[str, "str | None"]  # (server_url, model)
 SAMPLES = 256  # times to first byte kept per (server, model)
 
 
@@ -55,84 +54,79 @@ class HedgeBudget:
 class Latencies:
     """The recent times to first byte (seconds) of one (server, model), newest last."""
 
-    __slots__ = ("breaker", "samples", "sorted")
+    __slots__ = ("_sorted", "breaker", "samples")
 
     def __init__(self, breaker: CircuitBreaker | None) -> None:
         self.samples: deque[float] = deque(maxlen=SAMPLES)
-        # The samples sorted, made by the first `quantile` after a change; `add` drops it (the
-        # request path does the same two steps inline on every answer).
-        self.sorted: list[float] | None = None
+        self._sorted: list[float] | None = None  # made by the first `quantile` after a change
         self.breaker = breaker  # of the same (server, model), if the core keeps breakers
 
     def add(self, seconds: float) -> None:
         self.samples.append(seconds)
-        self.sorted = None
+        self._sorted = None
 
     def quantile(self, q: float) -> float:
         """The `q` quantile (nearest rank) of the samples; sorted once per change."""
-        ordered = self.sorted
+        ordered = self._sorted
         if ordered is None:
-            ordered = self.sorted = sorted(self.samples)
+            ordered = self._sorted = sorted(self.samples)
         rank = max(0, math.ceil(q * len(ordered)) - 1)
         return ordered[rank]
 
 
 class Resilience:
-    """Per-core state: breakers and latencies by (server, model), the hedge budget."""
+    """Per-core state: a latency book per (server, model), each with its breaker; the hedge budget."""
 
     def __init__(self, breaker: Breaker | None, hooks_of: Callable[[], tuple[Hooks, ...]]) -> None:
         self.breaker = breaker
-        self.breakers: dict[Key, CircuitBreaker] = {}
-        self.latencies: dict[Key, Latencies] = {}
-        # The same books by server, then model: what a call looks up, with no key tuple to make.
-        self.by_server: dict[str, dict[str | None, Latencies]] = {}
+        # The books by server, then model (no key tuple to make per call); each holds its breaker.
+        self.books: dict[str, dict[str | None, Latencies]] = {}
         self.hedge = HedgeBudget()
         self._notify = notifier(hooks_of)
 
     def of(self, server_url: str, model: str | None) -> Latencies:
         """The latency book of this target, with its breaker (None without `Breaker` config),
         made on first use: one lookup per target of a call."""
-        books = self.by_server.get(server_url)
-        if books is not None:
-            book = books.get(model)
-            if book is not None:
-                return book
-        else:
-            books = self.by_server[server_url] = {}
-        key = (server_url, model)
-        breaker = None
-        if self.breaker is not None:
-            breaker = self.breakers[key] = CircuitBreaker(self.breaker, server_url, model, self._notify)
-        book = books[model] = self.latencies[key] = Latencies(breaker)
+        books = self.books.get(server_url)
+        if books is None:
+            books = self.books[server_url] = {}
+        book = books.get(model)
+        if book is None:
+            breaker = None
+            if self.breaker is not None:
+                breaker = CircuitBreaker(self.breaker, server_url, model, self._notify)
+            book = books[model] = Latencies(breaker)
         return book
 
     def hedge_delay(self, hedge: Hedge, server_url: str, model: str | None) -> float:
         """The wait before a copy: fixed, or the learned quantile once enough samples are in."""
         if hedge.delay is not None:
             return hedge.delay
-        book = self.latencies.get((server_url, model))
+        book = self.books.get(server_url, {}).get(model)
         if book is None or len(book.samples) < hedge.min_samples:
             return hedge.initial_delay
         return book.quantile(hedge.quantile)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything as plain data: lists of dicts, numbers, strings, None."""
-        latencies = []
-        for (server_url, model), book in self.latencies.items():
-            if not book.samples:  # nothing answered there yet
-                continue
-            latencies.append(
-                {
-                    "server_url": server_url,
-                    "model": model,
-                    "samples": len(book.samples),
-                    "p50": book.quantile(0.5),
-                    "p95": book.quantile(0.95),
-                    "p99": book.quantile(0.99),
-                }
-            )
+        breakers, latencies = [], []
+        for server_url, books in self.books.items():
+            for model, book in books.items():
+                if book.breaker is not None:
+                    breakers.append(book.breaker.snapshot())
+                if book.samples:  # else nothing answered there yet
+                    latencies.append(
+                        {
+                            "server_url": server_url,
+                            "model": model,
+                            "samples": len(book.samples),
+                            "p50": book.quantile(0.5),
+                            "p95": book.quantile(0.95),
+                            "p99": book.quantile(0.99),
+                        }
+                    )
         return {
-            "breakers": [b.snapshot() for b in self.breakers.values()],
+            "breakers": breakers,
             "latencies": latencies,
             "hedge": self.hedge.snapshot(),
         }
