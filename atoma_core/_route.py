@@ -234,12 +234,7 @@ def plan(
             lanes.clear()
         lane = lanes[op] = Lane(policy, op, nested, encode)
     ctx.route = lane
-    server, model = server_url or core.server_url, getattr(request, "model", None)
-    targets = lane.targets.get(server)
-    target = targets.get(model) if targets is not None else None
-    if target is None:
-        target = lane.first(server, model, url)
-    ctx.target = target
+    target = ctx.target = lane.first(server_url or core.server_url, getattr(request, "model", None), url)
     if lane.hedge is not None:
         policy.state.hedge.calls += 1
         ctx.walk = Walk(lane, op, target, request, body)
